@@ -1,0 +1,101 @@
+<#
+.SYNOPSIS
+    Builds, tests and demonstrates the FileShare module.
+.DESCRIPTION
+    Build  (default) compiles Release and lays the module out in out/FileShare/<version>/.
+    Test   builds, runs the xunit suites, then Pester against the built module; ends with "Tests: N passed, N failed".
+    Demo   builds, then shares ten folders and downloads every file from them, verifying each SHA-256.
+    Clean  removes build output.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 Test
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    # Demo only: size of the large sample file.
+    [long] $DemoLargeFileBytes = 1GB
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$repo = $PSScriptRoot
+$version = (Select-Xml -Path "$repo/Directory.Build.props" -XPath '//Version').Node.InnerText
+$outRoot = Join-Path $repo 'out'
+$moduleDir = Join-Path $outRoot "FileShare/$version"
+
+function Invoke-Native {
+    param([string] $File, [string[]] $Arguments)
+    & $File @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "'$File $($Arguments -join ' ')' failed with exit code $LASTEXITCODE." }
+}
+
+function Invoke-Build {
+    if (-not (Get-Command dotnet -ErrorAction SilentlyContinue)) { throw 'The .NET SDK (dotnet) is required.' }
+    $publish = Join-Path $repo "obj/publish"
+    Invoke-Native dotnet @('publish', "$repo/src/FileShare.PowerShell/FileShare.PowerShell.csproj", '-c', $Configuration, '-o', $publish, '--nologo', '-v', 'quiet')
+
+    if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
+    $bin = New-Item -ItemType Directory -Path (Join-Path $moduleDir 'bin') -Force
+    foreach ($file in 'FileShare.dll', 'FileShare.pdb', 'FileShare.Core.dll', 'FileShare.Core.pdb') {
+        Copy-Item (Join-Path $publish $file) $bin
+    }
+    Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
+    (Get-Content "$repo/module/FileShare.psd1" -Raw).Replace('{{ModuleVersion}}', $version) |
+        Set-Content (Join-Path $moduleDir 'FileShare.psd1') -NoNewline
+    Write-Host "Built FileShare $version into $moduleDir"
+    Write-Host "To use it: `$env:PSModulePath = '$outRoot' + [IO.Path]::PathSeparator + `$env:PSModulePath; Import-Module FileShare"
+}
+
+function Get-TrxCounts([string] $Path) {
+    $counters = ([xml](Get-Content $Path -Raw)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $results = Join-Path $outRoot 'test-results'
+    if (Test-Path $results) { Remove-Item $results -Recurse -Force }
+    $totals = [ordered]@{ Passed = 0; Failed = 0; Skipped = 0 }
+
+    foreach ($project in 'FileShare.Core.Tests', 'FileShare.PowerShell.Tests') {
+        Write-Host "== xunit: $project"
+        & dotnet test "$repo/tests/$project/$project.csproj" -c $Configuration --nologo `
+            --logger "trx;LogFileName=$project.trx" --logger 'console;verbosity=minimal' --results-directory $results
+        $trx = Join-Path $results "$project.trx"
+        if (-not (Test-Path $trx)) { throw "$project produced no results (build failure?)." }
+        $counts = Get-TrxCounts $trx
+        foreach ($key in 'Passed', 'Failed', 'Skipped') { $totals[$key] += $counts.$key }
+    }
+
+    Write-Host '== Pester'
+    Invoke-Native dotnet @('restore', "$repo/tests/Pester/Pester.Restore.csproj", '--nologo', '-v', 'quiet')
+    $pesterSummary = Join-Path $results 'pester.json'
+    & dotnet "$PSHOME/pwsh.dll" -NoProfile -NonInteractive -File "$repo/tests/Pester/Invoke-Tests.ps1" -ModulePath $moduleDir -SummaryPath $pesterSummary
+    if (-not (Test-Path $pesterSummary)) { throw 'Pester produced no summary.' }
+    $pester = Get-Content $pesterSummary -Raw | ConvertFrom-Json
+    foreach ($key in 'Passed', 'Failed', 'Skipped') { $totals[$key] += $pester.$key }
+
+    Write-Host "Tests: $($totals.Passed) passed, $($totals.Failed) failed, $($totals.Skipped) skipped"
+    if ($totals.Failed -gt 0) { exit 1 }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' { Invoke-Test }
+    'Demo' {
+        Invoke-Build
+        & dotnet "$PSHOME/pwsh.dll" -NoProfile -File "$repo/tools/Demo.ps1" -ModulePath $moduleDir -WorkPath (Join-Path $outRoot 'demo') -LargeFileBytes $DemoLargeFileBytes
+        exit $LASTEXITCODE
+    }
+    'Clean' {
+        foreach ($path in $outRoot, "$repo/obj/publish") { if (Test-Path $path) { Remove-Item $path -Recurse -Force } }
+        Invoke-Native dotnet @('clean', "$repo/FileShare.sln", '-c', $Configuration, '--nologo', '-v', 'quiet')
+    }
+}

@@ -1,0 +1,61 @@
+using System.Collections.Concurrent;
+
+namespace FileShare.Client;
+
+/// <summary>
+/// Keeps handshaken connections per server so many small downloads reuse them instead of paying a connect and a
+/// handshake each. Also remembers which servers answered like the original program.
+/// </summary>
+public sealed class ConnectionPool : IDisposable
+{
+    private readonly ConcurrentDictionary<string, ConcurrentBag<FileShareConnection>> _idle = new();
+    private readonly ConcurrentDictionary<string, bool> _seedServers = new();
+    private volatile bool _disposed;
+
+    public ConnectionPool(FileShareClientOptions? options = null) => Options = options ?? FileShareClientOptions.Default;
+
+    public FileShareClientOptions Options { get; }
+
+    /// <summary>A connection to host:port, and whether it came from the pool (it may have gone stale since).</summary>
+    public async Task<(FileShareConnection Connection, bool Reused)> RentAsync(string host, int port, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_idle.TryGetValue(Endpoint.Format(host, port), out ConcurrentBag<FileShareConnection>? bag) && bag.TryTake(out FileShareConnection? idle))
+        {
+            return (idle, true);
+        }
+
+        return (await FileShareConnection.ConnectAsync(host, port, Options, cancellationToken).ConfigureAwait(false), false);
+    }
+
+    public void Return(FileShareConnection connection)
+    {
+        if (_disposed || !connection.IsReusable)
+        {
+            connection.Dispose();
+            return;
+        }
+
+        _idle.GetOrAdd(connection.Endpoint, static _ => []).Add(connection);
+        if (_disposed && _idle.TryGetValue(connection.Endpoint, out var bag) && bag.TryTake(out var late))
+        {
+            late.Dispose();
+        }
+    }
+
+    public bool IsSeedServer(string host, int port) => _seedServers.ContainsKey(Endpoint.Format(host, port));
+
+    public void MarkSeedServer(string host, int port) => _seedServers[Endpoint.Format(host, port)] = true;
+
+    public void Dispose()
+    {
+        _disposed = true;
+        foreach (ConcurrentBag<FileShareConnection> bag in _idle.Values)
+        {
+            while (bag.TryTake(out FileShareConnection? connection))
+            {
+                connection.Dispose();
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+namespace FileShare.Client;
+
+public enum WireProtocol
+{
+    /// <summary>FileShare's own protocol, falling back to the original one when the server turns out to speak only that.</summary>
+    Auto,
+    FileShare,
+    Seed,
+}
+
+public sealed class FileShareClientOptions
+{
+    public static FileShareClientOptions Default { get; } = new();
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest wait for any bytes from the server before the operation fails.</summary>
+    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public WireProtocol Protocol { get; init; } = WireProtocol.Auto;
+
+    /// <summary>Size of the pooled buffer each download receives into.</summary>
+    public int ReceiveBufferSize { get; init; } = 1024 * 1024;
+}

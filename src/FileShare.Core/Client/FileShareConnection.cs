@@ -1,0 +1,288 @@
+using System.Buffers;
+using System.Net.Sockets;
+using FileShare.Protocol;
+using Microsoft.Win32.SafeHandles;
+
+namespace FileShare.Client;
+
+/// <summary>
+/// One client connection that has completed the FileShare handshake. Requests run one at a time; after an error
+/// that leaves the stream in an unknown state <see cref="IsReusable"/> turns false and the connection should be disposed.
+/// </summary>
+public sealed class FileShareConnection : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly FrameChannel _channel;
+    private readonly FileShareClientOptions _options;
+    private uint _nextRequestId;
+
+    private FileShareConnection(Socket socket, string endpoint, FileShareClientOptions options)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: true);
+        _channel = new FrameChannel(_stream);
+        _options = options;
+        Endpoint = endpoint;
+    }
+
+    /// <summary>host:port as the caller named it.</summary>
+    public string Endpoint { get; }
+
+    public bool IsReusable => !_broken && _pendingRange == 0;
+
+    private bool _broken;
+    private long _pendingRange;
+
+    /// <summary>
+    /// Connects and shakes hands. A server that answers like the original program raises a FileShareException of
+    /// kind <see cref="FileShareErrorKind.NotSupportedBySeedServer"/>.
+    /// </summary>
+    public static async Task<FileShareConnection> ConnectAsync(string host, int port, FileShareClientOptions options, CancellationToken cancellationToken)
+    {
+        Socket socket = await Client.Endpoint.ConnectAsync(host, port, options, cancellationToken).ConfigureAwait(false);
+        var connection = new FileShareConnection(socket, Client.Endpoint.Format(host, port), options);
+        try
+        {
+            await connection.HandshakeAsync(cancellationToken).ConfigureAwait(false);
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    public async Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, bool recursive, CancellationToken cancellationToken)
+    {
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        var entries = new List<RemoteEntry>();
+        try
+        {
+            uint id = ++_nextRequestId;
+            SpanWriter writer = _channel.BeginFrame(1 + SpanWriter.StringSize(folder));
+            Messages.WriteListRequest(ref writer, folder, recursive ? ListOptions.Recursive : ListOptions.None);
+            await _channel.SendFrameAsync(FrameType.ListRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
+            bool last;
+            do
+            {
+                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, deadline).ConfigureAwait(false);
+                last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
+                ThrowIfFailed(status, message, folder);
+            }
+            while (!last);
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, folder) is { } translated)
+        {
+            throw translated;
+        }
+
+        foreach (RemoteEntry entry in entries)
+        {
+            if (!SharePath.TrySplit(entry.Name, out _, out string? reason))
+            {
+                _broken = true;
+                throw new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} listed a file named '{entry.Name}', which is refused: {reason}.", Endpoint, entry.Name);
+            }
+        }
+
+        return entries;
+    }
+
+    public async Task<RemoteEntry> StatAsync(string path, CancellationToken cancellationToken)
+    {
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        try
+        {
+            uint id = ++_nextRequestId;
+            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path));
+            Messages.WritePathRequest(ref writer, path);
+            await _channel.SendFrameAsync(FrameType.StatRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(FrameType.StatReply, id, deadline).ConfigureAwait(false);
+            RemoteEntry? entry = Messages.ReadStatReply(frame.Body.Span, out StatusCode status, out string? message);
+            ThrowIfFailed(status, message, path);
+            return entry!;
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    /// <summary>
+    /// Asks for a range (length -1: to the end) and returns the server's promise. The caller must then take exactly
+    /// <see cref="RangeReply.DataLength"/> bytes with <see cref="ReceiveRangeAsync"/> before the next request.
+    /// </summary>
+    public async Task<RangeReply> RequestRangeAsync(string path, long offset, long length, CancellationToken cancellationToken)
+    {
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        try
+        {
+            uint id = ++_nextRequestId;
+            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 16);
+            Messages.WriteReadRequest(ref writer, path, offset, length);
+            await _channel.SendFrameAsync(FrameType.ReadRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, deadline).ConfigureAwait(false);
+            RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
+            ThrowIfFailed(status, message, path);
+            _pendingRange = reply!.Value.DataLength;
+            return reply.Value;
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    /// <summary>Receives the bytes promised by the last <see cref="RequestRangeAsync"/> and writes them to <paramref name="target"/> at <paramref name="targetOffset"/>.</summary>
+    public async Task ReceiveRangeAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, CancellationToken cancellationToken)
+    {
+        long count = _pendingRange;
+        _pendingRange = 0;
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        try
+        {
+            long remaining = count;
+            while (remaining > 0)
+            {
+                deadline.CancelAfter(_options.ReadTimeout);
+                int read = await _stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(remaining, buffer.Length)), deadline.Token).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
+                        $"{Endpoint} closed the connection after {count - remaining:N0} of {count:N0} bytes of '{path}'.", Endpoint, path);
+                }
+
+                RandomAccess.Write(target, buffer.AsSpan(0, read), targetOffset);
+                targetOffset += read;
+                remaining -= read;
+                progress?.Add(read);
+            }
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public void Dispose()
+    {
+        _broken = true;
+        _stream.Dispose();
+        _channel.Dispose();
+    }
+
+    private async Task HandshakeAsync(CancellationToken cancellationToken)
+    {
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        try
+        {
+            Messages.WriteClientHello(hello, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, features: 0);
+            await _stream.WriteAsync(hello, deadline.Token).ConfigureAwait(false);
+            Array.Clear(hello);
+            int received = 0;
+            while (received < hello.Length)
+            {
+                int read = await _stream.ReadAsync(hello.AsMemory(received), deadline.Token).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                received += read;
+            }
+
+            if (received < hello.Length || !Messages.StartsWithMagic(hello))
+            {
+                throw SeedAnswer.Looks(hello.AsSpan(0, received))
+                    ? new FileShareException(FileShareErrorKind.NotSupportedBySeedServer, $"{Endpoint} speaks only the original FileShare protocol, which can fetch a named file but cannot list or stat.", Endpoint)
+                    : new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} did not answer the FileShare handshake; is it a FileShare server?", Endpoint);
+            }
+
+            (ushort version, ushort status, _) = Messages.ReadHello(hello);
+            ThrowIfFailed((StatusCode)status, $"handshake refused (protocol version {version})", null);
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, null) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    private CancellationTokenSource BeginRequest(CancellationToken cancellationToken)
+    {
+        if (!IsReusable)
+        {
+            throw new InvalidOperationException($"The connection to {Endpoint} is in an unknown state and cannot take another request.");
+        }
+
+        var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.ReadTimeout);
+        return deadline;
+    }
+
+    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, CancellationTokenSource deadline)
+    {
+        deadline.CancelAfter(_options.ReadTimeout);
+        Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
+        if (frame is null)
+        {
+            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection.", Endpoint);
+        }
+
+        if ((frame.Value.Type != expected && frame.Value.Type != FrameType.ErrorReply) || frame.Value.RequestId != requestId)
+        {
+            throw new ProtocolException($"expected reply {expected} to request {requestId}, got {frame.Value.Type} to {frame.Value.RequestId}");
+        }
+
+        return frame.Value;
+    }
+
+    private void ThrowIfFailed(StatusCode status, string? message, string? path)
+    {
+        if (status == StatusCode.Ok)
+        {
+            return;
+        }
+
+        (FileShareErrorKind kind, string what) = status switch
+        {
+            StatusCode.NotFound => (FileShareErrorKind.NotFound, "not found"),
+            StatusCode.PathRefused => (FileShareErrorKind.PathRefused, "path refused"),
+            StatusCode.NotAFile => (FileShareErrorKind.NotAFile, "not a file"),
+            StatusCode.Busy => (FileShareErrorKind.Busy, "server busy"),
+            StatusCode.UnsupportedVersion => (FileShareErrorKind.UnsupportedVersion, "unsupported protocol version"),
+            StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
+            _ => (FileShareErrorKind.BadRequest, "bad request"),
+        };
+        string subject = path is null ? Endpoint : $"'{path}' on {Endpoint}";
+        throw new FileShareException(kind, $"{subject}: {what} ({message}).", Endpoint, path);
+    }
+
+    /// <summary>Turns transport failures into FileShareExceptions naming this server; user cancellation passes through.</summary>
+    private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
+    {
+        if (e is not FileShareException || ((FileShareException)e).Kind is FileShareErrorKind.IncompleteTransfer or FileShareErrorKind.ProtocolError or FileShareErrorKind.ConnectionFailed)
+        {
+            _broken = true;
+        }
+
+        string subject = path is null ? Endpoint : $"'{path}' from {Endpoint}";
+        return e switch
+        {
+            FileShareException => null,
+            OperationCanceledException when cancellationToken.IsCancellationRequested => null,
+            OperationCanceledException => new FileShareException(FileShareErrorKind.Timeout, $"No answer for {subject} within {_options.ReadTimeout.TotalSeconds:0.#} s.", Endpoint, path, e),
+            ProtocolException => new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} broke the protocol: {e.Message}.", Endpoint, path, e),
+            EndOfStreamException => new FileShareException(FileShareErrorKind.IncompleteTransfer, $"{Endpoint} closed the connection in the middle of a reply for {subject}.", Endpoint, path, e),
+            IOException or SocketException or ObjectDisposedException => new FileShareException(FileShareErrorKind.ConnectionFailed, $"Connection to {Endpoint} failed while fetching {subject}: {e.Message}", Endpoint, path, e),
+            _ => null,
+        };
+    }
+}

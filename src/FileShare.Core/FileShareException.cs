@@ -1,0 +1,42 @@
+namespace FileShare;
+
+/// <summary>What went wrong, in terms a caller can act on; the PowerShell layer maps each to a stable ErrorId.</summary>
+public enum FileShareErrorKind
+{
+    ConnectionFailed,
+    Timeout,
+    PortInUse,
+    NotFound,
+    PathRefused,
+    NotAFile,
+    Busy,
+    BadRequest,
+    ServerError,
+    ProtocolError,
+    UnsupportedVersion,
+    NotSupportedBySeedServer,
+    IncompleteTransfer,
+    DestinationExists,
+    DestinationConflict,
+    InvalidPath,
+}
+
+/// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>
+public sealed class FileShareException : Exception
+{
+    public FileShareException(FileShareErrorKind kind, string message, string? endpoint = null, string? path = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        Kind = kind;
+        Endpoint = endpoint;
+        RemotePath = path;
+    }
+
+    public FileShareErrorKind Kind { get; }
+
+    /// <summary>host:port of the server involved, if any.</summary>
+    public string? Endpoint { get; }
+
+    /// <summary>The file or folder involved, as the request named it.</summary>
+    public string? RemotePath { get; }
+}

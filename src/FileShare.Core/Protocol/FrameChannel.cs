@@ -1,0 +1,111 @@
+using System.Buffers;
+using System.Buffers.Binary;
+
+namespace FileShare.Protocol;
+
+public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemory<byte> Body);
+
+/// <summary>
+/// Length-prefixed frames over a stream: [u32 body length][u8 type][u32 request id][body]. Used by both ends.
+/// Buffers come from the shared pool and start small; they grow only when a frame needs it.
+/// A frame's body is valid until the next read.
+/// </summary>
+public sealed class FrameChannel : IDisposable
+{
+    private const int InitialBuffer = 4096;
+    private readonly Stream _stream;
+    private readonly int _maxBody;
+    private byte[] _receive;
+    private byte[] _send;
+
+    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody)
+    {
+        _stream = stream;
+        _maxBody = maxBody;
+        _receive = ArrayPool<byte>.Shared.Rent(InitialBuffer);
+        _send = ArrayPool<byte>.Shared.Rent(InitialBuffer);
+    }
+
+    public Stream Stream => _stream;
+
+    /// <summary>Reads one frame; null when the peer closed the connection cleanly between frames.</summary>
+    public async ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken)
+    {
+        Memory<byte> header = _receive.AsMemory(0, ProtocolConstants.FrameHeaderLength);
+        int first = await _stream.ReadAsync(header, cancellationToken).ConfigureAwait(false);
+        if (first == 0)
+        {
+            return null;
+        }
+
+        await _stream.ReadExactlyAsync(header[first..], cancellationToken).ConfigureAwait(false);
+        uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
+        var type = (FrameType)header.Span[4];
+        uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header.Span[5..]);
+        if (bodyLength > (uint)_maxBody)
+        {
+            throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
+        }
+
+        EnsureCapacity(ref _receive, (int)bodyLength);
+        Memory<byte> body = _receive.AsMemory(0, (int)bodyLength);
+        await _stream.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
+        return new Frame(type, requestId, body);
+    }
+
+    /// <summary>Gives a writer over the body of the next frame, with room for at least <paramref name="bodyCapacity"/> bytes.</summary>
+    public SpanWriter BeginFrame(int bodyCapacity)
+    {
+        if (bodyCapacity > _maxBody)
+        {
+            throw new ProtocolException($"Frame of {bodyCapacity} bytes exceeds the limit of {_maxBody}.");
+        }
+
+        EnsureCapacity(ref _send, ProtocolConstants.FrameHeaderLength + bodyCapacity);
+        return new SpanWriter(_send.AsSpan(ProtocolConstants.FrameHeaderLength, bodyCapacity));
+    }
+
+    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled.</summary>
+    public ValueTask SendFrameAsync(FrameType type, uint requestId, int bodyLength, CancellationToken cancellationToken)
+    {
+        Span<byte> header = _send.AsSpan(0, ProtocolConstants.FrameHeaderLength);
+        BinaryPrimitives.WriteUInt32BigEndian(header, (uint)bodyLength);
+        header[4] = (byte)type;
+        BinaryPrimitives.WriteUInt32BigEndian(header[5..], requestId);
+        return _stream.WriteAsync(_send.AsMemory(0, ProtocolConstants.FrameHeaderLength + bodyLength), cancellationToken);
+    }
+
+    public ValueTask SendErrorAsync(FrameType type, uint requestId, StatusCode status, string message, CancellationToken cancellationToken)
+    {
+        SpanWriter writer = BeginFrame(2 + SpanWriter.StringSize(message) + 8);
+        Messages.WriteError(ref writer, status, message);
+        return SendFrameAsync(type, requestId, writer.Position, cancellationToken);
+    }
+
+    public void Dispose()
+    {
+        ReturnOnce(ref _receive);
+        ReturnOnce(ref _send);
+    }
+
+    private static void ReturnOnce(ref byte[] buffer)
+    {
+        byte[] rented = Interlocked.Exchange(ref buffer, []);
+        if (rented.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static void EnsureCapacity(ref byte[] buffer, int needed)
+    {
+        if (buffer.Length >= needed)
+        {
+            return;
+        }
+
+        byte[] larger = ArrayPool<byte>.Shared.Rent(needed);
+        ArrayPool<byte>.Shared.Return(buffer);
+        buffer = larger;
+    }
+}

@@ -1,0 +1,207 @@
+namespace FileShare.Protocol;
+
+/// <summary>
+/// Encoders and decoders for every message body. Both the server and the client call these, so a field can only
+/// change in one place.
+/// </summary>
+public static class Messages
+{
+    public static void WriteClientHello(Span<byte> destination, ushort minVersion, ushort maxVersion, uint features)
+    {
+        var writer = new SpanWriter(destination);
+        writer.WriteBytes(ProtocolConstants.Magic);
+        writer.WriteUInt16(minVersion);
+        writer.WriteUInt16(maxVersion);
+        writer.WriteUInt32(features);
+    }
+
+    public static void WriteServerHello(Span<byte> destination, ushort version, StatusCode status, uint features)
+    {
+        var writer = new SpanWriter(destination);
+        writer.WriteBytes(ProtocolConstants.Magic);
+        writer.WriteUInt16(version);
+        writer.WriteUInt16((ushort)status);
+        writer.WriteUInt32(features);
+    }
+
+    public static bool StartsWithMagic(ReadOnlySpan<byte> data) =>
+        data.Length >= ProtocolConstants.Magic.Length && data[..ProtocolConstants.Magic.Length].SequenceEqual(ProtocolConstants.Magic);
+
+    /// <summary>Reads either hello: the version field is a range start for the client and the chosen version for the server.</summary>
+    public static (ushort First, ushort Second, uint Features) ReadHello(ReadOnlySpan<byte> source)
+    {
+        if (!StartsWithMagic(source))
+        {
+            throw new ProtocolException("Peer did not send the FileShare handshake.");
+        }
+
+        var reader = new SpanReader(source[ProtocolConstants.Magic.Length..ProtocolConstants.HelloLength]);
+        return (reader.ReadUInt16(), reader.ReadUInt16(), reader.ReadUInt32());
+    }
+
+    public static void WriteListRequest(ref SpanWriter writer, string folder, ListOptions options)
+    {
+        writer.WriteByte((byte)options);
+        writer.WriteString(folder);
+    }
+
+    public static (string Folder, ListOptions Options) ReadListRequest(ReadOnlySpan<byte> body)
+    {
+        var reader = new SpanReader(body);
+        var options = (ListOptions)reader.ReadByte();
+        string folder = reader.ReadString();
+        reader.EnsureEnd();
+        return (folder, options);
+    }
+
+    public static void WritePathRequest(ref SpanWriter writer, string path) => writer.WriteString(path);
+
+    public static string ReadPathRequest(ReadOnlySpan<byte> body)
+    {
+        var reader = new SpanReader(body);
+        string path = reader.ReadString();
+        reader.EnsureEnd();
+        return path;
+    }
+
+    public static void WriteReadRequest(ref SpanWriter writer, string path, long offset, long length)
+    {
+        writer.WriteString(path);
+        writer.WriteInt64(offset);
+        writer.WriteInt64(length);
+    }
+
+    public static (string Path, long Offset, long Length) ReadReadRequest(ReadOnlySpan<byte> body)
+    {
+        var reader = new SpanReader(body);
+        string path = reader.ReadString();
+        long offset = reader.ReadInt64();
+        long length = reader.ReadInt64();
+        reader.EnsureEnd();
+        return (path, offset, length);
+    }
+
+    /// <summary>Every reply starts with a status; a failed reply carries only a message after it.</summary>
+    public static void WriteError(ref SpanWriter writer, StatusCode status, string message)
+    {
+        writer.WriteUInt16((ushort)status);
+        writer.WriteString(message.Length > 1024 ? message[..1024] : message);
+    }
+
+    public static StatusCode ReadStatus(ref SpanReader reader, out string? message)
+    {
+        var status = (StatusCode)reader.ReadUInt16();
+        message = null;
+        if (status != StatusCode.Ok)
+        {
+            // The message ends a failed reply; checked here because the callers return as soon as they see the status.
+            message = reader.ReadString(4096);
+            reader.EnsureEnd();
+        }
+
+        return status;
+    }
+
+    public static int EntrySize(RemoteEntry entry) => SpanWriter.StringSize(entry.Name) + 8 + 8 + 1;
+
+    public static void WriteEntry(ref SpanWriter writer, RemoteEntry entry)
+    {
+        writer.WriteString(entry.Name);
+        writer.WriteInt64(entry.Length);
+        writer.WriteInt64(entry.LastWriteTimeUtc.Ticks);
+        writer.WriteByte((byte)entry.Kind);
+    }
+
+    public static RemoteEntry ReadEntry(ref SpanReader reader)
+    {
+        string name = reader.ReadString();
+        long length = reader.ReadInt64();
+        long ticks = reader.ReadInt64();
+        var kind = (EntryKind)reader.ReadByte();
+        if (length < 0 || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks)
+        {
+            throw new ProtocolException($"Entry '{name}' has an impossible length or time.");
+        }
+
+        return new RemoteEntry(name, length, new DateTime(ticks, DateTimeKind.Utc), kind);
+    }
+
+    /// <summary>List reply layout: status, isLast byte, entry count, entries.</summary>
+    public const int ListReplyPrefix = 2 + 1 + 4;
+
+    public static void WriteListReplyPrefix(ref SpanWriter writer, bool isLast, int count)
+    {
+        writer.WriteUInt16((ushort)StatusCode.Ok);
+        writer.WriteByte(isLast ? (byte)1 : (byte)0);
+        writer.WriteUInt32((uint)count);
+    }
+
+    public static bool ReadListReply(ReadOnlySpan<byte> body, List<RemoteEntry> into, out StatusCode status, out string? message)
+    {
+        var reader = new SpanReader(body);
+        status = ReadStatus(ref reader, out message);
+        if (status != StatusCode.Ok)
+        {
+            return true;
+        }
+
+        bool isLast = reader.ReadByte() != 0;
+        uint count = reader.ReadUInt32();
+        for (uint i = 0; i < count; i++)
+        {
+            into.Add(ReadEntry(ref reader));
+        }
+
+        reader.EnsureEnd();
+        return isLast;
+    }
+
+    public static void WriteStatReply(ref SpanWriter writer, RemoteEntry entry)
+    {
+        writer.WriteUInt16((ushort)StatusCode.Ok);
+        WriteEntry(ref writer, entry);
+    }
+
+    public static RemoteEntry? ReadStatReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message)
+    {
+        var reader = new SpanReader(body);
+        status = ReadStatus(ref reader, out message);
+        if (status != StatusCode.Ok)
+        {
+            return null;
+        }
+
+        RemoteEntry entry = ReadEntry(ref reader);
+        reader.EnsureEnd();
+        return entry;
+    }
+
+    public static void WriteReadReply(ref SpanWriter writer, RangeReply reply)
+    {
+        writer.WriteUInt16((ushort)StatusCode.Ok);
+        writer.WriteInt64(reply.DataLength);
+        writer.WriteInt64(reply.FileLength);
+        writer.WriteInt64(reply.LastWriteTimeUtc.Ticks);
+    }
+
+    public static RangeReply? ReadReadReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message)
+    {
+        var reader = new SpanReader(body);
+        status = ReadStatus(ref reader, out message);
+        if (status != StatusCode.Ok)
+        {
+            return null;
+        }
+
+        long dataLength = reader.ReadInt64();
+        long fileLength = reader.ReadInt64();
+        long ticks = reader.ReadInt64();
+        reader.EnsureEnd();
+        if (dataLength < 0 || fileLength < 0 || dataLength > fileLength || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks)
+        {
+            throw new ProtocolException("Read reply has an impossible length or time.");
+        }
+
+        return new RangeReply(dataLength, fileLength, new DateTime(ticks, DateTimeKind.Utc));
+    }
+}

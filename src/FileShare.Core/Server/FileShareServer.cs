@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+
+namespace FileShare.Server;
+
+/// <summary>
+/// One TCP listener sharing one folder read-only. Accepts asynchronously and serves each connection as a task on
+/// the thread pool; stopping unbinds at once, lets requests in flight finish within a timeout, then cuts the rest.
+/// </summary>
+public sealed class FileShareServer : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<long, ServerConnection> _connections = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _aborting = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Socket? _listener;
+    private Task _acceptLoop = Task.CompletedTask;
+    private long _nextConnectionId;
+    private int _stopRequested;
+
+    public FileShareServer(FileShareServerOptions options)
+    {
+        Options = options;
+        Root = SharePath.RealRoot(options.Root);
+    }
+
+    public FileShareServerOptions Options { get; }
+
+    /// <summary>The shared folder as a full path with links resolved.</summary>
+    public string Root { get; }
+
+    public ServerStatistics Statistics { get; } = new();
+
+    public IPEndPoint? LocalEndPoint { get; private set; }
+
+    public int Port => LocalEndPoint?.Port ?? Options.Port;
+
+    /// <summary>Called on a connection's thread once per request; must be quick and must not throw.</summary>
+    public Action<RequestLogRecord>? RequestCompleted { get; set; }
+
+    /// <summary>Completes when the server has stopped and every connection is closed.</summary>
+    public Task Completion => _stopped.Task;
+
+    /// <summary>Binds and starts accepting. A port in use is a <see cref="FileShareException"/> of kind PortInUse.</summary>
+    public void Start()
+    {
+        if (_listener is not null)
+        {
+            throw new InvalidOperationException("The server is already started.");
+        }
+
+        Directory.CreateDirectory(Root);
+        Socket listener = Bind(Options.BindAddress, Options.Port);
+        try
+        {
+            listener.Listen(Options.Backlog);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        _listener = listener;
+        LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        _acceptLoop = AcceptLoopAsync(listener);
+    }
+
+    /// <summary>
+    /// Stops accepting and frees the port at once, lets requests in flight finish for up to <paramref name="drainTimeout"/>,
+    /// then closes whatever is left.
+    /// </summary>
+    public async Task StopAsync(TimeSpan drainTimeout)
+    {
+        if (Interlocked.Exchange(ref _stopRequested, 1) == 1)
+        {
+            await Completion.ConfigureAwait(false);
+            return;
+        }
+
+        _stopping.Cancel();
+        _listener?.Dispose();
+        await _acceptLoop.ConfigureAwait(false);
+
+        Task drained = Task.WhenAll(_connections.Values.Select(c => c.Completion));
+        if (await Task.WhenAny(drained, Task.Delay(drainTimeout)).ConfigureAwait(false) != drained)
+        {
+            _aborting.Cancel();
+            await drained.ConfigureAwait(false);
+        }
+
+        _stopped.TrySetResult();
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.Zero));
+
+    private static Socket Bind(IPAddress? address, int port)
+    {
+        bool dualStack = address is null && Socket.OSSupportsIPv6;
+        IPAddress bindAddress = address ?? (dualStack ? IPAddress.IPv6Any : IPAddress.Any);
+        var socket = new Socket(bindAddress.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (dualStack)
+            {
+                socket.DualMode = true;
+            }
+
+            // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT too, which would let a second server share the port silently.
+            socket.Bind(new IPEndPoint(bindAddress, port));
+            return socket;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            socket.Dispose();
+            var endpoint = new IPEndPoint(bindAddress, port);
+            throw new FileShareException(FileShareErrorKind.PortInUse, $"Port {port} is already in use (could not bind {endpoint}).", endpoint.ToString(), inner: e);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || (e is SocketException && _stopping.IsCancellationRequested))
+            {
+                break;
+            }
+            catch (SocketException)
+            {
+                // A connection reset while still in the backlog; the listener itself is fine.
+                continue;
+            }
+
+            long id = Interlocked.Increment(ref _nextConnectionId);
+            bool busy = _connections.Count >= Options.MaxConnections;
+            var connection = new ServerConnection(this, client, busy, _stopping.Token, _aborting.Token);
+            _connections[id] = connection;
+            connection.Start(() => _connections.TryRemove(id, out _));
+        }
+    }
+
+    internal void Report(RequestLogRecord record)
+    {
+        Statistics.RequestServed();
+        try
+        {
+            RequestCompleted?.Invoke(record);
+        }
+        catch
+        {
+            // A faulty log sink must not take a connection down with it.
+        }
+    }
+}

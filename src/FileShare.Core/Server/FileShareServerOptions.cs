@@ -1,0 +1,27 @@
+using System.Net;
+
+namespace FileShare.Server;
+
+public sealed class FileShareServerOptions
+{
+    /// <summary>0 asks the system for a free port; <see cref="FileShareServer.Port"/> then tells which.</summary>
+    public int Port { get; init; }
+
+    public required string Root { get; init; }
+
+    /// <summary>Null binds every interface, IPv6 and IPv4 together where the system allows.</summary>
+    public IPAddress? BindAddress { get; init; }
+
+    public int MaxConnections { get; init; } = 256;
+
+    public int Backlog { get; init; } = 512;
+
+    /// <summary>Time a new connection has to send its first bytes.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Time an open connection may sit between requests.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Time a send may make no progress (a client that stopped reading) before the connection is cut.</summary>
+    public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}

@@ -1,0 +1,21 @@
+namespace FileShare.Server;
+
+public enum RequestKind
+{
+    List,
+    Stat,
+    Read,
+    SeedGet,
+    Handshake,
+}
+
+/// <summary>One line of a server's log: one request, or one refused connection.</summary>
+public sealed record RequestLogRecord(
+    DateTime Time,
+    int Port,
+    string RemoteEndPoint,
+    RequestKind Request,
+    string Path,
+    long Bytes,
+    TimeSpan Duration,
+    string Outcome);

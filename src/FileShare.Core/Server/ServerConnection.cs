@@ -1,0 +1,367 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using FileShare.Protocol;
+
+namespace FileShare.Server;
+
+/// <summary>
+/// One accepted socket. Its first bytes decide the dialect: the FileShare handshake (leading NUL) or a bare file
+/// name from a client of the original program. FileShare requests are then served one after another until the
+/// client closes, goes idle too long, or the server stops.
+/// </summary>
+internal sealed class ServerConnection
+{
+    private const int SeedMaxName = 1024;
+    private static readonly byte[] SeedOk = "ok"u8.ToArray();
+    private static readonly byte[] SeedNotFound = "-1e"u8.ToArray();
+    private static readonly byte[] SeedServerError = "-2e"u8.ToArray();
+
+    private readonly FileShareServer _server;
+    private readonly Socket _socket;
+    private readonly bool _busy;
+    private readonly CancellationToken _stopping;
+    private readonly CancellationToken _aborting;
+    private readonly string _remote;
+
+    public ServerConnection(FileShareServer server, Socket socket, bool busy, CancellationToken stopping, CancellationToken aborting)
+    {
+        _server = server;
+        _socket = socket;
+        _busy = busy;
+        _stopping = stopping;
+        _aborting = aborting;
+        _remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+    }
+
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    private FileShareServerOptions Options => _server.Options;
+
+    public void Start(Action onClosed)
+    {
+        Completion = Task.Run(async () =>
+        {
+            try
+            {
+                await RunAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                onClosed();
+            }
+        });
+    }
+
+    private async Task RunAsync()
+    {
+        _server.Statistics.ConnectionOpened();
+        using CancellationTokenRegistration abort = _aborting.UnsafeRegister(static s => ((Socket)s!).Dispose(), _socket);
+        _socket.NoDelay = true;
+        using var stream = new NetworkStream(_socket, ownsSocket: true);
+        byte[] first = ArrayPool<byte>.Shared.Rent(SeedMaxName);
+        try
+        {
+            using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+            handshake.CancelAfter(Options.HandshakeTimeout);
+            int peeked = await _socket.ReceiveAsync(first.AsMemory(0, SeedMaxName), SocketFlags.Peek, handshake.Token).ConfigureAwait(false);
+            if (peeked == 0)
+            {
+                return;
+            }
+
+            if (first[0] == 0)
+            {
+                await ServeFileShareAsync(stream, handshake).ConfigureAwait(false);
+            }
+            else
+            {
+                int taken = await _socket.ReceiveAsync(first.AsMemory(0, peeked), SocketFlags.None, handshake.Token).ConfigureAwait(false);
+                await ServeSeedAsync(stream, first.AsMemory(0, taken)).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or ProtocolException or TransferAbortedException)
+        {
+            // The peer went away, timed out, broke the protocol, or the server is stopping: the connection just ends.
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(first);
+            _server.Statistics.ConnectionClosed();
+        }
+    }
+
+    private async Task ServeFileShareAsync(NetworkStream stream, CancellationTokenSource handshake)
+    {
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        await stream.ReadExactlyAsync(hello, handshake.Token).ConfigureAwait(false);
+        (ushort clientMin, ushort clientMax, _) = Messages.ReadHello(hello);
+        ushort version = Math.Min(clientMax, ProtocolConstants.MaxVersion);
+        StatusCode status = version < clientMin || version < ProtocolConstants.MinVersion ? StatusCode.UnsupportedVersion
+            : _busy ? StatusCode.Busy
+            : StatusCode.Ok;
+        Messages.WriteServerHello(hello, version, status, features: 0);
+        await stream.WriteAsync(hello, handshake.Token).ConfigureAwait(false);
+        if (status != StatusCode.Ok)
+        {
+            Log(RequestKind.Handshake, "", 0, Stopwatch.GetTimestamp(), status.ToString());
+            return;
+        }
+
+        using var channel = new FrameChannel(stream);
+        using var sender = new RangeSender(_socket, stream, Options.SendTimeout);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        while (!_stopping.IsCancellationRequested)
+        {
+            idle.CancelAfter(Options.IdleTimeout);
+            Frame? frame = await channel.ReadFrameAsync(idle.Token).ConfigureAwait(false);
+            if (frame is null)
+            {
+                return;
+            }
+
+            // A request in flight finishes even while the server is stopping; only an abort cuts it.
+            await HandleAsync(channel, sender, frame.Value).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleAsync(FrameChannel channel, RangeSender sender, Frame frame)
+    {
+        long started = Stopwatch.GetTimestamp();
+        (FrameType replyType, RequestKind kind) = frame.Type switch
+        {
+            FrameType.ListRequest => (FrameType.ListReply, RequestKind.List),
+            FrameType.StatRequest => (FrameType.StatReply, RequestKind.Stat),
+            FrameType.ReadRequest => (FrameType.ReadReply, RequestKind.Read),
+            _ => (FrameType.ErrorReply, RequestKind.Handshake),
+        };
+
+        string path = "";
+        try
+        {
+            switch (frame.Type)
+            {
+                case FrameType.ListRequest:
+                    (path, ListOptions options) = Messages.ReadListRequest(frame.Body.Span);
+                    await ListAsync(channel, frame.RequestId, path, options, started).ConfigureAwait(false);
+                    return;
+                case FrameType.StatRequest:
+                    path = Messages.ReadPathRequest(frame.Body.Span);
+                    await StatAsync(channel, frame.RequestId, path, started).ConfigureAwait(false);
+                    return;
+                case FrameType.ReadRequest:
+                    (path, long offset, long length) = Messages.ReadReadRequest(frame.Body.Span);
+                    await ReadAsync(channel, sender, frame.RequestId, path, offset, length, started).ConfigureAwait(false);
+                    return;
+                default:
+                    await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, $"Unknown request type 0x{(byte)frame.Type:X2}.", started).ConfigureAwait(false);
+                    return;
+            }
+        }
+        catch (ProtocolException e)
+        {
+            await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, e.Message, started).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ListAsync(FrameChannel channel, uint requestId, string folder, ListOptions options, long started)
+    {
+        if (!TryResolve(folder, out string fullPath, out StatusCode refusal, out string? reason) || !Directory.Exists(fullPath))
+        {
+            StatusCode status = refusal != StatusCode.Ok ? refusal : File.Exists(fullPath) ? StatusCode.NotAFile : StatusCode.NotFound;
+            await RefuseAsync(channel, FrameType.ListReply, requestId, RequestKind.List, folder, status, reason ?? (status == StatusCode.NotAFile ? "not a folder" : "no such folder"), started).ConfigureAwait(false);
+            return;
+        }
+
+        string prefix = folder.Length == 0 ? "" : folder.TrimEnd('/') + "/";
+        var batch = new List<RemoteEntry>();
+        int batchBytes = 0;
+        long total = 0;
+        foreach (RemoteEntry entry in ShareListing.Enumerate(_server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive)))
+        {
+            int size = Messages.EntrySize(entry);
+            if (batchBytes + size > ProtocolConstants.ListChunkTarget && batch.Count > 0)
+            {
+                total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: false).ConfigureAwait(false);
+                batch.Clear();
+                batchBytes = 0;
+            }
+
+            batch.Add(entry);
+            batchBytes += size;
+        }
+
+        total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: true).ConfigureAwait(false);
+        Log(RequestKind.List, folder, total, started, nameof(StatusCode.Ok));
+    }
+
+    private async Task<int> SendListBatchAsync(FrameChannel channel, uint requestId, List<RemoteEntry> batch, int batchBytes, bool isLast)
+    {
+        SpanWriter writer = channel.BeginFrame(Messages.ListReplyPrefix + batchBytes);
+        Messages.WriteListReplyPrefix(ref writer, isLast, batch.Count);
+        foreach (RemoteEntry entry in batch)
+        {
+            Messages.WriteEntry(ref writer, entry);
+        }
+
+        int length = writer.Position;
+        await channel.SendFrameAsync(FrameType.ListReply, requestId, length, _aborting).ConfigureAwait(false);
+        return length;
+    }
+
+    private async Task StatAsync(FrameChannel channel, uint requestId, string path, long started)
+    {
+        if (!TryOpenFile(path, out FileInfo? file, out StatusCode status, out string? reason))
+        {
+            await RefuseAsync(channel, FrameType.StatReply, requestId, RequestKind.Stat, path, status, reason!, started).ConfigureAwait(false);
+            return;
+        }
+
+        var entry = new RemoteEntry(path, file!.Length, file.LastWriteTimeUtc);
+        SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry));
+        Messages.WriteStatReply(ref writer, entry);
+        await channel.SendFrameAsync(FrameType.StatReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
+        Log(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
+    }
+
+    private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
+    {
+        using FileStream? stream = TryOpenForRead(path, out StatusCode status, out string? reason);
+        if (stream is null)
+        {
+            await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, status, reason!, started).ConfigureAwait(false);
+            return;
+        }
+
+        long fileLength = stream.Length;
+        if (offset < 0 || offset > fileLength || length < -1)
+        {
+            await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, StatusCode.RangeNotSatisfiable, $"Range starting at {offset} does not fit a file of {fileLength} bytes.", started).ConfigureAwait(false);
+            return;
+        }
+
+        long count = length == -1 ? fileLength - offset : Math.Min(length, fileLength - offset);
+        SpanWriter writer = channel.BeginFrame(32);
+        Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, File.GetLastWriteTimeUtc(stream.SafeFileHandle)));
+        await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
+
+        long sent = 0;
+        try
+        {
+            await sender.SendAsync(stream, offset, count, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
+            Log(RequestKind.Read, path, sent, started, "Aborted: " + e.Message);
+            throw new TransferAbortedException(e);
+        }
+
+        Log(RequestKind.Read, path, sent, started, nameof(StatusCode.Ok));
+    }
+
+    private async Task ServeSeedAsync(NetworkStream stream, ReadOnlyMemory<byte> request)
+    {
+        long started = Stopwatch.GetTimestamp();
+        string name = Encoding.UTF8.GetString(request.Span);
+        if (_busy)
+        {
+            await stream.WriteAsync(SeedServerError, _aborting).ConfigureAwait(false);
+            Log(RequestKind.SeedGet, name, 0, started, nameof(StatusCode.Busy));
+            return;
+        }
+
+        FileStream? file = TryOpenForRead(name, out StatusCode status, out _);
+        if (file is null)
+        {
+            await stream.WriteAsync(status is StatusCode.NotFound or StatusCode.PathRefused or StatusCode.NotAFile ? SeedNotFound : SeedServerError, _aborting).ConfigureAwait(false);
+            Log(RequestKind.SeedGet, name, 0, started, status.ToString());
+            return;
+        }
+
+        using (file)
+        {
+            await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
+            long sent = 0;
+            using var sender = new RangeSender(_socket, stream, Options.SendTimeout);
+            await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            _socket.Shutdown(SocketShutdown.Send);
+            Log(RequestKind.SeedGet, name, sent, started, nameof(StatusCode.Ok));
+        }
+    }
+
+    private bool TryResolve(string path, out string fullPath, out StatusCode status, out string? reason)
+    {
+        if (SharePath.TryResolve(_server.Root, path, out fullPath, out reason))
+        {
+            status = StatusCode.Ok;
+            return true;
+        }
+
+        status = StatusCode.PathRefused;
+        return false;
+    }
+
+    private bool TryOpenFile(string path, out FileInfo? file, out StatusCode status, out string? reason)
+    {
+        file = null;
+        if (!TryResolve(path, out string fullPath, out status, out reason))
+        {
+            return false;
+        }
+
+        if (path.Length == 0 || Directory.Exists(fullPath))
+        {
+            (status, reason) = (StatusCode.NotAFile, "not a file");
+            return false;
+        }
+
+        var info = new FileInfo(fullPath);
+        if (!info.Exists || PartialFile.IsPartialName(info.Name))
+        {
+            (status, reason) = (StatusCode.NotFound, "no such file");
+            return false;
+        }
+
+        file = info;
+        return true;
+    }
+
+    private FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason)
+    {
+        if (!TryOpenFile(path, out FileInfo? file, out status, out reason))
+        {
+            return null;
+        }
+
+        try
+        {
+            return new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            (status, reason) = (Classify(e), e.Message);
+            return null;
+        }
+    }
+
+    private async Task RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
+    {
+        await channel.SendErrorAsync(replyType, requestId, status, message, _aborting).ConfigureAwait(false);
+        Log(kind, path, 0, started, status.ToString());
+    }
+
+    private static StatusCode Classify(Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => StatusCode.NotFound,
+        UnauthorizedAccessException => StatusCode.PathRefused,
+        _ => StatusCode.ServerError,
+    };
+
+    private void Log(RequestKind kind, string path, long bytes, long started, string outcome) =>
+        _server.Report(new RequestLogRecord(DateTime.UtcNow, _server.Port, _remote, kind, path, bytes, Stopwatch.GetElapsedTime(started), outcome));
+}
+
+/// <summary>A range reply promised bytes that could not all be sent; the connection must close.</summary>
+internal sealed class TransferAbortedException(Exception inner) : Exception("Transfer aborted.", inner);

@@ -1,0 +1,85 @@
+using FileShare.Protocol;
+
+namespace FileShare.Server;
+
+/// <summary>Walks a shared folder and yields the files a client may read, as wire names.</summary>
+internal static class ShareListing
+{
+    private static readonly EnumerationOptions Options = new()
+    {
+        IgnoreInaccessible = true,
+        AttributesToSkip = 0,
+        RecurseSubdirectories = false,
+        ReturnSpecialDirectories = false,
+    };
+
+    public static IEnumerable<RemoteEntry> Enumerate(string root, string folder, string prefix, bool recursive)
+    {
+        var pending = new Stack<(string Folder, string Prefix)>();
+        pending.Push((folder, prefix));
+        while (pending.Count > 0)
+        {
+            (string current, string currentPrefix) = pending.Pop();
+            FileSystemInfo[] children;
+            try
+            {
+                children = new DirectoryInfo(current).GetFileSystemInfos("*", Options);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            Array.Sort(children, static (a, b) => string.CompareOrdinal(a.Name, b.Name));
+            var subfolders = new List<(string, string)>();
+            foreach (FileSystemInfo child in children)
+            {
+                FileSystemInfo? target = ConfinedTarget(root, child);
+                string name = currentPrefix + child.Name;
+                if (target is FileInfo file && !PartialFile.IsPartialName(child.Name))
+                {
+                    yield return new RemoteEntry(name, file.Length, file.LastWriteTimeUtc);
+                }
+                else if (target is DirectoryInfo && recursive)
+                {
+                    subfolders.Add((Path.Join(current, child.Name), name + "/"));
+                }
+            }
+
+            for (int i = subfolders.Count - 1; i >= 0; i--)
+            {
+                pending.Push(subfolders[i]);
+            }
+        }
+    }
+
+    /// <summary>The entry itself, or for a symlink the thing it leads to, when that stays inside the root.</summary>
+    private static FileSystemInfo? ConfinedTarget(string root, FileSystemInfo entry)
+    {
+        if (entry.LinkTarget is null)
+        {
+            return entry;
+        }
+
+        try
+        {
+            FileSystemInfo? final = entry.ResolveLinkTarget(returnFinalTarget: true);
+            if (final is null || !final.Exists)
+            {
+                return null;
+            }
+
+            string real = SharePath.RealRoot(final.FullName);
+            if (!SharePath.IsInside(root, real))
+            {
+                return null;
+            }
+
+            return Directory.Exists(real) ? new DirectoryInfo(real) : new FileInfo(real);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}

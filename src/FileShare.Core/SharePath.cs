@@ -1,0 +1,168 @@
+namespace FileShare;
+
+/// <summary>
+/// The one rule for names that cross the wire, applied by the server to requests and by the client to names a
+/// server sends back: '/'-separated segments, relative, no '..', no backslash, no drive letter, no control
+/// characters. Resolution then keeps the result inside a root, following symlinks only where they stay inside.
+/// </summary>
+public static class SharePath
+{
+    /// <summary>Splits a wire name into segments, or returns why it is refused. An empty name is the root itself.</summary>
+    public static bool TrySplit(string name, out string[] segments, out string? reason)
+    {
+        segments = [];
+        reason = null;
+        if (name.Length == 0)
+        {
+            return true;
+        }
+
+        foreach (char c in name)
+        {
+            if (c < 0x20 || c == 0x7F)
+            {
+                reason = "control characters and NUL are not allowed in a path";
+                return false;
+            }
+
+            if (c == '\\')
+            {
+                reason = "backslashes are not allowed in a path; use '/'";
+                return false;
+            }
+        }
+
+        if (name[0] == '/')
+        {
+            reason = "absolute paths are not allowed";
+            return false;
+        }
+
+        if (name.Length >= 2 && name[1] == ':' && char.IsAsciiLetter(name[0]))
+        {
+            reason = "drive letters are not allowed";
+            return false;
+        }
+
+        string[] parts = name.Split('/');
+        int count = parts.Length;
+        if (parts[^1].Length == 0)
+        {
+            count--;
+        }
+
+        for (int i = 0; i < count; i++)
+        {
+            string part = parts[i];
+            if (part.Length == 0 || part == "." || part == "..")
+            {
+                reason = $"path segment '{part}' is not allowed";
+                return false;
+            }
+
+            // Windows would read "a:b" as an alternate data stream and trims trailing dots and spaces.
+            if (OperatingSystem.IsWindows() && (part.Contains(':') || part.EndsWith('.') || part.EndsWith(' ')))
+            {
+                reason = $"path segment '{part}' is not allowed on this platform";
+                return false;
+            }
+        }
+
+        segments = count == parts.Length ? parts : parts[..count];
+        return true;
+    }
+
+    /// <summary>
+    /// Maps a wire name to a full path under <paramref name="root"/> (a full, link-free path), refusing names that
+    /// break the rule and paths whose symlinks lead outside the root.
+    /// </summary>
+    public static bool TryResolve(string root, string name, out string fullPath, out string? reason)
+    {
+        fullPath = root;
+        if (!TrySplit(name, out string[] segments, out reason))
+        {
+            return false;
+        }
+
+        string current = root;
+        foreach (string segment in segments)
+        {
+            current = Path.Join(current, segment);
+            FileSystemInfo info = new FileInfo(current);
+            if (info.LinkTarget is null)
+            {
+                continue;
+            }
+
+            string? target = ResolveFinalTarget(info);
+            if (target is null || !IsInside(root, target))
+            {
+                reason = "the path leads outside the shared folder";
+                return false;
+            }
+
+            current = target;
+        }
+
+        fullPath = current;
+        return true;
+    }
+
+    /// <summary>Full, normalised path of a local destination for a wire name, which must stay inside <paramref name="root"/>.</summary>
+    public static string ResolveDestination(string root, string name)
+    {
+        if (!TrySplit(name, out string[] segments, out string? reason) || segments.Length == 0)
+        {
+            throw new FileShareException(FileShareErrorKind.InvalidPath, $"Refusing to write '{name}': {reason ?? "the name is empty"}.", path: name);
+        }
+
+        string full = Path.GetFullPath(Path.Join([root, .. segments]));
+        if (!IsInside(root, full))
+        {
+            throw new FileShareException(FileShareErrorKind.InvalidPath, $"Refusing to write '{name}': it would land outside '{root}'.", path: name);
+        }
+
+        return full;
+    }
+
+    public static bool IsInside(string root, string candidate)
+    {
+        StringComparison comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS()
+            ? StringComparison.OrdinalIgnoreCase
+            : StringComparison.Ordinal;
+        string trimmedRoot = Path.TrimEndingDirectorySeparator(root);
+        return candidate.Equals(trimmedRoot, comparison)
+            || (candidate.StartsWith(trimmedRoot, comparison) && candidate.Length > trimmedRoot.Length
+                && (candidate[trimmedRoot.Length] == Path.DirectorySeparatorChar || trimmedRoot.EndsWith(Path.DirectorySeparatorChar)));
+    }
+
+    /// <summary>The root as a full path with every symlink in it resolved, so later comparisons are between real paths.</summary>
+    public static string RealRoot(string root)
+    {
+        string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
+        string? parent = Path.GetDirectoryName(full);
+        string resolvedParent = parent is null ? full : RealRoot(parent);
+        string joined = parent is null ? full : Path.Join(resolvedParent, Path.GetFileName(full));
+        var info = new DirectoryInfo(joined);
+        return info.LinkTarget is null ? joined : ResolveFinalTarget(info) ?? joined;
+    }
+
+    private static string? ResolveFinalTarget(FileSystemInfo link)
+    {
+        try
+        {
+            FileSystemInfo? target = link.ResolveLinkTarget(returnFinalTarget: true);
+            if (target is null)
+            {
+                return null;
+            }
+
+            // The target's own parent folders may be links too; resolve them so the containment check is honest.
+            return RealRoot(target.FullName);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using System.Management.Automation;
+using FileShare.Client;
+using FileShare.Protocol;
+
+namespace FileShare.PowerShell.Commands;
+
+/// <summary>Lists the files servers share, one object per file per server; servers are asked in parallel.</summary>
+[Cmdlet(VerbsCommon.Get, "RemoteFileList")]
+[OutputType(typeof(RemoteFileInfo))]
+public sealed class GetRemoteFileListCommand : FileShareCmdlet
+{
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] ComputerName { get; set; } = ["localhost"];
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [PortRange]
+    [ValidateRange(1, 65535)]
+    public int[] Port { get; set; } = [5000];
+
+    /// <summary>Wildcard patterns matched against the '/'-separated relative name.</summary>
+    [Parameter(Position = 1)]
+    [SupportsWildcards]
+    public string[]? Name { get; set; }
+
+    /// <summary>Folder on the server to list, '/'-separated and relative to the shared folder.</summary>
+    [Parameter]
+    public string Path { get; set; } = "";
+
+    [Parameter]
+    public SwitchParameter Recurse { get; set; }
+
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int TimeoutSec { get; set; } = 30;
+
+    protected override void ProcessRecord()
+    {
+        var options = new FileShareClientOptions { ReadTimeout = TimeSpan.FromSeconds(TimeoutSec), ConnectTimeout = TimeSpan.FromSeconds(Math.Min(TimeoutSec, 10)) };
+        List<WildcardPattern>? patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase | WildcardOptions.CultureInvariant)).ToList();
+        var queries = ComputerName.SelectMany(host => Port.Select(port => (Host: host, Port: port, Listing: ListAsync(host, port, options)))).ToList();
+        foreach (var query in queries)
+        {
+            IReadOnlyList<RemoteEntry> entries;
+            try
+            {
+                entries = Await(query.Listing);
+            }
+            catch (FileShareException e)
+            {
+                WriteFileShareError(e, $"{query.Host}:{query.Port}");
+                continue;
+            }
+
+            foreach (RemoteEntry entry in entries)
+            {
+                if (patterns is null || patterns.Any(p => p.IsMatch(entry.Name)))
+                {
+                    WriteObject(new RemoteFileInfo(entry, query.Host, query.Port));
+                }
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<RemoteEntry>> ListAsync(string host, int port, FileShareClientOptions options)
+    {
+        using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, Cancellation).ConfigureAwait(false);
+        return await connection.ListAsync(Path, Recurse, Cancellation).ConfigureAwait(false);
+    }
+}

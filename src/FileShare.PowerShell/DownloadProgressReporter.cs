@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using FileShare.PowerShell.Commands;
+
+namespace FileShare.PowerShell;
+
+/// <summary>
+/// Turns the counters of running downloads into progress records: one overall and one per file in flight,
+/// written from the pipeline thread a few times a second, never from the transfers themselves.
+/// </summary>
+internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
+{
+    private const int OverallActivityId = 1;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private int _nextActivityId = OverallActivityId + 1;
+
+    /// <summary>No progress when the user silenced it, or when nobody watches a console (CI logs, redirected output).</summary>
+    public static bool ShouldReport(PSCmdlet cmdlet)
+    {
+        if (cmdlet.GetVariableValue("ProgressPreference") is ActionPreference.SilentlyContinue or ActionPreference.Ignore)
+        {
+            return false;
+        }
+
+        return cmdlet.Host.Name != "ConsoleHost" || (Environment.UserInteractive && !Console.IsOutputRedirected);
+    }
+
+    public void Report(IReadOnlyList<Transfer> transfers)
+    {
+        long received = 0;
+        long known = 0;
+        int done = 0;
+        foreach (Transfer transfer in transfers)
+        {
+            long total = transfer.Progress.TotalBytes;
+            long bytes = transfer.Progress.BytesReceived;
+            received += bytes;
+            known += Math.Max(total, bytes);
+            if (transfer.Finished)
+            {
+                done++;
+                CompleteFile(transfer);
+            }
+            else if (transfer.Started && (total >= 0 || bytes > 0))
+            {
+                if (transfer.ActivityId == 0)
+                {
+                    transfer.ActivityId = _nextActivityId++;
+                }
+
+                transfer.ProgressShown = true;
+                cmdlet.WriteProgress(Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, OverallActivityId));
+            }
+        }
+
+        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, -1);
+        overall.StatusDescription = $"{done} of {transfers.Count} files; " + overall.StatusDescription;
+        cmdlet.WriteProgress(overall);
+    }
+
+    public void Complete(IReadOnlyList<Transfer> transfers)
+    {
+        foreach (Transfer transfer in transfers)
+        {
+            CompleteFile(transfer);
+        }
+
+        cmdlet.WriteProgress(new ProgressRecord(OverallActivityId, "Get-RemoteFile", "Done") { RecordType = ProgressRecordType.Completed });
+    }
+
+    private void CompleteFile(Transfer transfer)
+    {
+        if (transfer.ProgressShown)
+        {
+            transfer.ProgressShown = false;
+            cmdlet.WriteProgress(new ProgressRecord(transfer.ActivityId, transfer.Name, "Done") { RecordType = ProgressRecordType.Completed, ParentActivityId = OverallActivityId });
+        }
+    }
+
+    private ProgressRecord Record(int id, string activity, long bytes, long total, int parent)
+    {
+        double seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
+        double rate = bytes / seconds;
+        var record = new ProgressRecord(id, activity, total >= 0
+            ? $"{Units.Bytes(bytes)} of {Units.Bytes(total)} at {Units.Bytes((long)rate)}/s"
+            : $"{Units.Bytes(bytes)} at {Units.Bytes((long)rate)}/s")
+        {
+            ParentActivityId = parent,
+        };
+        if (total > 0)
+        {
+            record.PercentComplete = (int)Math.Min(100, bytes * 100 / total);
+            if (rate > 0)
+            {
+                record.SecondsRemaining = (int)Math.Min(int.MaxValue, (total - bytes) / rate);
+            }
+        }
+
+        return record;
+    }
+}

@@ -1,0 +1,37 @@
+using System.Management.Automation;
+
+namespace FileShare.PowerShell;
+
+/// <summary>The stable ErrorId and category of every FileShare failure. Scripts may match on these ids.</summary>
+public static class ErrorRecords
+{
+    public static ErrorRecord From(FileShareException exception, object? target)
+    {
+        (string id, ErrorCategory category) = Classify(exception.Kind);
+        return new ErrorRecord(exception, id, category, target ?? exception.RemotePath ?? exception.Endpoint);
+    }
+
+    public static ErrorRecord Create(string id, ErrorCategory category, string message, object? target, Exception? inner = null) =>
+        new(new InvalidOperationException(message, inner), id, category, target);
+
+    public static (string Id, ErrorCategory Category) Classify(FileShareErrorKind kind) => kind switch
+    {
+        FileShareErrorKind.ConnectionFailed => ("ServerUnreachable", ErrorCategory.ConnectionError),
+        FileShareErrorKind.Timeout => ("ServerTimeout", ErrorCategory.OperationTimeout),
+        FileShareErrorKind.PortInUse => ("PortInUse", ErrorCategory.ResourceBusy),
+        FileShareErrorKind.NotFound => ("RemoteFileNotFound", ErrorCategory.ObjectNotFound),
+        FileShareErrorKind.PathRefused => ("RemotePathRefused", ErrorCategory.PermissionDenied),
+        FileShareErrorKind.NotAFile => ("RemotePathNotAFile", ErrorCategory.InvalidArgument),
+        FileShareErrorKind.Busy => ("ServerBusy", ErrorCategory.ResourceBusy),
+        FileShareErrorKind.BadRequest => ("BadRequest", ErrorCategory.InvalidArgument),
+        FileShareErrorKind.ServerError => ("ServerError", ErrorCategory.ReadError),
+        FileShareErrorKind.ProtocolError => ("ProtocolError", ErrorCategory.ProtocolError),
+        FileShareErrorKind.UnsupportedVersion => ("UnsupportedProtocolVersion", ErrorCategory.ProtocolError),
+        FileShareErrorKind.NotSupportedBySeedServer => ("SeedServerCannotList", ErrorCategory.NotImplemented),
+        FileShareErrorKind.IncompleteTransfer => ("IncompleteTransfer", ErrorCategory.ConnectionError),
+        FileShareErrorKind.DestinationExists => ("DestinationExists", ErrorCategory.ResourceExists),
+        FileShareErrorKind.DestinationConflict => ("DestinationConflict", ErrorCategory.ResourceExists),
+        FileShareErrorKind.InvalidPath => ("InvalidRemotePath", ErrorCategory.InvalidData),
+        _ => ("FileShareError", ErrorCategory.NotSpecified),
+    };
+}

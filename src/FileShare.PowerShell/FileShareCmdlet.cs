@@ -1,0 +1,96 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+
+namespace FileShare.PowerShell;
+
+/// <summary>
+/// Base for cmdlets whose work runs on background tasks. <see cref="StopProcessing"/> (Ctrl+C) cancels
+/// <see cref="Cancellation"/>, which every await honours; background code never calls Write* itself but posts to
+/// <see cref="Post"/>, and <see cref="PumpUntil"/> runs those posts on the pipeline thread.
+/// </summary>
+public abstract class FileShareCmdlet : PSCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly BlockingCollection<Action> _pipelineWork = new();
+
+    protected CancellationToken Cancellation => _stopping.Token;
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
+    /// <summary>Queues work for the pipeline thread; safe from any thread.</summary>
+    protected void Post(Action action)
+    {
+        try
+        {
+            _pipelineWork.Add(action);
+        }
+        catch (InvalidOperationException)
+        {
+            // The cmdlet has finished; there is nobody left to write to.
+        }
+    }
+
+    /// <summary>
+    /// Runs posted work on the pipeline thread until <paramref name="done"/> completes and nothing is left
+    /// queued, calling <paramref name="tick"/> about four times a second (for progress).
+    /// </summary>
+    protected void PumpUntil(Task done, Action? tick = null)
+    {
+        var sinceTick = System.Diagnostics.Stopwatch.StartNew();
+        while (!done.IsCompleted || _pipelineWork.Count > 0)
+        {
+            if (_pipelineWork.TryTake(out Action? action, millisecondsTimeout: 50))
+            {
+                action();
+            }
+
+            if (tick is not null && sinceTick.ElapsedMilliseconds >= 250)
+            {
+                tick();
+                sinceTick.Restart();
+            }
+        }
+    }
+
+    /// <summary>Pumps posted work until <paramref name="task"/> ends, then returns its result; Ctrl+C surfaces as a stopped pipeline.</summary>
+    protected T Await<T>(Task<T> task)
+    {
+        PumpUntil(task);
+        try
+        {
+            return task.GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    /// <summary>Runs whatever has been posted so far, without waiting.</summary>
+    protected void DrainPosted()
+    {
+        while (_pipelineWork.TryTake(out Action? action))
+        {
+            action();
+        }
+    }
+
+    protected void WriteFileShareError(FileShareException exception, object? target) =>
+        WriteError(ErrorRecords.From(exception, target));
+
+    public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _pipelineWork.CompleteAdding();
+            _pipelineWork.Dispose();
+            _stopping.Dispose();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+using System.Management.Automation;
+using System.Net;
+using FileShare.Server;
+
+namespace FileShare.PowerShell.Jobs;
+
+/// <summary>
+/// A running server as a PowerShell job: Get-Job lists it, Receive-Job yields its request log, Stop-Job and
+/// Stop-FileShareServer stop it. The server's own tasks feed the job's Output collection; no cmdlet is involved.
+/// </summary>
+public sealed class FileShareServerJob : Job2
+{
+    public const string JobTypeName = "FileShareServerJob";
+    private readonly FileShareServer _server;
+    private readonly int _maxLogRecords;
+    private readonly object _logLock = new();
+    private int _stopStarted;
+
+    internal FileShareServerJob(FileShareServer server, string command, int maxLogRecords)
+        : base(command, $"FileShare:{server.Port}")
+    {
+        _server = server;
+        _maxLogRecords = maxLogRecords;
+        PSJobTypeName = JobTypeName;
+        PSBeginTime = DateTime.Now;
+        DrainTimeout = TimeSpan.FromSeconds(10);
+        server.RequestCompleted = AppendLog;
+        SetJobState(JobState.Running);
+    }
+
+    public int Port => _server.Port;
+
+    public string Root => _server.Root;
+
+    public string BindAddress => _server.LocalEndPoint?.Address is { } address && !address.Equals(IPAddress.IPv6Any) && !address.Equals(IPAddress.Any)
+        ? address.ToString()
+        : "*";
+
+    public long ActiveConnections => _server.Statistics.ActiveConnections;
+
+    public long TotalConnections => _server.Statistics.TotalConnections;
+
+    public long Requests => _server.Statistics.Requests;
+
+    public long BytesSent => _server.Statistics.BytesSent;
+
+    /// <summary>How long Stop-Job lets transfers in flight finish before cutting them.</summary>
+    public TimeSpan DrainTimeout { get; set; }
+
+    public override bool HasMoreData => Output.Count > 0 || Error.Count > 0;
+
+    public override string Location => $"{BindAddress}:{Port}";
+
+    public override string StatusMessage => $"{ActiveConnections} connection(s), {Requests} request(s), {BytesSent} byte(s) sent";
+
+    public override void StartJob()
+    {
+        // The server is bound and serving before the job exists, so a port in use is reported by the cmdlet.
+    }
+
+    public override void StartJobAsync() => OnStartJobCompleted(new System.ComponentModel.AsyncCompletedEventArgs(null, false, null));
+
+    public override void StopJob() => StopAsync(DrainTimeout).GetAwaiter().GetResult();
+
+    public override void StopJob(bool force, string reason) => StopAsync(force ? TimeSpan.Zero : DrainTimeout).GetAwaiter().GetResult();
+
+    public override void StopJobAsync() => StopJobAsync(force: false, reason: string.Empty);
+
+    public override void StopJobAsync(bool force, string reason) =>
+        _ = StopAsync(force ? TimeSpan.Zero : DrainTimeout).ContinueWith(
+            _ => OnStopJobCompleted(new System.ComponentModel.AsyncCompletedEventArgs(null, false, null)),
+            TaskScheduler.Default);
+
+    /// <summary>Stops accepting (the port is free when this returns), drains for up to <paramref name="drainTimeout"/>, then cuts the rest.</summary>
+    public async Task StopAsync(TimeSpan drainTimeout)
+    {
+        if (Interlocked.Exchange(ref _stopStarted, 1) == 1)
+        {
+            await _server.Completion.ConfigureAwait(false);
+            return;
+        }
+
+        SetJobState(JobState.Stopping);
+        try
+        {
+            await _server.StopAsync(drainTimeout).ConfigureAwait(false);
+        }
+        finally
+        {
+            SetJobState(JobState.Stopped);
+            Output.Complete();
+            Error.Complete();
+        }
+    }
+
+    public override void SuspendJob() => throw new NotSupportedException("A FileShare server cannot be suspended; stop it instead.");
+
+    public override void SuspendJob(bool force, string reason) => SuspendJob();
+
+    public override void SuspendJobAsync() => SuspendJob();
+
+    public override void SuspendJobAsync(bool force, string reason) => SuspendJob();
+
+    public override void ResumeJob() => throw new NotSupportedException("A FileShare server cannot be suspended or resumed.");
+
+    public override void ResumeJobAsync() => ResumeJob();
+
+    public override void UnblockJob() => throw new NotSupportedException("A FileShare server never blocks.");
+
+    public override void UnblockJobAsync() => UnblockJob();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Interlocked.CompareExchange(ref _stopStarted, 0, 0) == 0)
+        {
+            StopJob(force: true, reason: "disposed");
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private void AppendLog(RequestLogRecord record)
+    {
+        lock (_logLock)
+        {
+            try
+            {
+                // Bounded: the oldest records go first so a long-running server never grows without limit.
+                while (Output.Count >= _maxLogRecords)
+                {
+                    Output.RemoveAt(0);
+                }
+
+                Output.Add(PSObject.AsPSObject(record));
+            }
+            catch (InvalidOperationException)
+            {
+                // The job has been stopped and its output closed while the last request finished.
+            }
+        }
+    }
+}

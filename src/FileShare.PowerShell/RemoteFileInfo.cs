@@ -1,0 +1,30 @@
+using FileShare.Protocol;
+
+namespace FileShare.PowerShell;
+
+/// <summary>A file offered by one server. Its property names bind to Get-RemoteFile's parameters by name.</summary>
+public sealed class RemoteFileInfo
+{
+    internal RemoteFileInfo(RemoteEntry entry, string computerName, int port)
+    {
+        Name = entry.Name;
+        Length = entry.Length;
+        LastWriteTime = entry.LastWriteTimeUtc;
+        ComputerName = computerName;
+        Port = port;
+    }
+
+    /// <summary>'/'-separated path relative to the server's shared folder.</summary>
+    public string Name { get; }
+
+    public long Length { get; }
+
+    /// <summary>UTC.</summary>
+    public DateTime LastWriteTime { get; }
+
+    public string ComputerName { get; }
+
+    public int Port { get; }
+
+    public override string ToString() => Name;
+}
