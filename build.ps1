@@ -53,6 +53,12 @@ function Invoke-Build {
     Write-Host "To use it: `$env:PSModulePath = '$outRoot' + [IO.Path]::PathSeparator + `$env:PSModulePath; Import-Module FileShare"
 }
 
+# A child pwsh like this one: the dotnet tool runs as `dotnet pwsh.dll`, an installed pwsh as itself.
+function Get-PwshCommand {
+    $process = [Environment]::ProcessPath
+    if ((Split-Path $process -Leaf) -match '^dotnet(\.exe)?$') { @($process, (Join-Path $PSHOME 'pwsh.dll')) } else { @($process) }
+}
+
 function Get-TrxCounts([string] $Path) {
     $counters = ([xml](Get-Content $Path -Raw)).TestRun.ResultSummary.Counters
     [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
@@ -77,7 +83,8 @@ function Invoke-Test {
     Write-Host '== Pester'
     Invoke-Native dotnet @('restore', "$repo/tests/Pester/Pester.Restore.csproj", '--nologo', '-v', 'quiet')
     $pesterSummary = Join-Path $results 'pester.json'
-    & dotnet "$PSHOME/pwsh.dll" -NoProfile -NonInteractive -File "$repo/tests/Pester/Invoke-Tests.ps1" -ModulePath $moduleDir -SummaryPath $pesterSummary
+    $pwsh = Get-PwshCommand
+    & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -NonInteractive -File "$repo/tests/Pester/Invoke-Tests.ps1" -ModulePath $moduleDir -SummaryPath $pesterSummary
     if (-not (Test-Path $pesterSummary)) { throw 'Pester produced no summary.' }
     $pester = Get-Content $pesterSummary -Raw | ConvertFrom-Json
     foreach ($key in 'Passed', 'Failed', 'Skipped') { $totals[$key] += $pester.$key }
@@ -91,7 +98,8 @@ switch ($Task) {
     'Test' { Invoke-Test }
     'Demo' {
         Invoke-Build
-        & dotnet "$PSHOME/pwsh.dll" -NoProfile -File "$repo/tools/Demo.ps1" -ModulePath $moduleDir -WorkPath (Join-Path $outRoot 'demo') -LargeFileBytes $DemoLargeFileBytes
+        $pwsh = Get-PwshCommand
+        & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -File "$repo/tools/Demo.ps1" -ModulePath $moduleDir -WorkPath (Join-Path $outRoot 'demo') -LargeFileBytes $DemoLargeFileBytes
         exit $LASTEXITCODE
     }
     'Clean' {

@@ -19,6 +19,7 @@ public enum FileShareErrorKind
     DestinationExists,
     DestinationConflict,
     InvalidPath,
+    LocalWriteFailed,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

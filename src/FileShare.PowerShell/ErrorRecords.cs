@@ -32,6 +32,7 @@ public static class ErrorRecords
         FileShareErrorKind.DestinationExists => ("DestinationExists", ErrorCategory.ResourceExists),
         FileShareErrorKind.DestinationConflict => ("DestinationConflict", ErrorCategory.ResourceExists),
         FileShareErrorKind.InvalidPath => ("InvalidRemotePath", ErrorCategory.InvalidData),
+        FileShareErrorKind.LocalWriteFailed => ("DestinationWriteFailed", ErrorCategory.WriteError),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }

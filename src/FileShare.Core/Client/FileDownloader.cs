@@ -97,7 +97,8 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
             catch
             {
-                connection.Dispose();
+                // A refusal (not found, path refused) leaves the connection in step; the pool disposes any other.
+                pool.Return(connection);
                 throw;
             }
         }

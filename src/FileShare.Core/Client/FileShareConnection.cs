@@ -155,7 +155,7 @@ public sealed class FileShareConnection : IDisposable
                         $"{Endpoint} closed the connection after {count - remaining:N0} of {count:N0} bytes of '{path}'.", Endpoint, path);
                 }
 
-                RandomAccess.Write(target, buffer.AsSpan(0, read), targetOffset);
+                LocalFile.Write(target, buffer.AsSpan(0, read), targetOffset, path, Endpoint);
                 targetOffset += read;
                 remaining -= read;
                 progress?.Add(read);
@@ -268,7 +268,8 @@ public sealed class FileShareConnection : IDisposable
     /// <summary>Turns transport failures into FileShareExceptions naming this server; user cancellation passes through.</summary>
     private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
     {
-        if (e is not FileShareException || ((FileShareException)e).Kind is FileShareErrorKind.IncompleteTransfer or FileShareErrorKind.ProtocolError or FileShareErrorKind.ConnectionFailed)
+        // Only a refusal the server sent as a status reply leaves the stream in step for the next request.
+        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError })
         {
             _broken = true;
         }

@@ -62,7 +62,7 @@ public static class SeedClient
                     return total;
                 }
 
-                RandomAccess.Write(target, buffer.AsSpan(0, read), total);
+                LocalFile.Write(target, buffer.AsSpan(0, read), total, name, endpoint);
                 total += read;
                 progress?.Add(read);
             }

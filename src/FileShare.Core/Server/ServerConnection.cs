@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using FileShare.Protocol;
@@ -32,7 +33,9 @@ internal sealed class ServerConnection
         _busy = busy;
         _stopping = stopping;
         _aborting = aborting;
-        _remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        _remote = socket.RemoteEndPoint is IPEndPoint remote
+            ? (remote.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(remote.Address.MapToIPv4(), remote.Port) : remote).ToString()
+            : "unknown";
     }
 
     public Task Completion { get; private set; } = Task.CompletedTask;

@@ -170,7 +170,8 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
         WriteVerbose($"Downloaded '{result.Path}' ({result.Length:N0} bytes) from {result.Endpoint} in {seconds:0.###} s ({result.Length / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol).");
         if (PassThru)
         {
-            WriteObject(new FileInfo(result.Path));
+            // Through the provider, so the object carries PSPath and formats like Get-ChildItem's output.
+            WriteObject(InvokeProvider.Item.Get([result.Path], force: true, literalPath: true), enumerateCollection: true);
         }
     }
 

@@ -1,0 +1,250 @@
+using System.Diagnostics;
+using FileShare.Client;
+using FileShare.Protocol;
+using FileShare.Server;
+using FileShare.Tests.Support;
+
+namespace FileShare.Tests.Client;
+
+public sealed class FileDownloaderTests : ServerTestBase
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(TestFiles.MiB - 1)]
+    [InlineData(TestFiles.MiB)]
+    [InlineData(TestFiles.MiB + 1)]
+    public async Task A_file_arrives_byte_for_byte_at_sizes_around_the_receive_buffer(int length)
+    {
+        Assert.Equal(TestFiles.MiB, FileShareClientOptions.Default.ReceiveBufferSize);
+        string hash = TestFiles.WriteRandom(Share("file.bin"), length);
+        FileShareServer server = StartServer();
+        var progress = new TransferProgress();
+
+        DownloadResult result = await NewDownloader().DownloadAsync(Host, server.Port, "file.bin", Download("file.bin"), false, progress, CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("file.bin")));
+        Assert.Equal((length, WireProtocol.FileShare, EndpointOf(server.Port)), (result.Length, result.Protocol, result.Endpoint));
+        Assert.Equal((length, length), (progress.TotalBytes, progress.BytesReceived));
+        Assert.Equal([Download("file.bin")], TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task A_100_MiB_file_arrives_intact()
+    {
+        string hash = TestFiles.WriteRandom(Share("big.bin"), 100L * TestFiles.MiB);
+        FileShareServer server = StartServer();
+
+        await NewDownloader().DownloadAsync(Host, server.Port, "big.bin", Download("big.bin"), false, null, CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("big.bin")));
+        await Eventually.TrueAsync(() => server.Statistics.BytesSent == 100L * TestFiles.MiB, "the server counted every byte sent");
+    }
+
+    [Theory]
+    [InlineData("with space.txt")]
+    [InlineData("naïve file ✓.txt")]
+    [InlineData("日本語 フォルダ/データ 1.bin")]
+    [InlineData("emoji 🚀/🎉.dat")]
+    public async Task Names_with_spaces_and_non_ascii_characters_download_intact(string name)
+    {
+        string hash = TestFiles.WriteRandom(Share(name), 70_000);
+        FileShareServer server = StartServer();
+        string destination = SharePath.ResolveDestination(Downloads, name);
+
+        await NewDownloader().DownloadAsync(Host, server.Port, name, destination, false, null, CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(destination));
+    }
+
+    [Fact]
+    public async Task The_downloaded_file_keeps_the_servers_last_write_time()
+    {
+        File.WriteAllText(Share("dated.txt"), "old news");
+        var written = new DateTime(2001, 9, 9, 1, 46, 40, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(Share("dated.txt"), written);
+        FileShareServer server = StartServer();
+
+        await NewDownloader().DownloadAsync(Host, server.Port, "dated.txt", Download("dated.txt"), false, null, CancellationToken.None);
+
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Download("dated.txt")));
+    }
+
+    [Fact]
+    public async Task A_missing_file_fails_with_not_found_naming_file_and_server_and_leaves_nothing()
+    {
+        FileShareServer server = StartServer();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            NewDownloader().DownloadAsync(Host, server.Port, "sub/missing.bin", Download("missing.bin"), false, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.NotFound, error.Kind);
+        Assert.Equal("sub/missing.bin", error.RemotePath);
+        Assert.Contains("sub/missing.bin", error.Message);
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Theory]
+    [InlineData("../outside/secret.txt")]
+    [InlineData("/etc/passwd")]
+    [InlineData("sub/../../outside/secret.txt")]
+    [InlineData("leak.txt")]
+    [InlineData("escape/secret.txt")]
+    public async Task Paths_leading_out_of_the_share_are_refused_and_leave_nothing(string path)
+    {
+        string outside = Temp.Create("outside");
+        File.WriteAllText(Path.Join(outside, "secret.txt"), "secret");
+        File.CreateSymbolicLink(Share("leak.txt"), Path.Join(outside, "secret.txt"));
+        Directory.CreateSymbolicLink(Share("escape"), outside);
+        FileShareServer server = StartServer();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            NewDownloader().DownloadAsync(Host, server.Port, path, Download("secret.txt"), false, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.PathRefused, error.Kind);
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task An_existing_destination_is_kept_unless_overwrite_is_asked_for()
+    {
+        File.WriteAllText(Share("f.txt"), "new");
+        File.WriteAllText(Download("f.txt"), "mine");
+        FileShareServer server = StartServer();
+        FileDownloader downloader = NewDownloader();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            downloader.DownloadAsync(Host, server.Port, "f.txt", Download("f.txt"), false, null, CancellationToken.None));
+        Assert.Equal(FileShareErrorKind.DestinationExists, error.Kind);
+        Assert.Equal("mine", File.ReadAllText(Download("f.txt")));
+
+        await downloader.DownloadAsync(Host, server.Port, "f.txt", Download("f.txt"), true, null, CancellationToken.None);
+        Assert.Equal("new", File.ReadAllText(Download("f.txt")));
+        Assert.Equal([Download("f.txt")], TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task Sixteen_concurrent_downloads_from_one_server_all_arrive_intact()
+    {
+        string[] hashes = Enumerable.Range(0, 16).Select(i => TestFiles.WriteRandom(Share($"f{i}.bin"), 1_500_000 + i * 7919)).ToArray();
+        FileShareServer server = StartServer();
+        FileDownloader downloader = NewDownloader();
+
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() =>
+            downloader.DownloadAsync(Host, server.Port, $"f{i}.bin", Download($"f{i}.bin"), false, null, CancellationToken.None))));
+
+        Assert.All(Enumerable.Range(0, 16), i => Assert.Equal(hashes[i], TestFiles.Sha256(Download($"f{i}.bin"))));
+        Assert.Equal(16, TestFiles.Leftovers(Downloads).Length);
+    }
+
+    [Fact]
+    public async Task Nothing_listening_fails_as_a_connection_failure_naming_the_server()
+    {
+        int port = FreePort();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            NewDownloader().DownloadAsync(Host, port, "x", Download("x"), false, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.ConnectionFailed, error.Kind);
+        Assert.Contains(EndpointOf(port), error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task A_server_that_dies_mid_transfer_fails_as_incomplete_and_leaves_nothing()
+    {
+        using var server = new ScriptedServer(async (socket, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
+            await ScriptedServer.PromiseAsync(channel, request.RequestId, 10_000, ct);
+            await stream.WriteAsync(new byte[4_000], ct);
+            socket.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+        });
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => DownloadWithin(server.Port, "cut.bin", ClientOptions()));
+
+        Assert.Equal(FileShareErrorKind.IncompleteTransfer, error.Kind);
+        Assert.Contains($"{4_000:N0} of {10_000:N0}", error.Message);
+        Assert.Contains($"'cut.bin'", error.Message);
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+        await server.Completion;
+    }
+
+    [Fact]
+    public async Task A_server_that_goes_silent_mid_transfer_times_out_and_leaves_nothing()
+    {
+        using var server = new ScriptedServer(async (_, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
+            await ScriptedServer.PromiseAsync(channel, request.RequestId, 10_000, ct);
+            await stream.WriteAsync(new byte[4_000], ct);
+            await Task.Delay(Timeout.Infinite, ct);
+        });
+        var clock = Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => DownloadWithin(server.Port, "stuck.bin", ClientOptions(readTimeout: TimeSpan.FromSeconds(1))));
+
+        Assert.Equal(FileShareErrorKind.Timeout, error.Kind);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(8));
+        Assert.Contains("'stuck.bin'", error.Message);
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task A_server_that_never_answers_the_request_times_out()
+    {
+        using var server = new ScriptedServer(async (_, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
+            await Task.Delay(Timeout.Infinite, ct);
+        });
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => DownloadWithin(server.Port, "x.bin", ClientOptions(readTimeout: TimeSpan.FromSeconds(1))));
+
+        Assert.Equal(FileShareErrorKind.Timeout, error.Kind);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task A_download_in_progress_lives_in_a_hidden_partial_file_that_cancelling_removes()
+    {
+        using var server = new ScriptedServer(async (_, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
+            await ScriptedServer.PromiseAsync(channel, request.RequestId, 10_000, ct);
+            await stream.WriteAsync(new byte[4_000], ct);
+            await Task.Delay(Timeout.Infinite, ct);
+        });
+        var progress = new TransferProgress();
+        using var cancel = new CancellationTokenSource();
+        Task download = NewDownloader().DownloadAsync(Host, server.Port, "x.bin", Download("x.bin"), false, progress, cancel.Token);
+        await Eventually.TrueAsync(() => progress.BytesReceived == 4_000, "the first bytes arrived");
+        Assert.Equal([Download(".x.bin.partial")], TestFiles.Leftovers(Downloads));
+
+        cancel.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Eventually.WithinAsync(download, TimeSpan.FromSeconds(10), "the cancelled download"));
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    private Task<DownloadResult> DownloadWithin(int port, string name, FileShareClientOptions options) =>
+        Eventually.WithinAsync(
+            NewDownloader(options).DownloadAsync(Host, port, name, Download(name), false, null, CancellationToken.None),
+            TimeSpan.FromSeconds(15),
+            $"downloading {name}");
+
+    private static int FreePort()
+    {
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        return ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,367 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using FileShare.Client;
+using FileShare.Protocol;
+using FileShare.Server;
+using FileShare.Tests.Support;
+using Microsoft.Win32.SafeHandles;
+
+namespace FileShare.Tests.Server;
+
+public sealed class FileShareServerTests : ServerTestBase
+{
+    // Exit codes documented in tests/peers/seed_client.py.
+    private const int SeedClientNotFound = 2;
+    private const int SeedClientServerError = 3;
+
+    [Fact]
+    public async Task Stopping_frees_the_port_so_a_new_server_can_bind_it_at_once()
+    {
+        File.WriteAllText(Share("a.txt"), "a");
+        FileShareServer first = StartServer();
+        int port = first.Port;
+        await NewDownloader().DownloadAsync(Host, port, "a.txt", Download("1.txt"), false, null, CancellationToken.None);
+
+        // The pooled connection is still open, so the server closes first and its side lingers in TIME_WAIT on this
+        // port: the case that makes a rebind fail when the listener is set up carelessly.
+        await first.StopAsync(TimeSpan.FromSeconds(5));
+        FileShareServer second = StartServer(port);
+
+        Assert.Equal(port, second.Port);
+        await NewDownloader().DownloadAsync(Host, port, "a.txt", Download("2.txt"), false, null, CancellationToken.None);
+        Assert.Equal("a", File.ReadAllText(Download("2.txt")));
+        Assert.True(first.Completion.IsCompleted);
+    }
+
+    [Fact]
+    public void Starting_on_a_port_in_use_fails_with_port_in_use_naming_the_port()
+    {
+        FileShareServer first = StartServer();
+
+        var error = Assert.Throws<FileShareException>(() => StartServer(first.Port));
+
+        Assert.Equal(FileShareErrorKind.PortInUse, error.Kind);
+        Assert.Contains(first.Port.ToString(), error.Message);
+        Assert.EndsWith($":{first.Port}", error.Endpoint);
+    }
+
+    [Fact]
+    public async Task Stopping_with_a_short_drain_cuts_a_transfer_in_flight_and_the_client_fails_cleanly()
+    {
+        const long length = 256L * TestFiles.MiB;
+        MakeSparseFile("huge.bin", length);
+        FileShareServer server = StartServer();
+        var progress = new TransferProgress();
+        Task<DownloadResult> download = SlowDownloader().DownloadAsync(Host, server.Port, "huge.bin", Download("huge.bin"), false, progress, CancellationToken.None);
+        await Eventually.TrueAsync(() => progress.BytesReceived > 0, "the transfer started");
+
+        var clock = Stopwatch.StartNew();
+        await Eventually.WithinAsync(server.StopAsync(TimeSpan.FromMilliseconds(100)), TimeSpan.FromSeconds(10), "stopping the server");
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stop took {clock.Elapsed}");
+        var error = await Assert.ThrowsAsync<FileShareException>(() => Eventually.WithinAsync(download, TimeSpan.FromSeconds(30), "the cut download"));
+        Assert.Contains(error.Kind, new[] { FileShareErrorKind.IncompleteTransfer, FileShareErrorKind.ConnectionFailed });
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task Stopping_with_a_long_drain_refuses_new_clients_but_lets_a_transfer_in_flight_finish()
+    {
+        string hash = TestFiles.WriteRandom(Share("big.bin"), 64L * TestFiles.MiB);
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+        await connection.RequestRangeAsync("big.bin", 0, -1, CancellationToken.None);
+
+        // Nothing is read yet, so the server is stuck sending: 64 MiB is more than Linux lets both socket buffers hold.
+        Task stopping = server.StopAsync(TimeSpan.FromSeconds(30));
+
+        var refused = await Assert.ThrowsAsync<FileShareException>(() => FileShareConnection.ConnectAsync(Host, server.Port, ClientOptions(), CancellationToken.None));
+        Assert.Equal(FileShareErrorKind.ConnectionFailed, refused.Kind);
+        Assert.False(stopping.IsCompleted);
+        using (SafeFileHandle target = File.OpenHandle(Download("big.bin"), FileMode.CreateNew, FileAccess.Write))
+        {
+            await Eventually.WithinAsync(connection.ReceiveRangeAsync("big.bin", target, 0, null, CancellationToken.None), TimeSpan.FromSeconds(30), "the draining transfer");
+        }
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("big.bin")));
+        await Eventually.WithinAsync(stopping, TimeSpan.FromSeconds(10), "the stop after the drain");
+    }
+
+    [Fact]
+    public async Task A_client_that_stops_reading_mid_transfer_is_cut_off_after_the_send_timeout()
+    {
+        MakeSparseFile("huge.bin", 256L * TestFiles.MiB);
+        FileShareServer server = StartServer(sendTimeout: TimeSpan.FromMilliseconds(500));
+        FileShareConnection stalled = await ConnectAsync(server);
+        await stalled.RequestRangeAsync("huge.bin", 0, -1, CancellationToken.None);
+
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "the server gave up on the stalled client");
+    }
+
+    [Fact]
+    public async Task A_client_beyond_max_connections_is_told_the_server_is_busy_until_a_slot_frees()
+    {
+        FileShareServer server = StartServer(maxConnections: 1);
+        FileShareConnection first = await ConnectAsync(server);
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => FileShareConnection.ConnectAsync(Host, server.Port, ClientOptions(), CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.Busy, error.Kind);
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        first.Dispose();
+        using FileShareConnection later = await ConnectOnceNotBusyAsync(server.Port);
+        Assert.True(later.IsReusable);
+    }
+
+    [Fact]
+    public async Task A_frame_declaring_an_oversized_body_gets_its_connection_closed_and_others_are_still_served()
+    {
+        File.WriteAllText(Share("a.txt"), "a");
+        FileShareServer server = StartServer();
+        using NetworkStream garbage = await HandshakeRawAsync(server.Port);
+
+        await garbage.WriteAsync(new byte[] { 0xFF, 0xFF, 0xFF, 0xF0, (byte)FrameType.ReadRequest, 0, 0, 0, 1 });
+
+        await AssertClosedByServerAsync(garbage);
+        await AssertStillServesAsync(server);
+    }
+
+    [Fact]
+    public async Task An_unknown_request_type_is_answered_with_bad_request_and_the_connection_goes_on()
+    {
+        File.WriteAllText(Share("a.txt"), "abc");
+        FileShareServer server = StartServer();
+        using NetworkStream stream = await HandshakeRawAsync(server.Port);
+        using var channel = new FrameChannel(stream);
+
+        await SendAsync(channel, (FrameType)0x42, 9, [1, 2, 3]);
+        Frame error = await ReadFrameWithinAsync(channel);
+        Messages.ReadStatReply(error.Body.Span, out StatusCode status, out _);
+        Assert.Equal((FrameType.ErrorReply, 9u, StatusCode.BadRequest), (error.Type, error.RequestId, status));
+
+        byte[] statBody = new byte[SpanWriter.StringSize("a.txt")];
+        var writer = new SpanWriter(statBody);
+        Messages.WritePathRequest(ref writer, "a.txt");
+        await SendAsync(channel, FrameType.StatRequest, 10, statBody);
+        Frame stat = await ReadFrameWithinAsync(channel);
+        Assert.Equal(3, Messages.ReadStatReply(stat.Body.Span, out _, out _)!.Length);
+    }
+
+    [Fact]
+    public async Task A_malformed_request_body_is_answered_with_bad_request()
+    {
+        FileShareServer server = StartServer();
+        using NetworkStream stream = await HandshakeRawAsync(server.Port);
+        using var channel = new FrameChannel(stream);
+
+        await SendAsync(channel, FrameType.ReadRequest, 3, [0, 0, 0, 2, 0xC3, 0x28]);
+        Frame reply = await ReadFrameWithinAsync(channel);
+
+        Messages.ReadReadReply(reply.Body.Span, out StatusCode status, out _);
+        Assert.Equal((FrameType.ReadReply, 3u, StatusCode.BadRequest), (reply.Type, reply.RequestId, status));
+    }
+
+    [Fact]
+    public async Task A_hello_with_the_wrong_magic_gets_its_connection_closed()
+    {
+        File.WriteAllText(Share("a.txt"), "a");
+        FileShareServer server = StartServer();
+        using NetworkStream stream = await ConnectRawAsync(server.Port);
+
+        await stream.WriteAsync(new byte[] { 0, (byte)'X', (byte)'Y', (byte)'Z', 0, 1, 0, 1, 0, 0, 0, 0 });
+
+        await AssertClosedByServerAsync(stream);
+        await AssertStillServesAsync(server);
+    }
+
+    [Fact]
+    public async Task A_client_that_only_offers_unsupported_versions_is_refused_in_the_hello()
+    {
+        FileShareServer server = StartServer();
+        using NetworkStream stream = await ConnectRawAsync(server.Port);
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        Messages.WriteClientHello(hello, minVersion: 7, maxVersion: 9, features: 0);
+
+        await stream.WriteAsync(hello);
+        await stream.ReadExactlyAsync(hello);
+
+        Assert.Equal((ushort)StatusCode.UnsupportedVersion, Messages.ReadHello(hello).Second);
+        await AssertClosedByServerAsync(stream);
+    }
+
+    [Fact]
+    public async Task A_client_that_connects_and_says_nothing_is_dropped_after_the_handshake_timeout()
+    {
+        FileShareServer server = StartServer(handshakeTimeout: TimeSpan.FromMilliseconds(300));
+        using NetworkStream silent = await ConnectRawAsync(server.Port);
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 1, "the server accepted the silent client");
+
+        await AssertClosedByServerAsync(silent);
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "the server let go of the silent client");
+    }
+
+    [Fact]
+    public async Task Every_request_is_logged_and_counted()
+    {
+        File.WriteAllBytes(Share("ten.bin"), new byte[10]);
+        FileShareServer server = StartServer();
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
+        FileShareConnection connection = await ConnectAsync(server);
+
+        await connection.ListAsync("", recursive: false, CancellationToken.None);
+        await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("nope", CancellationToken.None));
+        await NewDownloader().DownloadAsync(Host, server.Port, "ten.bin", Download("ten.bin"), false, null, CancellationToken.None);
+
+        // A read is logged once its last byte is sent, which may be after the client has it.
+        await Eventually.TrueAsync(() => records.Count == 3, "the server logged the read");
+        Assert.Equal(
+            [(RequestKind.List, "", "Ok"), (RequestKind.Stat, "nope", "NotFound"), (RequestKind.Read, "ten.bin", "Ok")],
+            records.Select(r => (r.Request, r.Path, r.Outcome)));
+        Assert.Equal(10, records.Last().Bytes);
+        Assert.All(records, r => Assert.Equal(server.Port, r.Port));
+        Assert.All(records, r => Assert.StartsWith("127.0.0.1:", r.RemoteEndPoint));
+        Assert.Equal((3, 10), (server.Statistics.Requests, server.Statistics.BytesSent));
+    }
+
+    [Theory]
+    [InlineData("empty.bin", 0)]
+    [InlineData("one.bin", 1)]
+    [InlineData("sub/naïve fïlé ✓.bin", TestFiles.MiB + 1)]
+    [InlineData("big.bin", 8 * TestFiles.MiB)]
+    public async Task The_original_client_downloads_intact_files_from_this_server(string name, int length)
+    {
+        string hash = TestFiles.WriteRandom(Share(name), length);
+        FileShareServer server = StartServer();
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
+
+        (int exitCode, string errors) = await PythonPeer.RunSeedClientAsync(Host, server.Port, name, Download("out.bin"));
+
+        Assert.True(exitCode == 0, errors);
+        Assert.Equal(hash, TestFiles.Sha256(Download("out.bin")));
+        await Eventually.TrueAsync(() => !records.IsEmpty, "the server logged the request");
+        Assert.Equal((RequestKind.SeedGet, name, (long)length), records.Select(r => (r.Request, r.Path, r.Bytes)).Single());
+    }
+
+    [Theory]
+    [InlineData("missing.bin")]
+    [InlineData("../outside.txt")]
+    [InlineData("/etc/passwd")]
+    [InlineData("sub")]
+    public async Task The_original_client_hears_not_found_for_what_may_not_be_read(string name)
+    {
+        File.WriteAllText(Path.Join(Temp.Path, "outside.txt"), "outside");
+        Directory.CreateDirectory(Share("sub"));
+        FileShareServer server = StartServer();
+
+        (int exitCode, string errors) = await PythonPeer.RunSeedClientAsync(Host, server.Port, name, Download("out.bin"));
+
+        Assert.True(exitCode == SeedClientNotFound, $"exit code {exitCode}: {errors}");
+        Assert.Contains("-1e", errors);
+    }
+
+    [Fact]
+    public async Task The_original_client_hears_a_server_error_when_the_server_is_full()
+    {
+        File.WriteAllText(Share("a.txt"), "a");
+        FileShareServer server = StartServer(maxConnections: 1);
+        await ConnectAsync(server);
+
+        (int exitCode, string errors) = await PythonPeer.RunSeedClientAsync(Host, server.Port, "a.txt", Download("out.bin"));
+
+        Assert.True(exitCode == SeedClientServerError, $"exit code {exitCode}: {errors}");
+    }
+
+    /// <summary>A downloader that drains the socket a few hundred bytes at a time, so a large transfer stays in flight for seconds.</summary>
+    private FileDownloader SlowDownloader() => NewDownloader(new FileShareClientOptions
+    {
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        ReadTimeout = TimeSpan.FromSeconds(10),
+        ReceiveBufferSize = 256,
+    });
+
+    /// <summary>Retries while the server still counts a connection that is closing; fails after 10 s.</summary>
+    private static async Task<FileShareConnection> ConnectOnceNotBusyAsync(int port)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await FileShareConnection.ConnectAsync(Host, port, ClientOptions(), CancellationToken.None);
+            }
+            catch (FileShareException e) when (e.Kind == FileShareErrorKind.Busy && clock.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(10);
+            }
+        }
+    }
+
+    private void MakeSparseFile(string name, long length)
+    {
+        using var file = new FileStream(Share(name), FileMode.CreateNew);
+        file.SetLength(length);
+    }
+
+    private static async Task<NetworkStream> ConnectRawAsync(int port)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        return new NetworkStream(socket, ownsSocket: true);
+    }
+
+    private static async Task<NetworkStream> HandshakeRawAsync(int port)
+    {
+        NetworkStream stream = await ConnectRawAsync(port);
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        Messages.WriteClientHello(hello, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, 0);
+        await stream.WriteAsync(hello);
+        await stream.ReadExactlyAsync(hello);
+        Assert.Equal((ushort)StatusCode.Ok, Messages.ReadHello(hello).Second);
+        return stream;
+    }
+
+    private static ValueTask SendAsync(FrameChannel channel, FrameType type, uint requestId, byte[] body)
+    {
+        SpanWriter writer = channel.BeginFrame(body.Length);
+        writer.WriteBytes(body);
+        return channel.SendFrameAsync(type, requestId, writer.Position, CancellationToken.None);
+    }
+
+    private static async Task<Frame> ReadFrameWithinAsync(FrameChannel channel)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        return (await channel.ReadFrameAsync(timeout.Token))!.Value;
+    }
+
+    /// <summary>Reads until the server closes the connection (end of stream or reset); fails if it stays open.</summary>
+    private static async Task AssertClosedByServerAsync(NetworkStream stream)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        byte[] sink = new byte[4096];
+        try
+        {
+            while (await stream.ReadAsync(sink, timeout.Token) > 0)
+            {
+            }
+        }
+        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset })
+        {
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail("The server did not close the connection within 10 s.");
+        }
+    }
+
+    private async Task AssertStillServesAsync(FileShareServer server)
+    {
+        string target = Download(Guid.NewGuid().ToString("N"));
+        await NewDownloader().DownloadAsync(Host, server.Port, "a.txt", target, false, null, CancellationToken.None);
+        Assert.Equal(File.ReadAllText(Share("a.txt")), File.ReadAllText(target));
+    }
+}

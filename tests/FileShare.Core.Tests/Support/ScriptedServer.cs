@@ -1,0 +1,61 @@
+using System.Net;
+using System.Net.Sockets;
+using FileShare.Protocol;
+
+namespace FileShare.Tests.Support;
+
+/// <summary>
+/// A one-connection TCP server on loopback that runs a test's script against whoever connects, to produce the
+/// misbehaviour (short sends, silence) a real server never shows. Dispose cancels the script and closes everything.
+/// </summary>
+public sealed class ScriptedServer : IDisposable
+{
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+
+    public ScriptedServer(Func<Socket, NetworkStream, CancellationToken, Task> script)
+    {
+        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener.Listen(4);
+        Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+        Completion = RunAsync(script);
+    }
+
+    public int Port { get; }
+
+    /// <summary>The script's own outcome, so a test can tell a broken script from a broken client.</summary>
+    public Task Completion { get; }
+
+    /// <summary>Answers a FileShare client's hello with version 1 and OK, then returns the client's first request.</summary>
+    public static async Task<Frame> AcceptRequestAsync(NetworkStream stream, FrameChannel channel, CancellationToken cancellationToken)
+    {
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        await stream.ReadExactlyAsync(hello, cancellationToken);
+        Messages.ReadHello(hello);
+        Messages.WriteServerHello(hello, 1, StatusCode.Ok, 0);
+        await stream.WriteAsync(hello, cancellationToken);
+        return (await channel.ReadFrameAsync(cancellationToken))!.Value;
+    }
+
+    /// <summary>Sends a read reply that promises <paramref name="promised"/> bytes, and none of them yet.</summary>
+    public static ValueTask PromiseAsync(FrameChannel channel, uint requestId, long promised, CancellationToken cancellationToken)
+    {
+        SpanWriter writer = channel.BeginFrame(32);
+        Messages.WriteReadReply(ref writer, new RangeReply(promised, promised, DateTime.UtcNow));
+        return channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, cancellationToken);
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Dispose();
+    }
+
+    private async Task RunAsync(Func<Socket, NetworkStream, CancellationToken, Task> script)
+    {
+        using Socket socket = await _listener.AcceptAsync(_stop.Token);
+        using var stream = new NetworkStream(socket, ownsSocket: false);
+        await script(socket, stream, _stop.Token);
+    }
+}
