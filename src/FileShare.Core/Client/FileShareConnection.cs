@@ -161,6 +161,12 @@ public sealed class FileShareConnection : IDisposable
                 progress?.Add(read);
             }
         }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            _broken = true;
+            throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
+                $"The connection to {Endpoint} broke in the middle of '{path}': {e.Message}", Endpoint, path, e);
+        }
         catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
         {
             throw translated;

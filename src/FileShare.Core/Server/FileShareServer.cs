@@ -50,10 +50,11 @@ public sealed class FileShareServer : IAsyncDisposable
             throw new InvalidOperationException("The server is already started.");
         }
 
-        Directory.CreateDirectory(Root);
         Socket listener = Bind(Options.BindAddress, Options.Port);
         try
         {
+            // Only once the port is ours, so a port in use leaves no empty share folder behind.
+            Directory.CreateDirectory(Root);
             listener.Listen(Options.Backlog);
         }
         catch

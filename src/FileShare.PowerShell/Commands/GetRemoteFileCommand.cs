@@ -97,7 +97,7 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
         }
 
         // Let every cancelled download delete its partial file before the pipeline (or the process) goes away.
-        Task.WaitAll(running, TimeSpan.FromSeconds(10));
+        Task.WhenAll(running).ContinueWith(static _ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(10));
     }
 
     private void Schedule(string name)
@@ -156,6 +156,11 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
         {
             Post(() => WriteError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
                 $"Could not write '{destination}' for '{transfer.Name}' from {transfer.Endpoint}: {e.Message}", destination, e)));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Post(() => WriteError(ErrorRecords.Create("DownloadFailed", ErrorCategory.NotSpecified,
+                $"Downloading '{transfer.Name}' from {transfer.Endpoint} failed: {e.Message}", transfer.Name, e)));
         }
         finally
         {

@@ -46,6 +46,12 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
                 $"Give one -Path for all ports or one per port: {Path.Length} path(s) for {Port.Length} port(s).", Path));
         }
 
+        if (Path is null && Port.Contains(0))
+        {
+            ThrowTerminatingError(ErrorRecords.Create("PathRequiredForPortZero", ErrorCategory.InvalidArgument,
+                "-Port 0 lets the system choose the port, so the default folder ./d<PORT> is unknown in advance; give -Path.", 0));
+        }
+
         IPAddress? bindAddress = ResolveBindAddress();
         var started = new List<FileShareServer>();
         for (int i = 0; i < Port.Length; i++)

@@ -81,7 +81,14 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
             .Where(job => ShouldProcess($"FileShare server on port {job.Port} sharing '{job.Root}'", "Stop"))
             .ToList();
         Task stopping = Task.WhenAll(chosen.Select(job => job.StopAsync(TimeSpan.FromSeconds(Timeout))));
-        PumpUntil(stopping);
+
+        // Ctrl+C ends the wait, not the stop: the ports are already free and the drain finishes in the background.
+        PumpUntil(Task.WhenAny(stopping, Task.Delay(-1, Cancellation)));
+        if (!stopping.IsCompleted)
+        {
+            throw new PipelineStoppedException();
+        }
+
         stopping.GetAwaiter().GetResult();
         foreach (FileShareServerJob job in chosen)
         {

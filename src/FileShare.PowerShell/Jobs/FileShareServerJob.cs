@@ -60,9 +60,19 @@ public sealed class FileShareServerJob : Job2
 
     public override void StartJobAsync() => OnStartJobCompleted(new System.ComponentModel.AsyncCompletedEventArgs(null, false, null));
 
-    public override void StopJob() => StopAsync(DrainTimeout).GetAwaiter().GetResult();
+    public override void StopJob() => StopJob(force: false, reason: string.Empty);
 
-    public override void StopJob(bool force, string reason) => StopAsync(force ? TimeSpan.Zero : DrainTimeout).GetAwaiter().GetResult();
+    public override void StopJob(bool force, string reason)
+    {
+        try
+        {
+            StopAsync(force ? TimeSpan.Zero : DrainTimeout).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            OnStopJobCompleted(new System.ComponentModel.AsyncCompletedEventArgs(null, false, null));
+        }
+    }
 
     public override void StopJobAsync() => StopJobAsync(force: false, reason: string.Empty);
 

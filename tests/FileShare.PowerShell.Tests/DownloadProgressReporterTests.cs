@@ -1,0 +1,88 @@
+using System.Management.Automation;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+/// <summary>
+/// Get-RemoteFile's progress as a host other than the console sees it: PowerShell.Streams.Progress. Downloads go
+/// through a relay paced so each takes about 0.8 s, several of the reporter's quarter-second ticks, on any machine.
+/// </summary>
+public sealed class DownloadProgressReporterTests : IDisposable
+{
+    private const long LargeFile = 40L << 20;
+    private const long RelayBytesPerSecond = 50L << 20;
+    private const int OverallActivity = 1;
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _destination;
+    private readonly FileShareServerJob _server;
+    private readonly ThrottledRelay _relay;
+
+    public DownloadProgressReporterTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        string share = _temp.Folder("share");
+        _destination = _temp.Join("dest");
+        TestFiles.Sparse(share, "large.bin", LargeFile);
+        _server = _session.StartServer(share);
+        _relay = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
+    }
+
+    public void Dispose()
+    {
+        _relay.Dispose();
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void LargerDownload_ReportsProgressPerFileAndOverall_EndingWithCompletedRecords()
+    {
+        IReadOnlyList<ProgressRecord> progress = Download().Progress;
+
+        ProgressRecord[] overall = progress.Where(p => p.ActivityId == OverallActivity).ToArray();
+        ProgressRecord[] file = progress.Where(p => p.ActivityId != OverallActivity).ToArray();
+        Assert.True(file.Count(p => p.RecordType == ProgressRecordType.Processing && p.PercentComplete is >= 0 and < 100) >= 2,
+            $"Expected progress for large.bin on at least two ticks of a 0.8 s download; got {file.Length} record(s).");
+        Assert.All(file, p =>
+        {
+            Assert.Equal(OverallActivity, p.ParentActivityId);
+            Assert.Contains("large.bin", p.Activity);
+        });
+        Assert.All(file.Where(p => p.RecordType == ProgressRecordType.Processing), p => Assert.Contains($"127.0.0.1:{_relay.Port}", p.Activity));
+        Assert.Contains(overall, p => p.RecordType == ProgressRecordType.Processing && p.StatusDescription.StartsWith("0 of 1 files", StringComparison.Ordinal));
+        AssertNeverDecreases(file);
+        AssertNeverDecreases(overall);
+
+        // Each activity ends with exactly one Completed record; the overall one is the very last record.
+        Assert.Equal(ProgressRecordType.Completed, file[^1].RecordType);
+        Assert.Single(file, p => p.RecordType == ProgressRecordType.Completed);
+        Assert.Equal((OverallActivity, ProgressRecordType.Completed), (progress[^1].ActivityId, progress[^1].RecordType));
+        Assert.Single(overall, p => p.RecordType == ProgressRecordType.Completed);
+    }
+
+    [Theory]
+    [InlineData("$ProgressPreference = 'SilentlyContinue';", "")]
+    [InlineData("", "-ProgressAction SilentlyContinue")]
+    public void SilencedProgress_WritesNoProgressRecords(string prefix, string suffix)
+    {
+        Invocation result = Download(prefix, suffix);
+
+        Assert.Empty(result.Progress);
+    }
+
+    private Invocation Download(string prefix = "", string suffix = "")
+    {
+        Invocation result = _session.Run($"param($Port, $Dest) {prefix} Get-RemoteFile -Name large.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest {suffix}",
+            new { _relay.Port, Dest = _destination }).AssertNoErrors();
+        Assert.Equal(LargeFile, new FileInfo(Path.Join(_destination, "large.bin")).Length);
+        return result;
+    }
+
+    private static void AssertNeverDecreases(IEnumerable<ProgressRecord> records)
+    {
+        int[] percents = records.Where(p => p.RecordType == ProgressRecordType.Processing).Select(p => p.PercentComplete).ToArray();
+        Assert.Equal(percents.Order(), percents);
+    }
+}

@@ -1,0 +1,83 @@
+using System.Management.Automation;
+using System.Net;
+using System.Net.Sockets;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+/// <summary>Ctrl+C (PowerShell.Stop) on a cmdlet mid-operation: it returns promptly and leaves nothing half-done behind.</summary>
+public sealed class FileShareCmdletTests : IDisposable
+{
+    private const long LargeFile = 1L << 30;
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+    private readonly string _destination;
+    private readonly FileShareServerJob _server;
+
+    public FileShareCmdletTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        _destination = _temp.Join("dest");
+        TestFiles.Sparse(_share, "large.bin", LargeFile);
+        TestFiles.Write(_share, "small.txt", 12_345);
+        _server = _session.StartServer(_share);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void StopMidDownload_ReturnsPromptly_LeavesNoFileOrPartial_AndTheServerKeepsServing()
+    {
+        string partial = Path.Join(_destination, ".large.bin.partial");
+        using RunningInvocation download = _session.Begin("param($Port, $Dest) Get-RemoteFile -Name large.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { _server.Port, Dest = _destination });
+        Eventually.True(() => new FileInfo(partial) is { Exists: true, Length: > 0 } || download.IsCompleted, "the partial file is being written");
+        Assert.False(download.IsCompleted, "The download finished before it could be stopped; the test file is too small for this machine.");
+
+        TimeSpan stopping = Eventually.Within(download.Shell.Stop, TimeSpan.FromSeconds(10), "PowerShell.Stop()");
+
+        Assert.True(stopping < TimeSpan.FromSeconds(5), $"Stop took {stopping.TotalSeconds:0.0} s.");
+        Assert.Equal(PSInvocationState.Stopped, download.Shell.InvocationStateInfo.State);
+        Assert.Empty(download.Wait(TimeSpan.FromSeconds(1)).Errors);
+        Assert.Empty(TestFiles.List(_destination));
+
+        Assert.Equal(JobState.Running, _server.JobStateInfo.State);
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name small.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { _server.Port, Dest = _destination })
+            .AssertNoErrors();
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "small.txt")), TestFiles.Sha256(Path.Join(_destination, "small.txt")));
+        Assert.Equal(["small.txt"], TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void StopWhileWaitingForAServerToAnswer_ReturnsPromptly_WithoutAnError()
+    {
+        var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        try
+        {
+            using RunningInvocation listing = _session.Begin("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -TimeoutSec 60",
+                new { Port = ((IPEndPoint)silent.LocalEndpoint).Port });
+            Eventually.True(silent.Pending, "the client has connected");
+            using Socket accepted = silent.AcceptSocket();
+
+            TimeSpan stopping = Eventually.Within(listing.Shell.Stop, TimeSpan.FromSeconds(10), "PowerShell.Stop()");
+
+            Assert.True(stopping < TimeSpan.FromSeconds(2), $"Stop took {stopping.TotalSeconds:0.0} s.");
+            Invocation result = listing.Wait(TimeSpan.FromSeconds(1));
+            Assert.Equal(PSInvocationState.Stopped, listing.Shell.InvocationStateInfo.State);
+            Assert.Empty(result.Errors);
+            Assert.Empty(result.Output);
+        }
+        finally
+        {
+            silent.Stop();
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using System.Management.Automation;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+/// <summary>The server job as PowerShell's job API and a user's Get-Job see it.</summary>
+public sealed class FileShareServerJobTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+
+    public FileShareServerJobTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        TestFiles.Write(_share, "file.txt", 4_096);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void DescribesItselfByPortAddressAndTraffic()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
+            .AssertNoErrors();
+        Eventually.True(() => job.Requests == 1 && job.ActiveConnections == 0, "the download is logged and its connection closed");
+
+        Assert.Equal($"FileShare:{job.Port}", job.Name);
+        Assert.Equal($"127.0.0.1:{job.Port}", job.Location);
+        Assert.Equal("127.0.0.1", job.BindAddress);
+        Assert.Equal("0 connection(s), 1 request(s), 4096 byte(s) sent", job.StatusMessage);
+        Assert.Equal(1, job.TotalConnections);
+        Assert.Contains("Start-FileShareServer", job.Command);
+    }
+
+    [Fact]
+    public void StopJob_Synchronous_StopsFreesThePortAndRaisesStopJobCompleted()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        int completions = 0;
+        job.StopJobCompleted += (_, _) => Interlocked.Increment(ref completions);
+
+        Eventually.Within(job.StopJob, TimeSpan.FromSeconds(15), "StopJob()");
+
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+        Assert.Equal(1, completions);
+        Ports.AssertFree(job.Port);
+    }
+
+    [Fact]
+    public void SuspendAndResume_AreRefused()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+
+        Invocation result = _session.Run("param($Job) Suspend-Job -Job $Job", new { Job = job });
+
+        Assert.Single(result.Errors);
+        Assert.Equal(JobState.Running, job.JobStateInfo.State);
+        Assert.True(Ports.Accepts(job.Port));
+    }
+}

@@ -1,0 +1,193 @@
+using System.Management.Automation;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+public sealed class GetRemoteFileTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+    private readonly string _destination;
+    private readonly FileShareServerJob _server;
+
+    public GetRemoteFileTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        _destination = _temp.Join("dest");
+        TestFiles.Write(_share, "empty.bin", 0);
+        TestFiles.Write(_share, "one byte.txt", 1);
+        TestFiles.Write(_share, "with space and ünïcødé ✓.txt", 4_321);
+        TestFiles.Write(_share, "medium.bin", 3 * 1024 * 1024 + 17);
+        TestFiles.Write(_share, "sub/inner.txt", 777);
+        TestFiles.Write(_share, "sub/deeper/déjà vu.bin", 65_536);
+        _server = _session.StartServer(_share);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void ListingPipedIn_BindsByPropertyName_AndRecreatesTheTreeByteForByte()
+    {
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse | Get-RemoteFile -Destination $Dest",
+            new { _server.Port, Dest = _destination }).AssertNoErrors();
+
+        Assert.Empty(result.Output);
+        TestFiles.AssertSameTree(_share, _destination);
+    }
+
+    [Fact]
+    public void PassThru_WritesAFileInfoPerDownloadedFile()
+    {
+        FileInfo[] files = Download(["empty.bin", "sub/inner.txt"], "-PassThru").AssertNoErrors().Objects<FileInfo>().ToArray();
+
+        Assert.Equal(
+            [Path.Join(_destination, "empty.bin"), Path.Join(_destination, "sub", "inner.txt")],
+            files.Select(f => f.FullName).Order(StringComparer.Ordinal));
+        Assert.All(files, f => Assert.True(f.Exists));
+        Assert.Equal([0L, 777L], files.OrderBy(f => f.FullName, StringComparer.Ordinal).Select(f => f.Length));
+    }
+
+    [Fact]
+    public void NoClobber_LeavesAnExistingFileAlone_AndReportsDestinationExists()
+    {
+        string existing = TestFiles.Write(_destination, "sub/inner.txt", 50, seed: 42);
+        string before = TestFiles.Sha256(existing);
+
+        Invocation result = Download(["sub/inner.txt", "one byte.txt"], "-NoClobber");
+
+        ErrorRecord error = result.SingleError("DestinationExists", ErrorCategory.ResourceExists);
+        Assert.Contains(existing, error.Exception.Message);
+        Assert.Equal("sub/inner.txt", error.TargetObject);
+        Assert.Equal(before, TestFiles.Sha256(existing));
+        Assert.Equal(["one byte.txt", "sub/inner.txt"], TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void WithoutNoClobber_AnExistingFileIsReplaced()
+    {
+        string existing = TestFiles.Write(_destination, "sub/inner.txt", 5_000, seed: 42);
+
+        Download(["sub/inner.txt"]).AssertNoErrors();
+
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "sub", "inner.txt")), TestFiles.Sha256(existing));
+        Assert.Equal(["sub/inner.txt"], TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void MissingFile_IsRemoteFileNotFound_NamingFileAndServer_AndOtherFilesStillArrive()
+    {
+        Invocation result = Download(["no-such-file.txt", "one byte.txt"]);
+
+        ErrorRecord error = result.SingleError("RemoteFileNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Contains("no-such-file.txt", error.Exception.Message);
+        Assert.Contains($"127.0.0.1:{_server.Port}", error.Exception.Message);
+        Assert.Equal(["one byte.txt"], TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void UnreachableServer_IsServerUnreachable_NamingTheServer_AndWritesNothing()
+    {
+        int dead = Ports.Free();
+
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { Port = dead, Dest = _destination });
+
+        ErrorRecord error = result.SingleError("ServerUnreachable", ErrorCategory.ConnectionError);
+        Assert.Contains($"127.0.0.1:{dead}", error.Exception.Message);
+        Assert.Empty(TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void SameNameFromTwoServers_SecondIsDestinationConflict_NamingBoth_AndTheFirstIsIntact()
+    {
+        string otherShare = _temp.Folder("other");
+        TestFiles.Write(otherShare, "sub/inner.txt", 999, seed: 7);
+        FileShareServerJob other = _session.StartServer(otherShare);
+
+        Invocation result = _session.Run(
+            "param($First, $Second, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $First, $Second -Name sub/inner.txt -Recurse | Get-RemoteFile -Destination $Dest",
+            new { First = _server.Port, Second = other.Port, Dest = _destination });
+
+        ErrorRecord error = result.SingleError("DestinationConflict", ErrorCategory.ResourceExists);
+        Assert.Contains($"127.0.0.1:{_server.Port}", error.Exception.Message);
+        Assert.Contains($"127.0.0.1:{other.Port}", error.Exception.Message);
+        Assert.Contains("sub/inner.txt", error.Exception.Message);
+        Assert.Equal(["sub/inner.txt"], TestFiles.List(_destination));
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "sub", "inner.txt")), TestFiles.Sha256(Path.Join(_destination, "sub", "inner.txt")));
+    }
+
+    [Fact]
+    public void ThrottleLimit8_TwentyFiles_AllArriveIntact()
+    {
+        string many = _temp.Folder("many");
+        for (int i = 0; i < 20; i++)
+        {
+            TestFiles.Write(many, $"f{i:00}.bin", 10_000 + (i * 37_911));
+        }
+
+        FileShareServerJob server = _session.StartServer(many);
+        _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port | Get-RemoteFile -Destination $Dest -ThrottleLimit 8",
+            new { server.Port, Dest = _destination }).AssertNoErrors();
+
+        TestFiles.AssertSameTree(many, _destination);
+    }
+
+    [Fact]
+    public void DefaultDestination_IsLocalStorageUnderTheSessionLocation()
+    {
+        string location = _temp.Folder("elsewhere");
+        _session.Run("param($Path) Set-Location -LiteralPath $Path", new { Path = location }).AssertNoErrors();
+
+        _session.Run("param($Port) Get-RemoteFile -Name sub/inner.txt -ComputerName 127.0.0.1 -Port $Port", new { _server.Port }).AssertNoErrors();
+
+        string expected = Path.Join(location, "localStorage", "sub", "inner.txt");
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "sub", "inner.txt")), TestFiles.Sha256(expected));
+        Assert.Equal(["localStorage/sub/inner.txt"], TestFiles.List(location));
+    }
+
+    [Theory]
+    [InlineData("../evil")]
+    [InlineData("sub/../../evil")]
+    [InlineData("..")]
+    [InlineData("/evil")]
+    public void NameLeavingTheDestination_IsInvalidRemotePath_AndNothingIsWritten(string name)
+    {
+        string work = _temp.Folder("work");
+        string destination = Path.Join(work, "dest");
+        TestFiles.Write(_share, "evil", 10);
+
+        Invocation result = _session.Run("param($Name, $Port, $Dest) Get-RemoteFile -Name $Name -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { Name = name, _server.Port, Dest = destination });
+
+        ErrorRecord error = result.SingleError("InvalidRemotePath", ErrorCategory.InvalidData);
+        Assert.Contains($"'{name}'", error.Exception.Message);
+        Assert.Empty(TestFiles.List(work));
+        Assert.False(File.Exists(_temp.Join("evil")));
+        Assert.False(File.Exists("/evil"));
+    }
+
+    [Fact]
+    public void LinkLeadingOutOfTheShare_IsRemotePathRefused_AndNothingIsWritten()
+    {
+        string secret = TestFiles.Write(_temp.Folder("private"), "secret.txt", 100);
+        File.CreateSymbolicLink(Path.Join(_share, "link.txt"), secret);
+
+        Invocation result = Download(["link.txt"]);
+
+        ErrorRecord error = result.SingleError("RemotePathRefused", ErrorCategory.PermissionDenied);
+        Assert.Contains("link.txt", error.Exception.Message);
+        Assert.Contains($"127.0.0.1:{_server.Port}", error.Exception.Message);
+        Assert.Empty(TestFiles.List(_destination));
+    }
+
+    private Invocation Download(string[] names, string arguments = "") =>
+        _session.Run($"param($Names, $Port, $Dest) Get-RemoteFile -Name $Names -ComputerName 127.0.0.1 -Port $Port -Destination $Dest {arguments}",
+            new { Names = names, _server.Port, Dest = _destination });
+}

@@ -1,0 +1,235 @@
+using System.Management.Automation;
+using System.Net;
+using System.Net.Sockets;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+using FileShare.Server;
+
+namespace FileShare.PowerShell.Tests;
+
+public sealed class StartFileShareServerTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+
+    public StartFileShareServerTests() => _session = new PowerShellSession(_temp.Path);
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void ReturnsOneRunningJobPerPort_ListedByGetJob()
+    {
+        Invocation started = _session.Run("param($Path) Start-FileShareServer -Port 0, 0 -Path $Path -BindAddress 127.0.0.1", new { Path = _temp.Folder("share") })
+            .AssertNoErrors();
+
+        FileShareServerJob[] jobs = started.Objects<FileShareServerJob>().ToArray();
+        Assert.Equal(2, jobs.Length);
+        Assert.NotEqual(jobs[0].Port, jobs[1].Port);
+        Assert.All(jobs, job => Assert.True(Ports.Accepts(job.Port), $"Nothing accepts connections on port {job.Port}."));
+
+        PSObject[] listed = _session.Run("Get-Job").Output.ToArray();
+        Assert.Equal(jobs.Select(j => j.Id).Order(), listed.Select(j => ((Job)j.BaseObject).Id).Order());
+        Assert.All(listed, job =>
+        {
+            Assert.Equal(FileShareServerJob.JobTypeName, job.Properties["PSJobTypeName"].Value);
+            Assert.Equal(JobState.Running, ((Job)job.BaseObject).JobStateInfo.State);
+        });
+    }
+
+    [Fact]
+    public void DefaultRoot_IsDPortUnderTheSessionLocation_AndIsCreated()
+    {
+        int port = Ports.Free();
+        string expected = _temp.Join($"d{port}");
+        Assert.False(Directory.Exists(expected));
+
+        FileShareServerJob job = Assert.Single(_session.Run("param($Port) Start-FileShareServer -Port $Port -BindAddress 127.0.0.1", new { Port = port })
+            .AssertNoErrors().Objects<FileShareServerJob>());
+
+        Assert.Equal(expected, job.Root);
+        Assert.True(Directory.Exists(expected), $"'{expected}' was not created.");
+    }
+
+    [Fact]
+    public void OnePath_IsSharedByEveryPort()
+    {
+        string share = _temp.Folder("share");
+        TestFiles.Write(share, "common.txt", 100);
+
+        FileShareServerJob[] jobs = _session.Run("param($Path) Start-FileShareServer -Port 0, 0 -Path $Path -BindAddress 127.0.0.1", new { Path = share })
+            .AssertNoErrors().Objects<FileShareServerJob>().ToArray();
+
+        Assert.Equal(2, jobs.Length);
+        Assert.All(jobs, job =>
+        {
+            Assert.Equal(share, job.Root);
+            Assert.Equal(["common.txt"], ListNames(job.Port));
+        });
+    }
+
+    [Fact]
+    public void OnePathPerPort_EachServerSharesItsOwnFolder()
+    {
+        string first = _temp.Folder("first");
+        string second = _temp.Folder("second");
+        TestFiles.Write(first, "one.txt", 10);
+        TestFiles.Write(second, "two.txt", 20);
+
+        FileShareServerJob[] jobs = _session.Run("param($A, $B) Start-FileShareServer -Port 0, 0 -Path $A, $B -BindAddress 127.0.0.1", new { A = first, B = second })
+            .AssertNoErrors().Objects<FileShareServerJob>().ToArray();
+
+        Assert.Equal([first, second], jobs.Select(j => j.Root));
+        Assert.Equal(["one.txt"], ListNames(jobs[0].Port));
+        Assert.Equal(["two.txt"], ListNames(jobs[1].Port));
+    }
+
+    [Fact]
+    public void RelativePath_ResolvesAgainstTheSessionLocation()
+    {
+        FileShareServerJob job = Assert.Single(_session.Run("Start-FileShareServer -Port 0 -Path ./relative/share -BindAddress 127.0.0.1")
+            .AssertNoErrors().Objects<FileShareServerJob>());
+
+        Assert.Equal(_temp.Join("relative/share"), job.Root);
+        Assert.True(Directory.Exists(job.Root));
+    }
+
+    [Fact]
+    public void PathThatIsAFile_IsServerStartFailed_NamingPortAndPath()
+    {
+        string file = TestFiles.Write(_temp.Path, "not-a-folder", 1);
+
+        Invocation result = _session.Run("param($Path) Start-FileShareServer -Port 0 -Path $Path -BindAddress 127.0.0.1", new { Path = file });
+
+        ErrorRecord error = result.SingleError("ServerStartFailed", ErrorCategory.OpenError);
+        Assert.Contains(file, error.Exception.Message);
+        Assert.Empty(_session.Jobs());
+    }
+
+    [Fact]
+    public void PathCountOtherThanOneOrOnePerPort_IsPathCountMismatch_AndStartsNothing()
+    {
+        Invocation result = _session.Run("param($A, $B) Start-FileShareServer -Port 0, 0, 0 -Path $A, $B -BindAddress 127.0.0.1",
+            new { A = _temp.Folder("a"), B = _temp.Folder("b") });
+
+        ErrorRecord error = result.SingleError("PathCountMismatch", ErrorCategory.InvalidArgument);
+        Assert.Contains("2 path(s) for 3 port(s)", error.Exception.Message);
+        Assert.Empty(result.Output);
+        Assert.Empty(_session.Jobs());
+    }
+
+    [Fact]
+    public void PortInUse_IsANonTerminatingPortInUse_AndTheOtherPortsStillStart()
+    {
+        var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        try
+        {
+            int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
+            Invocation result = _session.Run(
+                "param($Busy, $Path) Start-FileShareServer -Port 0, $Busy, 0 -Path $Path -BindAddress 127.0.0.1; 'after'",
+                new { Busy = busy, Path = _temp.Folder("share") });
+
+            ErrorRecord error = result.SingleError("PortInUse", ErrorCategory.ResourceBusy);
+            Assert.Contains(busy.ToString(), error.Exception.Message);
+            FileShareServerJob[] jobs = result.Objects<FileShareServerJob>().ToArray();
+            Assert.Equal(2, jobs.Length);
+            Assert.All(jobs, job => Assert.Equal(JobState.Running, job.JobStateInfo.State));
+            Assert.Equal("after", result.Objects<string>().Single());
+            Assert.Equal(2, _session.Jobs().Length);
+        }
+        finally
+        {
+            squatter.Stop();
+        }
+    }
+
+    [Theory]
+    [InlineData("{0}..{1}")]
+    [InlineData("'{0}..{1}'")]
+    public void PortRangeAsTyped_StartsOneServerPerPort(string format)
+    {
+        int first = Ports.FreeRun(3);
+        string range = string.Format(format, first, first + 2);
+
+        FileShareServerJob[] jobs = _session.Run($"param($Path) Start-FileShareServer -Port {range} -Path $Path -BindAddress 127.0.0.1", new { Path = _temp.Folder("share") })
+            .AssertNoErrors().Objects<FileShareServerJob>().ToArray();
+
+        Assert.Equal([first, first + 1, first + 2], jobs.Select(j => j.Port));
+        Assert.All(jobs, job => Assert.True(Ports.Accepts(job.Port), $"Nothing accepts connections on port {job.Port}."));
+    }
+
+    [Fact]
+    public void ReceiveJob_YieldsARequestLogRecordPerDownload_AndBytesSentAddsUp()
+    {
+        string share = _temp.Folder("share");
+        TestFiles.Write(share, "small.txt", 1_000);
+        TestFiles.Write(share, "sub/larger.bin", 300_000);
+        FileShareServerJob job = _session.StartServer(share);
+
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name small.txt, sub/larger.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { job.Port, Dest = _temp.Folder("dest") }).AssertNoErrors();
+
+        RequestLogRecord[] reads = [];
+        Eventually.True(() => (reads = ReceiveLog(job).Where(r => r.Request == RequestKind.Read).ToArray()).Length == 2, "both downloads are logged");
+        Assert.Equal(
+            [("small.txt", 1_000L, "Ok"), ("sub/larger.bin", 300_000L, "Ok")],
+            reads.Select(r => (r.Path, r.Bytes, r.Outcome)).OrderBy(r => r.Path, StringComparer.Ordinal));
+        Assert.All(reads, r => Assert.Equal(job.Port, r.Port));
+        Assert.Equal(301_000, job.BytesSent);
+        Assert.True(job.HasMoreData);
+    }
+
+    [Fact]
+    public void ReceiveJob_KeepsOnlyTheLatestMaxLogRecords()
+    {
+        string share = _temp.Folder("share");
+        string[] names = Enumerable.Range(1, 6).Select(i => $"file{i}.txt").ToArray();
+        foreach (string name in names)
+        {
+            TestFiles.Write(share, name, 100);
+        }
+
+        FileShareServerJob job = _session.StartServer(share, "-MaxLogRecords 3");
+        _session.Run("param($Port, $Names, $Dest) Get-RemoteFile -Name $Names -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -ThrottleLimit 1",
+            new { job.Port, Names = names, Dest = _temp.Folder("dest") }).AssertNoErrors();
+
+        // One at a time, so the log ends with the last three files, in order.
+        Eventually.True(() => ReceiveLog(job).Select(r => r.Path).SequenceEqual(names[3..]), "the log holds exactly the last three requests");
+        Assert.Equal(6, job.Requests);
+    }
+
+    [Fact]
+    public void Wait_ServesInTheForegroundWritingRequestRecords_UntilStopped_ThenFreesThePort()
+    {
+        string share = _temp.Folder("share");
+        TestFiles.Write(share, "file.txt", 2_000);
+        int port = Ports.Free();
+        using RunningInvocation serving = _session.Begin("param($Port, $Path) Start-FileShareServer -Port $Port -Path $Path -BindAddress 127.0.0.1 -Wait", new { Port = port, Path = share });
+        Eventually.True(() => Ports.Accepts(port) || serving.IsCompleted, "the server accepts connections");
+        Assert.False(serving.IsCompleted, "Start-FileShareServer -Wait returned while it should still be serving: " +
+            string.Join("; ", RunningInvocation.Snapshot(serving.Shell.Streams.Error).Select(e => e.Exception.Message)));
+
+        using (var client = new PowerShellSession(_temp.Path))
+        {
+            client.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { Port = port, Dest = _temp.Folder("dest") })
+                .AssertNoErrors();
+        }
+
+        Eventually.Within(serving.Shell.Stop, TimeSpan.FromSeconds(10), "Stopping Start-FileShareServer -Wait");
+        Ports.AssertFree(port);
+        Invocation result = serving.Wait(TimeSpan.FromSeconds(5));
+        Assert.Empty(result.Errors);
+        Assert.Contains(result.Objects<RequestLogRecord>(), r => r is { Request: RequestKind.Read, Path: "file.txt", Bytes: 2_000, Outcome: "Ok" });
+    }
+
+    private RequestLogRecord[] ReceiveLog(FileShareServerJob job) =>
+        _session.Run("param($Job) Receive-Job -Job $Job -Keep", new { Job = job }).AssertNoErrors().Objects<RequestLogRecord>().ToArray();
+
+    private string[] ListNames(int port) =>
+        _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { Port = port })
+            .AssertNoErrors().Objects<RemoteFileInfo>().Select(f => f.Name).ToArray();
+}

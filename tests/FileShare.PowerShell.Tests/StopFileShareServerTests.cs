@@ -1,0 +1,254 @@
+using System.Management.Automation;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+public sealed class StopFileShareServerTests : IDisposable
+{
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(15);
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+
+    public StopFileShareServerTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        TestFiles.Write(_share, "file.txt", 1_000);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void ByPort_FreesThePort_AndANewServerCanTakeItAtOnce()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        int port = job.Port;
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { Port = port, Dest = _temp.Join("dest") })
+            .AssertNoErrors();
+
+        _session.Run("param($Port) Stop-FileShareServer -Port $Port", new { Port = port }, StopTimeout).AssertNoErrors();
+
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+        Ports.AssertFree(port);
+        FileShareServerJob again = Assert.Single(_session.Run("param($Port, $Path) Start-FileShareServer -Port $Port -Path $Path -BindAddress 127.0.0.1", new { Port = port, Path = _share })
+            .AssertNoErrors().Objects<FileShareServerJob>());
+        Assert.Equal(port, again.Port);
+        Assert.Equal(JobState.Running, again.JobStateInfo.State);
+        Assert.Single(_session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { Port = port }).AssertNoErrors().Output);
+    }
+
+    [Fact]
+    public void JobsFromThePipeline_AreStopped()
+    {
+        FileShareServerJob[] jobs = [_session.StartServer(_share), _session.StartServer(_share)];
+
+        Invocation result = _session.Run("Get-Job | Stop-FileShareServer -PassThru", timeout: StopTimeout).AssertNoErrors();
+
+        Assert.Equal(jobs.Select(j => j.Id).Order(), result.Objects<FileShareServerJob>().Select(j => j.Id).Order());
+        AssertStoppedAndFree(jobs);
+    }
+
+    [Fact]
+    public void All_StopsEveryServerOfTheSession()
+    {
+        FileShareServerJob[] jobs = [_session.StartServer(_share), _session.StartServer(_share)];
+
+        Invocation result = _session.Run("Stop-FileShareServer -All", timeout: StopTimeout).AssertNoErrors();
+
+        Assert.Empty(result.Output);
+        AssertStoppedAndFree(jobs);
+    }
+
+    [Fact]
+    public void WhatIf_StopsNothing()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+
+        _session.Run("param($Port) Stop-FileShareServer -All -WhatIf; Stop-FileShareServer -Port $Port -WhatIf", new { job.Port }).AssertNoErrors();
+
+        Assert.Equal(JobState.Running, job.JobStateInfo.State);
+        Assert.Single(_session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { job.Port }).AssertNoErrors().Output);
+    }
+
+    [Fact]
+    public void PortWithoutAServer_IsServerNotFound_AndOtherServersKeepRunning()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        int unknown = Ports.Free();
+
+        Invocation result = _session.Run("param($Port) Stop-FileShareServer -Port $Port", new { Port = unknown });
+
+        ErrorRecord error = result.SingleError("ServerNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Contains(unknown.ToString(), error.Exception.Message);
+        Assert.Equal(unknown, error.TargetObject);
+        Assert.Equal(JobState.Running, job.JobStateInfo.State);
+    }
+
+    [Fact]
+    public void StopJob_StopsTheServer_WithoutHanging()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+
+        _session.Run("param($Job) Stop-Job -Job $Job", new { Job = job }, StopTimeout).AssertNoErrors();
+
+        AssertStoppedAndFree([job]);
+        // Stopping a stopped job again is harmless and returns at once too.
+        _session.Run("param($Job) Stop-Job -Job $Job", new { Job = job }, StopTimeout).AssertNoErrors();
+    }
+
+    [Fact]
+    public void StopJob_DoesNotWaitOutTheDrainTimeoutForAnIdleClient()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        using var idle = new System.Net.Sockets.TcpClient();
+        idle.Connect(System.Net.IPAddress.Loopback, job.Port);
+        Eventually.True(() => job.ActiveConnections == 1, "the server has accepted the idle connection");
+
+        Invocation result = _session.Run("param($Job) Stop-Job -Job $Job", new { Job = job }, StopTimeout).AssertNoErrors();
+
+        Assert.True(result.Duration < job.DrainTimeout / 2, $"Stop-Job took {result.Duration.TotalSeconds:0.0} s with only an idle connection open.");
+        AssertStoppedAndFree([job]);
+    }
+
+    [Fact]
+    public void RemoveJobForce_StopsAndRemovesARunningServer()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        int port = job.Port;
+
+        _session.Run("param($Job) Remove-Job -Job $Job -Force", new { Job = job }, StopTimeout).AssertNoErrors();
+
+        Assert.Empty(_session.Run("Get-Job").Output);
+        Ports.AssertFree(port);
+    }
+
+    [Fact]
+    public void RemoveJob_RemovesAStoppedServer()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+
+        _session.Run("param($Job) Stop-Job -Job $Job; Remove-Job -Job $Job", new { Job = job }, StopTimeout).AssertNoErrors();
+
+        Assert.Empty(_session.Run("Get-Job").Output);
+        Ports.AssertFree(job.Port);
+    }
+
+    [Fact]
+    public void ClosingTheRunspace_StopsItsServers()
+    {
+        using var other = new PowerShellSession(_temp.Path);
+        FileShareServerJob[] jobs = [other.StartServer(_share), other.StartServer(_share)];
+        FileShareServerJob mine = _session.StartServer(_share);
+
+        Eventually.Within(other.Dispose, StopTimeout, "Closing the runspace");
+
+        AssertStoppedAndFree(jobs);
+        Assert.Equal(JobState.Running, mine.JobStateInfo.State);
+        Assert.True(Ports.Accepts(mine.Port), "Closing another runspace stopped this session's server.");
+    }
+
+    [Fact]
+    public void TransferInFlight_FinishesWithinTheTimeout_WhileThePortIsAlreadyFree()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        // Much more than loopback socket buffers hold, so the server is still sending for most of the second.
+        TestFiles.Sparse(_share, "slow.bin", 32 << 20);
+        using var relay = new ThrottledRelay(job.Port, bytesPerSecond: 32 << 20);
+        using var client = new PowerShellSession(_temp.Path);
+        string destination = _temp.Join("dest");
+        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { relay.Port, Dest = destination });
+        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+
+        using RunningInvocation stopping = _session.Begin("param($Port) Stop-FileShareServer -Port $Port -Timeout 30", new { job.Port });
+        Eventually.True(() => job.JobStateInfo.State != JobState.Running, "the server is stopping");
+        Ports.AssertFree(job.Port);
+        Assert.False(stopping.IsCompleted, "Stop-FileShareServer returned before the transfer in flight had finished.");
+
+        download.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors();
+        stopping.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors();
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "slow.bin")), TestFiles.Sha256(Path.Join(destination, "slow.bin")));
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+    }
+
+    [Fact]
+    public void TimeoutZero_CutsTheTransferInFlight_AndTheClientKeepsNoPartialFile()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        TestFiles.Sparse(_share, "slow.bin", 64 << 20);
+        using var relay = new ThrottledRelay(job.Port, bytesPerSecond: 4 << 20);
+        using var client = new PowerShellSession(_temp.Path);
+        string destination = _temp.Join("dest");
+        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { relay.Port, Dest = destination });
+        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+
+        Invocation stopped = _session.Run("param($Port) Stop-FileShareServer -Port $Port -Timeout 0", new { job.Port }, StopTimeout).AssertNoErrors();
+
+        Assert.True(stopped.Duration < TimeSpan.FromSeconds(5), $"Stop-FileShareServer -Timeout 0 took {stopped.Duration.TotalSeconds:0.0} s.");
+        Ports.AssertFree(job.Port);
+        // A cut shows as an early end of the data or a reset connection, depending on who closes first.
+        ErrorRecord error = Assert.Single(download.Wait(PowerShellSession.DefaultTimeout).Errors);
+        Assert.Contains(error.FullyQualifiedErrorId.Split(',')[0], new[] { "IncompleteTransfer", "ServerUnreachable" });
+        Assert.Equal(ErrorCategory.ConnectionError, error.CategoryInfo.Category);
+        Assert.Contains("slow.bin", error.Exception.Message);
+        Assert.Contains($"127.0.0.1:{relay.Port}", error.Exception.Message);
+        Assert.Empty(TestFiles.List(destination));
+    }
+
+    [Fact]
+    public void CtrlCWhileDraining_ReturnsPromptly_AndTheServerStillStopsWhenTheTransferEnds()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        TestFiles.Sparse(_share, "slow.bin", 64 << 20);
+        using var relay = new ThrottledRelay(job.Port, bytesPerSecond: 4 << 20);
+        using var client = new PowerShellSession(_temp.Path);
+        string destination = _temp.Join("dest");
+        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { relay.Port, Dest = destination });
+        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+        using RunningInvocation stopping = _session.Begin("param($Port) Stop-FileShareServer -Port $Port -Timeout 60", new { job.Port });
+        Eventually.True(() => job.JobStateInfo.State == JobState.Stopping, "the server is draining");
+
+        TimeSpan waited = Eventually.Within(stopping.Shell.Stop, TimeSpan.FromSeconds(10), "Ctrl+C on Stop-FileShareServer");
+
+        Assert.True(waited < TimeSpan.FromSeconds(2), $"Ctrl+C took {waited.TotalSeconds:0.0} s to stop Stop-FileShareServer while it waited for a transfer.");
+        Ports.AssertFree(job.Port);
+        Assert.Equal(JobState.Stopping, job.JobStateInfo.State);
+        Assert.False(download.IsCompleted, "The download ended when Stop-FileShareServer was interrupted; it should have been left to drain.");
+
+        // Once the last transfer ends (here: its client gives up), the server finishes stopping on its own.
+        Eventually.Within(download.Shell.Stop, TimeSpan.FromSeconds(10), "Stopping the download");
+        Eventually.True(() => job.JobStateInfo.State == JobState.Stopped, "the server has stopped after its last transfer");
+        Assert.Empty(TestFiles.List(destination));
+    }
+
+    [Fact]
+    public void ReceiveJob_StillYieldsTheLogOfAStoppedServer()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { job.Port }).AssertNoErrors();
+        Eventually.True(() => job.Requests == 1, "the listing is logged");
+
+        _session.Run("param($Job) Stop-Job -Job $Job", new { Job = job }, StopTimeout).AssertNoErrors();
+
+        var record = Assert.Single(_session.Run("param($Job) Receive-Job -Job $Job", new { Job = job }).AssertNoErrors().Objects<FileShare.Server.RequestLogRecord>());
+        Assert.Equal((FileShare.Server.RequestKind.List, "Ok"), (record.Request, record.Outcome));
+        Assert.False(job.HasMoreData);
+    }
+
+    private static void AssertStoppedAndFree(FileShareServerJob[] jobs)
+    {
+        foreach (FileShareServerJob job in jobs)
+        {
+            Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+            Ports.AssertFree(job.Port);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+BeforeAll {
+    . $PSScriptRoot/common.ps1
+
+    # One share for most tests: small files, and sparse big ones that take seconds to download, so a test can act
+    # while a transfer is under way (the .partial file exists) long before it could end.
+    $share = Join-Path $TestDrive 'share'
+    $hashes = @{
+        'hello.txt'           = New-TestFile (Join-Path $share 'hello.txt') -Length 12
+        'empty.bin'           = New-TestFile (Join-Path $share 'empty.bin') -Length 0
+        'sub/with space ü.md' = New-TestFile (Join-Path $share 'sub/with space ü.md') -Length 70000
+    }
+    New-SparseFile (Join-Path $share 'big.bin') -Length 2GB -DataAt 0, (1GB - 100)
+    New-SparseFile (Join-Path $share 'quarter.bin') -Length 256MB -DataAt 0
+    $hashes['quarter.bin'] = Get-Sha256 (Join-Path $share 'quarter.bin')
+
+    function Get-PartialFiles([string] $Folder) {
+        if (Test-Path -LiteralPath $Folder) { Get-ChildItem -LiteralPath $Folder -Recurse -Force -File -Filter '.*.partial' }
+    }
+}
+
+AfterAll {
+    Remove-TestJobs
+    Stop-TestProcesses
+}
+
+Describe 'Get-RemoteFile' {
+    BeforeEach {
+        $destination = Join-Path $TestDrive ('dl-' + [guid]::NewGuid().ToString('n'))
+    }
+
+    AfterEach {
+        # Child processes are ended by the tests that start them (and by AfterAll): a Context's server host outlives a test.
+        Remove-TestJobs
+        if (Test-Path -LiteralPath $destination) { Remove-Item -LiteralPath $destination -Recurse -Force }
+    }
+
+    Context 'from a server in this session' {
+        BeforeEach {
+            $job = Start-FileShareServer -Port 0 -Path $share
+        }
+
+        It 'downloads files into -Destination, keeping sub-folders, and -PassThru returns them' {
+            $names = 'hello.txt', 'empty.bin', 'sub/with space ü.md', 'quarter.bin'
+
+            $files = Get-RemoteFile -Name $names -Port $job.Port -Destination $destination -ThrottleLimit 2 -PassThru
+
+            $files.Count | Should -Be 4
+            $files | Should -BeOfType System.IO.FileInfo
+            $targets = $names | ForEach-Object { Join-Path $destination $_ }
+            Get-Sha256 $targets | Should -Be @($names | ForEach-Object { $hashes[$_] })
+            @(Get-PartialFiles $destination).Count | Should -Be 0
+        }
+
+        It 'downloads into ./localStorage by default' {
+            Push-Location (New-Item -ItemType Directory -Path $destination)
+            try { Get-RemoteFile hello.txt -Port $job.Port }
+            finally { Pop-Location }
+
+            Get-Sha256 (Join-Path $destination 'localStorage/hello.txt') | Should -Be $hashes['hello.txt']
+        }
+
+        It 'reports a missing file as RemoteFileNotFound (ObjectNotFound) and still downloads the rest' {
+            Get-RemoteFile -Name hello.txt, missing.txt, empty.bin -Port $job.Port -Destination $destination -ErrorVariable getErrors -ErrorAction SilentlyContinue
+
+            $getErrors.Count | Should -Be 1
+            $getErrors[0].FullyQualifiedErrorId | Should -BeLike 'RemoteFileNotFound,*'
+            $getErrors[0].CategoryInfo.Category | Should -Be ObjectNotFound
+            $getErrors[0].Exception.Message | Should -Match 'missing\.txt'
+            Test-Path (Join-Path $destination 'missing.txt') | Should -BeFalse
+            Test-Path (Join-Path $destination 'hello.txt') | Should -BeTrue
+            Test-Path (Join-Path $destination 'empty.bin') | Should -BeTrue
+        }
+
+        It 'keeps an existing file with -NoClobber (DestinationExists) and overwrites it otherwise' {
+            $target = Join-Path $destination 'hello.txt'
+            $null = New-Item -ItemType Directory -Path $destination
+            Set-Content -LiteralPath $target -Value 'mine'
+
+            { Get-RemoteFile hello.txt -Port $job.Port -Destination $destination -NoClobber -ErrorAction Stop } | Should -Throw -ErrorId 'DestinationExists,*'
+            (Get-Content -LiteralPath $target) | Should -Be 'mine'
+
+            Get-RemoteFile hello.txt -Port $job.Port -Destination $destination
+            Get-Sha256 $target | Should -Be $hashes['hello.txt']
+        }
+
+        It 'reports an unreachable server as ServerUnreachable naming host:port, and still downloads from the others' {
+            $dead = Get-FreePort
+            $wanted = @(
+                [pscustomobject]@{ Name = 'lost.txt'; ComputerName = 'localhost'; Port = $dead }
+                [pscustomobject]@{ Name = 'hello.txt'; ComputerName = 'localhost'; Port = $job.Port }
+            )
+
+            $wanted | Get-RemoteFile -Destination $destination -ErrorVariable getErrors -ErrorAction SilentlyContinue
+
+            $getErrors.Count | Should -Be 1
+            $getErrors[0].FullyQualifiedErrorId | Should -BeLike 'ServerUnreachable,*'
+            $getErrors[0].Exception.Message | Should -Match ([regex]::Escape("localhost:$dead"))
+            Test-Path (Join-Path $destination 'lost.txt') | Should -BeFalse
+            Get-Sha256 (Join-Path $destination 'hello.txt') | Should -Be $hashes['hello.txt']
+        }
+
+        It 'refuses a name that would leave the destination folder, before asking the server' {
+            $failure = { Get-RemoteFile '../escape.txt' -Port $job.Port -Destination $destination -ErrorAction Stop } | Should -Throw -PassThru
+            $failure.FullyQualifiedErrorId | Should -BeLike 'InvalidRemotePath,*'
+            $job.Requests | Should -Be 0
+            Test-Path (Join-Path $TestDrive 'escape.txt') | Should -BeFalse
+        }
+
+        It 'reports two servers offering the same name into one destination as DestinationConflict' {
+            $other = Start-FileShareServer -Port 0 -Path $share
+            $wanted = @(
+                [pscustomobject]@{ Name = 'hello.txt'; ComputerName = 'localhost'; Port = $job.Port }
+                [pscustomobject]@{ Name = 'hello.txt'; ComputerName = 'localhost'; Port = $other.Port }
+            )
+
+            $wanted | Get-RemoteFile -Destination $destination -ErrorVariable getErrors -ErrorAction SilentlyContinue
+
+            $getErrors.Count | Should -Be 1
+            $getErrors[0].FullyQualifiedErrorId | Should -BeLike 'DestinationConflict,*'
+            Get-Sha256 (Join-Path $destination 'hello.txt') | Should -Be $hashes['hello.txt']
+        }
+
+        It 'downloads a sparse file larger than 4 GiB with data across the 4 GiB boundary intact' {
+            $hugeShare = Join-Path $TestDrive 'huge'
+            $source = Join-Path $hugeShare 'huge.bin'
+            New-SparseFile $source -Length (4GB + 64KB) -DataAt 0, (4GB - 4096), (4GB + 64KB - 8192)
+            $hugeJob = Start-FileShareServer -Port 0 -Path $hugeShare
+            try {
+                $file = Get-RemoteFile huge.bin -Port $hugeJob.Port -Destination $destination -PassThru -ErrorAction Stop
+
+                $file.Length | Should -Be (4GB + 64KB)
+                $sourceHash, $downloadedHash = Get-Sha256 $source, $file.FullName
+                $downloadedHash | Should -Be $sourceHash
+            }
+            finally {
+                # The download is not sparse: give its 4 GiB back at once.
+                Remove-Item -LiteralPath $destination -Recurse -Force -ErrorAction Ignore
+            }
+        }
+
+        It 'with -ErrorAction Stop in a non-interactive pwsh -c, exits non-zero on a missing file and writes no progress to the output' {
+            # quarter.bin takes longer than the 250 ms between progress updates, so progress would show if it were written.
+            $pwsh = Get-PwshCommandLine
+            $command = @"
+Import-Module '$FileShareManifest'
+Get-RemoteFile -Name hello.txt, quarter.bin -Port $($job.Port) -Destination '$destination' -ErrorAction Stop
+'downloaded'
+Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' -ErrorAction Stop
+'not reached'
+"@
+            $child = Start-TestProcess -FilePath $pwsh[0] -ArgumentList (@($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-c', $command))
+
+            $result = Wait-TestProcess $child -TimeoutSec 60
+
+            $result.ExitCode | Should -Not -Be 0
+            $result.StdOut.Trim() | Should -Be 'downloaded' -Because 'stdout carries only what the script writes: no progress bars or escape sequences'
+            $result.StdErr | Should -Match 'missing\.txt'
+            $result.StdErr | Should -Not -Match 'of \d+ files|/s\b' -Because 'progress is not reported when nobody watches'
+            Get-Sha256 (Join-Path $destination 'quarter.bin') | Should -Be $hashes['quarter.bin']
+            Test-Path (Join-Path $destination 'missing.txt') | Should -BeFalse
+        }
+    }
+
+    Context 'from a server in another process' {
+        BeforeAll {
+            $serverHost = Start-ServerHost -Path $share
+            $port = $serverHost.Ports[0]
+        }
+
+        AfterAll {
+            Stop-ServerHost $serverHost
+        }
+
+        It 'stops on Ctrl+C in a terminal mid-download: the process ends promptly and leaves neither the file nor a .partial' -Tag Pty {
+            $script = New-ChildScript -ArgumentList $port, $destination -ScriptBlock {
+                param($Port, $Destination)
+                Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination
+                'download finished'
+            }
+
+            $verdict = Start-PtyCtrlC -Script $script -File (Join-Path $destination '.big.bin.partial') | Receive-PtyVerdict
+
+            $verdict.triggered | Should -BeTrue -Because "the download should have started; output: $($verdict.output)"
+            $verdict.exited | Should -BeTrue -Because "pwsh should end after Ctrl+C; output: $($verdict.output)"
+            $verdict.seconds_to_exit | Should -BeLessThan 5
+            $verdict.output | Should -Not -Match 'download finished'
+            Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
+            @(Get-PartialFiles $destination).Count | Should -Be 0
+        }
+
+        It 'leaves no destination file when the client is killed (kill -9) mid-download' {
+            # A killed process cannot clean up: its hidden .big.bin.partial may stay behind (next download overwrites it).
+            $partial = Join-Path $destination '.big.bin.partial'
+            $client = Start-ChildPwsh -ArgumentList $port, $destination -ScriptBlock {
+                param($Port, $Destination)
+                Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination
+            }
+            $null = Wait-Until -TimeoutSec 30 -Because 'the download to start' { Test-Path -LiteralPath $partial }
+
+            Send-Signal -ProcessId $client.Id -Signal KILL
+            $result = Wait-TestProcess $client -TimeoutSec 10
+
+            $result.ExitCode | Should -Be 137
+            Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
+        }
+    }
+
+    Context 'from a server that fails mid-transfer' {
+        It 'reports a server process killed mid-transfer promptly, and leaves no file' {
+            $serverHost = Start-ServerHost -Path $share
+            $download = Invoke-InRunspace -ArgumentList $serverHost.Ports[0], $destination -ScriptBlock {
+                param($Port, $Destination)
+                Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination -TimeoutSec 30
+            }
+            $null = Wait-Until -TimeoutSec 20 -Because 'the download to start' { Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial') }
+
+            Send-Signal -ProcessId $serverHost.Id -Signal KILL
+            $killed = [Diagnostics.Stopwatch]::StartNew()
+            $result = Wait-InRunspace $download -TimeoutSec 30
+
+            $killed.Elapsed.TotalSeconds | Should -BeLessThan 5
+            $result.Errors.Count | Should -Be 1
+            $result.Errors[0].FullyQualifiedErrorId | Should -Match '^(IncompleteTransfer|ServerUnreachable),'
+            $result.Errors[0].Exception.Message | Should -Match "localhost:$($serverHost.Ports[0])"
+            Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
+            @(Get-PartialFiles $destination).Count | Should -Be 0
+        }
+
+        It 'reports a server hung mid-transfer (SIGSTOP) as ServerTimeout within -TimeoutSec, and leaves no file' {
+            $serverHost = Start-ServerHost -Path $share
+            try {
+                $download = Invoke-InRunspace -ArgumentList $serverHost.Ports[0], $destination -ScriptBlock {
+                    param($Port, $Destination)
+                    Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination -TimeoutSec 3
+                }
+                $null = Wait-Until -TimeoutSec 20 -Because 'the download to start' { Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial') }
+
+                Send-Signal -ProcessId $serverHost.Id -Signal STOP
+                $hung = [Diagnostics.Stopwatch]::StartNew()
+                $result = Wait-InRunspace $download -TimeoutSec 30
+
+                $hung.Elapsed.TotalSeconds | Should -BeLessThan 7 -Because '-TimeoutSec 3 bounds the wait for data'
+                $result.Errors.Count | Should -Be 1
+                $result.Errors[0].FullyQualifiedErrorId | Should -BeLike 'ServerTimeout,*'
+                $result.Errors[0].CategoryInfo.Category | Should -Be OperationTimeout
+                Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
+                @(Get-PartialFiles $destination).Count | Should -Be 0
+            }
+            finally {
+                Send-Signal -ProcessId $serverHost.Id -Signal CONT
+                Stop-ServerHost $serverHost -TimeoutSec 1
+            }
+        }
+    }
+}
