@@ -37,24 +37,27 @@ nginx -p "$work/nginx" -c nginx.conf
 
 dotnet pwsh ./build.ps1 Build >/dev/null
 pwsh_dll=$(dotnet pwsh -NoProfile -c '$PSHOME')/pwsh.dll
-# A warm client session: it reads one line per round from a fifo, downloads, prints seconds.
-mkfifo "$work/fifo"
+# A warm client session: it reads one line per round from a fifo, downloads, answers the seconds on another fifo.
+mkfifo "$work/fifo" "$work/answers"
 dotnet "$pwsh_dll" -NoProfile -NonInteractive -c "
   Import-Module '$repo/out/FileShare/$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' "$repo/Directory.Build.props")/FileShare.psd1'
   \$job = Start-FileShareServer -Port 18081 -Path '$work/share' -BindAddress 127.0.0.1
   \$ProgressPreference = 'SilentlyContinue'
-  Get-RemoteFile big.bin -Port 18081 -Destination '$work/out/warmup' 
-  Write-Output 'ready'
+  Get-RemoteFile big.bin -Port 18081 -Destination '$work/out/warmup'
+  Remove-Item '$work/out/warmup' -Recurse
+  \$answers = [IO.StreamWriter]::new('$work/answers')
+  \$answers.AutoFlush = \$true
+  \$answers.WriteLine('ready')
   foreach (\$line in [IO.File]::ReadLines('$work/fifo')) {
     \$t = [Diagnostics.Stopwatch]::StartNew()
     Get-RemoteFile big.bin -Port 18081 -Destination '$work/out/fs' -ComputerName 127.0.0.1
-    Write-Output ('{0:0.000}' -f \$t.Elapsed.TotalSeconds)
+    \$answers.WriteLine(('{0:0.000}' -f \$t.Elapsed.TotalSeconds))
   }
   Stop-FileShareServer -All
-" > "$work/fs.out" &
+" > "$work/fs.out" 2>&1 &
 fs_pid=$!
-exec 3> "$work/fifo"
-until grep -q ready "$work/fs.out" 2>/dev/null; do sleep 0.2; done
+exec 4< "$work/answers" 3> "$work/fifo"
+read -r ready <&4
 
 declare -a fs_times curl_times
 for i in $(seq "$rounds"); do
@@ -63,13 +66,14 @@ for i in $(seq "$rounds"); do
   curl -sf -o "$work/out/curl.bin" http://127.0.0.1:18080/big.bin
   curl_times+=("$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')")
   [ "$(sha256sum "$work/out/curl.bin" | cut -d' ' -f1)" = "$source_hash" ] || { echo "curl download corrupt"; exit 1; }
-  before=$(grep -c '^[0-9]' "$work/fs.out" || true)
   echo go >&3
-  until [ "$(grep -c '^[0-9]' "$work/fs.out" || true)" -gt "$before" ]; do sleep 0.05; done
-  fs_times+=("$(grep '^[0-9]' "$work/fs.out" | tail -1)")
+  read -r seconds <&4
+  fs_times+=("$seconds")
   [ "$(sha256sum "$work/out/fs/big.bin" | cut -d' ' -f1)" = "$source_hash" ] || { echo "FileShare download corrupt"; exit 1; }
+  # Keep tmpfs use flat: on this VM, memory pressure from leftover copies slows every tool by 2x.
+  rm -f "$work/out/fs/big.bin" "$work/out/curl.bin"
 done
-exec 3>&-
+exec 3>&- 4<&-
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mib_s() { awk -v s="$1" -v m="$size_mib" 'BEGIN { printf "%.0f", m / s }'; }

@@ -141,25 +141,33 @@ public sealed class FileShareConnection : IDisposable
         long count = _pendingRange;
         _pendingRange = 0;
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+
+        // Two buffers: the disk write of one overlaps the network read into the other.
+        byte[] receiving = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        byte[] writing = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        ValueTask pendingWrite = default;
         try
         {
             long remaining = count;
             while (remaining > 0)
             {
                 deadline.CancelAfter(_options.ReadTimeout);
-                int read = await _stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(remaining, buffer.Length)), deadline.Token).ConfigureAwait(false);
+                int read = await _stream.ReadAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), deadline.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
                         $"{Endpoint} closed the connection after {count - remaining:N0} of {count:N0} bytes of '{path}'.", Endpoint, path);
                 }
 
-                LocalFile.Write(target, buffer.AsSpan(0, read), targetOffset, path, Endpoint);
+                await TakePending(ref pendingWrite).ConfigureAwait(false);
+                pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, read), targetOffset, path, Endpoint);
+                (receiving, writing) = (writing, receiving);
                 targetOffset += read;
                 remaining -= read;
                 progress?.Add(read);
             }
+
+            await TakePending(ref pendingWrite).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException)
         {
@@ -173,8 +181,18 @@ public sealed class FileShareConnection : IDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            await LocalFile.SettleAsync(TakePending(ref pendingWrite)).ConfigureAwait(false);
+            ArrayPool<byte>.Shared.Return(receiving);
+            ArrayPool<byte>.Shared.Return(writing);
         }
+    }
+
+    /// <summary>Hands over a pending write and forgets it, so it is awaited exactly once (pooled ValueTasks allow no more).</summary>
+    private static ValueTask TakePending(ref ValueTask pending)
+    {
+        ValueTask taken = pending;
+        pending = default;
+        return taken;
     }
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace FileShare.Client;
@@ -14,6 +15,32 @@ internal static class LocalFile
         catch (IOException e)
         {
             throw new FileShareException(FileShareErrorKind.LocalWriteFailed, $"Could not write '{remotePath}' from {endpoint} to the local disk: {e.Message}", endpoint, remotePath, e);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public static async ValueTask WriteAsync(SafeFileHandle target, ReadOnlyMemory<byte> data, long offset, string remotePath, string endpoint)
+    {
+        try
+        {
+            await RandomAccess.WriteAsync(target, data, offset).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new FileShareException(FileShareErrorKind.LocalWriteFailed, $"Could not write '{remotePath}' from {endpoint} to the local disk: {e.Message}", endpoint, remotePath, e);
+        }
+    }
+
+    /// <summary>Waits out a write that may still be using a buffer, ignoring its outcome: the caller is already failing.</summary>
+    public static async ValueTask SettleAsync(ValueTask write)
+    {
+        try
+        {
+            await write.ConfigureAwait(false);
+        }
+        catch
+        {
+            // Already reported, or superseded by the error being thrown.
         }
     }
 }
