@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using FileShare.Client;
 
 namespace FileShare.PowerShell;
 
@@ -74,6 +75,14 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
             action();
         }
     }
+
+    /// <summary>-TimeoutSec bounds every wait for the server; connecting gets at most ten seconds of it.</summary>
+    protected static FileShareClientOptions ClientOptions(int timeoutSec, WireProtocol protocol = WireProtocol.Auto) => new()
+    {
+        ReadTimeout = TimeSpan.FromSeconds(timeoutSec),
+        ConnectTimeout = TimeSpan.FromSeconds(Math.Min(timeoutSec, 10)),
+        Protocol = protocol,
+    };
 
     protected void WriteFileShareError(FileShareException exception, object? target) =>
         WriteError(ErrorRecords.From(exception, target));

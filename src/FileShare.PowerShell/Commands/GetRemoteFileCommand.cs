@@ -56,12 +56,7 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
     {
         _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
         Directory.CreateDirectory(_destinationRoot);
-        _pool = new ConnectionPool(new FileShareClientOptions
-        {
-            ReadTimeout = TimeSpan.FromSeconds(TimeoutSec),
-            ConnectTimeout = TimeSpan.FromSeconds(Math.Min(TimeoutSec, 10)),
-            Protocol = Protocol,
-        });
+        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol));
         _downloader = new FileDownloader(_pool);
         _throttle = new SemaphoreSlim(ThrottleLimit);
         if (DownloadProgressReporter.ShouldReport(this))

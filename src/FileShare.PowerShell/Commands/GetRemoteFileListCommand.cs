@@ -36,7 +36,7 @@ public sealed class GetRemoteFileListCommand : FileShareCmdlet
 
     protected override void ProcessRecord()
     {
-        var options = new FileShareClientOptions { ReadTimeout = TimeSpan.FromSeconds(TimeoutSec), ConnectTimeout = TimeSpan.FromSeconds(Math.Min(TimeoutSec, 10)) };
+        FileShareClientOptions options = ClientOptions(TimeoutSec);
         List<WildcardPattern>? patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase | WildcardOptions.CultureInvariant)).ToList();
         var queries = ComputerName.SelectMany(host => Port.Select(port => (Host: host, Port: port, Listing: ListAsync(host, port, options)))).ToList();
         foreach (var query in queries)
