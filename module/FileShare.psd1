@@ -12,6 +12,7 @@
     CmdletsToExport      = @(
         'Start-FileShareServer'
         'Stop-FileShareServer'
+        'Get-FileShareServer'
         'Get-RemoteFileList'
         'Get-RemoteFile'
     )

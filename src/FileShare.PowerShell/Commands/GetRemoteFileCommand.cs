@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using FileShare.Client;
+using FileShare.PowerShell.Completion;
 
 namespace FileShare.PowerShell.Commands;
 
@@ -13,6 +14,7 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
     public string[] Name { get; set; } = [];
 
     [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]

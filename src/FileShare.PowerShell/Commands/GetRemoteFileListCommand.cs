@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using FileShare.Client;
+using FileShare.PowerShell.Completion;
 using FileShare.Protocol;
 
 namespace FileShare.PowerShell.Commands;
@@ -21,6 +22,7 @@ public sealed class GetRemoteFileListCommand : FileShareCmdlet
     /// <summary>Wildcard patterns matched against the '/'-separated relative name.</summary>
     [Parameter(Position = 1)]
     [SupportsWildcards]
+    [ArgumentCompleter(typeof(RemoteNameCompleter))]
     public string[]? Name { get; set; }
 
     /// <summary>Folder on the server to list, '/'-separated and relative to the shared folder.</summary>

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using FileShare.PowerShell.Completion;
 using FileShare.PowerShell.Jobs;
 
 namespace FileShare.PowerShell.Commands;
@@ -14,6 +15,7 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = PortSet)]
     [PortRange]
+    [ArgumentCompleter(typeof(ServerPortCompleter))]
     [ValidateRange(0, 65535)]
     public int[] Port { get; set; } = [];
 

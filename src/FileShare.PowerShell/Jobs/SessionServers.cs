@@ -17,6 +17,11 @@ internal static class SessionServers
         AppDomain.CurrentDomain.ProcessExit += (_, _) => StopAll(_ => true);
     }
 
+    /// <summary>Running servers started from <paramref name="runspace"/>, for completers, which get no JobRepository.</summary>
+    public static IEnumerable<FileShareServerJob> RunningIn(Runspace? runspace) =>
+        Jobs.Where(pair => ReferenceEquals(pair.Value, runspace) && pair.Key.JobStateInfo.State == System.Management.Automation.JobState.Running)
+            .Select(pair => pair.Key);
+
     public static void Track(FileShareServerJob job)
     {
         Runspace? runspace = Runspace.DefaultRunspace;

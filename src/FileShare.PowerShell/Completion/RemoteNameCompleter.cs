@@ -1,0 +1,81 @@
+using System.Collections;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using FileShare.Client;
+using FileShare.Protocol;
+
+namespace FileShare.PowerShell.Completion;
+
+/// <summary>
+/// Completes -Name with the files of the server the command line names (-ComputerName, -Port; default
+/// localhost:5000). Listings are cached for a few seconds and fetched with a short timeout, so pressing Tab never
+/// hangs on a dead server: it just offers nothing.
+/// </summary>
+public sealed class RemoteNameCompleter : IArgumentCompleter
+{
+    private static readonly TimeSpan CacheLifetime = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan ListTimeout = TimeSpan.FromSeconds(2);
+    private static readonly ConcurrentDictionary<string, (DateTime Fetched, IReadOnlyList<RemoteEntry> Entries)> Cache = new();
+
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        string host = First<string>(fakeBoundParameters, "ComputerName") ?? "localhost";
+        int port = First<int?>(fakeBoundParameters, "Port") ?? 5000;
+        string typed = wordToComplete.Trim('\'', '"');
+        return Listing(host, port)
+            .Where(entry => entry.Name.StartsWith(typed, StringComparison.OrdinalIgnoreCase))
+            .Select(entry => new CompletionResult(Quote(entry.Name), entry.Name, CompletionResultType.ParameterValue, $"{entry.Name} ({Units.Bytes(entry.Length)})"));
+    }
+
+    private static IReadOnlyList<RemoteEntry> Listing(string host, int port)
+    {
+        string key = $"{host}:{port}";
+        if (Cache.TryGetValue(key, out var cached) && DateTime.UtcNow - cached.Fetched < CacheLifetime)
+        {
+            return cached.Entries;
+        }
+
+        var options = new FileShareClientOptions { ConnectTimeout = ListTimeout, ReadTimeout = ListTimeout };
+        try
+        {
+            // Completers are synchronous by contract; every await below is ConfigureAwait(false), so this cannot deadlock.
+            IReadOnlyList<RemoteEntry> entries = ListAsync(host, port, options).GetAwaiter().GetResult();
+            Cache[key] = (DateTime.UtcNow, entries);
+            return entries;
+        }
+        catch (Exception e) when (e is FileShareException or OperationCanceledException)
+        {
+            return [];
+        }
+    }
+
+    private static async Task<IReadOnlyList<RemoteEntry>> ListAsync(string host, int port, FileShareClientOptions options)
+    {
+        using var deadline = new CancellationTokenSource(ListTimeout * 2);
+        using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, deadline.Token).ConfigureAwait(false);
+        return await connection.ListAsync("", recursive: true, deadline.Token).ConfigureAwait(false);
+    }
+
+    private static T? First<T>(IDictionary parameters, string name)
+    {
+        object? value = parameters.Contains(name) ? parameters[name] : null;
+        if (value is PSObject wrapped)
+        {
+            value = wrapped.BaseObject;
+        }
+
+        if (value is IEnumerable items and not string)
+        {
+            value = items.Cast<object?>().FirstOrDefault();
+        }
+
+        // PowerShell would turn a missing value into "" or 0; absent must stay absent so the defaults apply.
+        return value is not null && LanguagePrimitives.TryConvertTo(value, out T? converted) ? converted : default;
+    }
+
+    private static string Quote(string name) =>
+        name.IndexOfAny([' ', '\'', '"', '$', '`', '(', ')', '{', '}', ';', ',', '&', '@', '#', '|', '<', '>']) >= 0
+            ? "'" + name.Replace("'", "''") + "'"
+            : name;
+}

@@ -1,0 +1,49 @@
+using FileShare.PowerShell.Jobs;
+
+namespace FileShare.PowerShell;
+
+/// <summary>A snapshot of one server's figures, taken when Get-FileShareServer ran.</summary>
+public sealed class FileShareServerStatus
+{
+    internal FileShareServerStatus(FileShareServerJob job)
+    {
+        JobId = job.Id;
+        State = job.JobStateInfo.State.ToString();
+        Port = job.Port;
+        Root = job.Root;
+        BindAddress = job.BindAddress;
+        ActiveConnections = job.ActiveConnections;
+        TotalConnections = job.TotalConnections;
+        Requests = job.Requests;
+        BytesSent = job.BytesSent;
+        StartTime = job.PSBeginTime ?? DateTime.Now;
+        Uptime = (job.PSEndTime ?? DateTime.Now) - StartTime;
+        BytesPerSecond = Uptime.TotalSeconds > 0 ? (long)(BytesSent / Uptime.TotalSeconds) : 0;
+    }
+
+    public int JobId { get; }
+
+    public string State { get; }
+
+    public int Port { get; }
+
+    public string Root { get; }
+
+    public string BindAddress { get; }
+
+    public long ActiveConnections { get; }
+
+    public long TotalConnections { get; }
+
+    public long Requests { get; }
+
+    public long BytesSent { get; }
+
+    /// <summary>Local time.</summary>
+    public DateTime StartTime { get; }
+
+    public TimeSpan Uptime { get; }
+
+    /// <summary>Average over the uptime.</summary>
+    public long BytesPerSecond { get; }
+}

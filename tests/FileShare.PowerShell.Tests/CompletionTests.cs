@@ -1,0 +1,69 @@
+using System.Management.Automation;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+/// <summary>Tab completion as a user gets it: through TabExpansion2 in the session.</summary>
+public sealed class CompletionTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+
+    public CompletionTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        TestFiles.Write(_share, "photo 01.jpg", 10);
+        TestFiles.Write(_share, "photo-02.jpg", 10);
+        TestFiles.Write(_share, "readme.txt", 10);
+        TestFiles.Write(_share, "pics/photo-03.jpg", 10);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void StopFileShareServerPort_CompletesTheRunningServersOfThisSession()
+    {
+        FileShareServerJob running = _session.StartServer(_share);
+        FileShareServerJob stopped = _session.StartServer(_share);
+        _session.Run("param($Port) Stop-FileShareServer -Port $Port", new { stopped.Port }).AssertNoErrors();
+
+        Assert.Equal([running.Port.ToString()], Complete("Stop-FileShareServer -Port "));
+    }
+
+    [Fact]
+    public void RemoteName_CompletesFileNamesFromTheServerOnTheCommandLine()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+
+        List<string> matches = Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {job.Port} -Name pho");
+
+        Assert.Equal(["'photo 01.jpg'", "photo-02.jpg"], matches);
+        Assert.Equal(["pics/photo-03.jpg"], Complete($"Get-RemoteFileList 127.0.0.1 -Port {job.Port} -Name pics/"));
+    }
+
+    [Fact]
+    public void RemoteName_OffersNothingQuicklyWhenTheServerIsUnreachable()
+    {
+        int port = Ports.Free();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        List<string> matches = Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {port} -Name pho");
+
+        Assert.DoesNotContain(matches, m => m.Contains("photo"));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"completion took {clock.Elapsed}");
+    }
+
+    private List<string> Complete(string input) =>
+        _session.Run("param($Text) (TabExpansion2 -inputScript $Text -cursorColumn $Text.Length).CompletionMatches", new { Text = input })
+            .AssertNoErrors()
+            .Objects<CompletionResult>()
+            .Select(m => m.CompletionText)
+            .ToList();
+}

@@ -1,0 +1,74 @@
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+/// <summary>Get-FileShareServer: this session's servers and what they have done.</summary>
+public sealed class GetFileShareServerTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+
+    public GetFileShareServerTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        TestFiles.Write(_share, "a.bin", 300_000, seed: 1);
+        TestFiles.Write(_share, "sub/b.bin", 1_048_577, seed: 2);
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void AfterADownload_ReportsTheBytesAndRequestsItServed()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse | Get-RemoteFile -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
+            .AssertNoErrors();
+        Eventually.True(() => job.Requests == 3 && job.ActiveConnections == 0, "the listing and both reads are logged");
+
+        FileShareServerStatus status = Assert.Single(_session.Run("Get-FileShareServer").AssertNoErrors().Objects<FileShareServerStatus>());
+
+        Assert.Equal(job.Id, status.JobId);
+        Assert.Equal(job.Port, status.Port);
+        Assert.Equal(job.Root, status.Root);
+        Assert.Equal("127.0.0.1", status.BindAddress);
+        Assert.Equal(300_000 + 1_048_577, status.BytesSent);
+        Assert.Equal(3, status.Requests);
+        Assert.Equal(0, status.ActiveConnections);
+        Assert.True(status.Uptime > TimeSpan.Zero);
+        Assert.Equal((long)(status.BytesSent / status.Uptime.TotalSeconds), status.BytesPerSecond);
+    }
+
+    [Fact]
+    public void Port_FiltersAndStoppedServersAreHiddenUnlessAskedFor()
+    {
+        FileShareServerJob first = _session.StartServer(_share);
+        FileShareServerJob second = _session.StartServer(_share);
+
+        Assert.Equal([second.Port], _session.Run("param($Port) Get-FileShareServer -Port $Port", new { second.Port }).Objects<FileShareServerStatus>().Select(s => s.Port));
+
+        _session.Run("param($Port) Stop-FileShareServer -Port $Port", new { first.Port }).AssertNoErrors();
+
+        Assert.Equal([second.Port], _session.Run("Get-FileShareServer").Objects<FileShareServerStatus>().Select(s => s.Port));
+        var all = _session.Run("Get-FileShareServer -IncludeStopped").Objects<FileShareServerStatus>().ToList();
+        Assert.Equal(new[] { first.Port, second.Port }.Order(), all.Select(s => s.Port).Order());
+        Assert.Equal("Stopped", all.Single(s => s.Port == first.Port).State);
+    }
+
+    [Fact]
+    public void DefaultView_FitsEightyColumns()
+    {
+        _session.StartServer(_share);
+
+        string table = string.Concat(_session.Run("Get-FileShareServer | Out-String -Width 200").Output.Select(o => o.ToString()));
+
+        Assert.Contains("Requests", table);
+        Assert.All(table.Split('\n').Where(line => line.Length > 0 && !line.Contains(_share)), line => Assert.True(line.TrimEnd().Length <= 80, line));
+    }
+}
