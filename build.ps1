@@ -5,6 +5,7 @@
     Build  (default) compiles Release and lays the module out in out/FileShare/<version>/.
     Test   builds, runs the xunit suites, then Pester against the built module; ends with "Tests: N passed, N failed".
     Demo   builds, then shares ten folders and downloads every file from them, verifying each SHA-256.
+    Package builds, then makes out/packages/FileShare.<version>.nupkg for Install-PSResource / Install-Module.
     Clean  removes build output.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
@@ -12,7 +13,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Package', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -47,6 +48,7 @@ function Invoke-Build {
         Copy-Item (Join-Path $publish $file) $bin
     }
     Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
+    & "$repo/tools/New-MamlHelp.ps1" -SourcePath "$repo/docs/help" -OutputPath $moduleDir
     (Get-Content "$repo/module/FileShare.psd1" -Raw).Replace('{{ModuleVersion}}', $version) |
         Set-Content (Join-Path $moduleDir 'FileShare.psd1') -NoNewline
     Write-Host "Built FileShare $version into $moduleDir"
@@ -101,6 +103,10 @@ switch ($Task) {
         $pwsh = Get-PwshCommand
         & $pwsh[0] @($pwsh | Select-Object -Skip 1) -NoProfile -File "$repo/tools/Demo.ps1" -ModulePath $moduleDir -WorkPath (Join-Path $outRoot 'demo') -LargeFileBytes $DemoLargeFileBytes
         exit $LASTEXITCODE
+    }
+    'Package' {
+        Invoke-Build
+        & "$repo/tools/New-ModulePackage.ps1" -ModulePath $moduleDir -OutputPath (Join-Path $outRoot 'packages')
     }
     'Clean' {
         foreach ($path in $outRoot, "$repo/obj/publish") { if (Test-Path $path) { Remove-Item $path -Recurse -Force } }
