@@ -48,9 +48,9 @@ function Invoke-Build {
         Copy-Item (Join-Path $publish $file) $bin
     }
     Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
-    & "$repo/tools/New-MamlHelp.ps1" -SourcePath "$repo/docs/help" -OutputPath $moduleDir
     (Get-Content "$repo/module/FileShare.psd1" -Raw).Replace('{{ModuleVersion}}', $version) |
         Set-Content (Join-Path $moduleDir 'FileShare.psd1') -NoNewline
+    & "$repo/tools/New-MamlHelp.ps1" -SourcePath "$repo/docs/help" -OutputPath $moduleDir
     Write-Host "Built FileShare $version into $moduleDir"
     Write-Host "To use it: `$env:PSModulePath = '$outRoot' + [IO.Path]::PathSeparator + `$env:PSModulePath; Import-Module FileShare"
 }

@@ -20,6 +20,8 @@ public enum FileShareErrorKind
     DestinationConflict,
     InvalidPath,
     LocalWriteFailed,
+    ContentMismatch,
+    RemoteFileChanged,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

@@ -33,6 +33,8 @@ public static class ErrorRecords
         FileShareErrorKind.DestinationConflict => ("DestinationConflict", ErrorCategory.ResourceExists),
         FileShareErrorKind.InvalidPath => ("InvalidRemotePath", ErrorCategory.InvalidData),
         FileShareErrorKind.LocalWriteFailed => ("DestinationWriteFailed", ErrorCategory.WriteError),
+        FileShareErrorKind.ContentMismatch => ("ContentMismatch", ErrorCategory.InvalidData),
+        FileShareErrorKind.RemoteFileChanged => ("RemoteFileChanged", ErrorCategory.InvalidData),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }

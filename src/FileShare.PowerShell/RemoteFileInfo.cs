@@ -12,6 +12,7 @@ public sealed class RemoteFileInfo
         LastWriteTime = entry.LastWriteTimeUtc;
         ComputerName = computerName;
         Port = port;
+        Hash = entry.Sha256 is null ? null : Convert.ToHexString(entry.Sha256);
     }
 
     /// <summary>'/'-separated path relative to the server's shared folder.</summary>
@@ -25,6 +26,9 @@ public sealed class RemoteFileInfo
     public string ComputerName { get; }
 
     public int Port { get; }
+
+    /// <summary>SHA-256 in upper-case hex (as Get-FileHash shows it), when listed with -Hash.</summary>
+    public string? Hash { get; }
 
     public override string ToString() => Name;
 }

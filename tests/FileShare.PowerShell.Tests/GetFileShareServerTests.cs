@@ -30,7 +30,7 @@ public sealed class GetFileShareServerTests : IDisposable
         FileShareServerJob job = _session.StartServer(_share);
         _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse | Get-RemoteFile -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
             .AssertNoErrors();
-        Eventually.True(() => job.Requests == 3 && job.ActiveConnections == 0, "the listing and both reads are logged");
+        Eventually.True(() => job.Requests == 5 && job.ActiveConnections == 0, "the listing and both digests and reads are logged");
 
         FileShareServerStatus status = Assert.Single(_session.Run("Get-FileShareServer").AssertNoErrors().Objects<FileShareServerStatus>());
 
@@ -39,7 +39,7 @@ public sealed class GetFileShareServerTests : IDisposable
         Assert.Equal(job.Root, status.Root);
         Assert.Equal("127.0.0.1", status.BindAddress);
         Assert.Equal(300_000 + 1_048_577, status.BytesSent);
-        Assert.Equal(3, status.Requests);
+        Assert.Equal(5, status.Requests);
         Assert.Equal(0, status.ActiveConnections);
         Assert.True(status.Uptime > TimeSpan.Zero);
         Assert.Equal((long)(status.BytesSent / status.Uptime.TotalSeconds), status.BytesPerSecond);

@@ -187,6 +187,35 @@ public sealed class GetRemoteFileTests : IDisposable
         Assert.Empty(TestFiles.List(_destination));
     }
 
+    [Fact]
+    public void AFileAlreadyPresentWithTheSameHash_IsSkipped_UnlessForce()
+    {
+        Download(["medium.bin"]).AssertNoErrors();
+        long served = _server.BytesSent;
+        DateTime firstWrite = File.GetLastWriteTimeUtc(Path.Join(_destination, "medium.bin"));
+
+        Invocation again = Download(["medium.bin"], "-Verbose").AssertNoErrors();
+
+        Assert.Contains(again.Verbose, v => v.Message.Contains("Skipped") && v.Message.Contains(TestFiles.Sha256(Path.Join(_share, "medium.bin"))));
+        Assert.Equal(served, _server.BytesSent);
+
+        Download(["medium.bin"], "-Force").AssertNoErrors();
+        Eventually.True(() => _server.BytesSent == 2 * served, "-Force downloaded the file again");
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "medium.bin")), TestFiles.Sha256(Path.Join(_destination, "medium.bin")));
+        Assert.True(File.GetLastWriteTimeUtc(Path.Join(_destination, "medium.bin")) >= firstWrite);
+    }
+
+    [Fact]
+    public void ListingWithHash_GivesEachFilesSha256_AsGetFileHashShowsIt()
+    {
+        Invocation listing = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse -Hash", new { _server.Port }).AssertNoErrors();
+
+        RemoteFileInfo[] files = listing.Objects<RemoteFileInfo>().ToArray();
+        Assert.Equal(6, files.Length);
+        Assert.All(files, f => Assert.Equal(TestFiles.Sha256(Path.Join(_share, f.Name)), f.Hash));
+        Assert.All(_session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { _server.Port }).Objects<RemoteFileInfo>(), f => Assert.Null(f.Hash));
+    }
+
     private Invocation Download(string[] names, string arguments = "") =>
         _session.Run($"param($Names, $Port, $Dest) Get-RemoteFile -Name $Names -ComputerName 127.0.0.1 -Port $Port -Destination $Dest {arguments}",
             new { Names = names, _server.Port, Dest = _destination });

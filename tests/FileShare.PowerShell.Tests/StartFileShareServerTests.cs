@@ -193,13 +193,16 @@ public sealed class StartFileShareServerTests : IDisposable
             TestFiles.Write(share, name, 100);
         }
 
-        FileShareServerJob job = _session.StartServer(share, "-MaxLogRecords 3");
+        FileShareServerJob job = _session.StartServer(share, "-MaxLogRecords 4");
         _session.Run("param($Port, $Names, $Dest) Get-RemoteFile -Name $Names -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -ThrottleLimit 1",
             new { job.Port, Names = names, Dest = _temp.Folder("dest") }).AssertNoErrors();
 
-        // One at a time, so the log ends with the last three files, in order.
-        Eventually.True(() => ReceiveLog(job).Select(r => r.Path).SequenceEqual(names[3..]), "the log holds exactly the last three requests");
-        Assert.Equal(6, job.Requests);
+        // One at a time, each a digest then a read, so the log ends with the last two files' four requests, in order.
+        Eventually.True(
+            () => ReceiveLog(job).Select(r => (r.Request, r.Path)).SequenceEqual(
+                [(RequestKind.Hash, names[4]), (RequestKind.Read, names[4]), (RequestKind.Hash, names[5]), (RequestKind.Read, names[5])]),
+            "the log holds exactly the last four requests");
+        Assert.Equal(12, job.Requests);
     }
 
     [Fact]

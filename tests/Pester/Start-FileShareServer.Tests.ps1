@@ -47,16 +47,17 @@ Describe 'Start-FileShareServer' {
         $job = Start-FileShareServer -Port 0 -Path $share
         $null = Get-RemoteFile -Name hello.txt -Port $job.Port -Destination (Join-Path $TestDrive 'dl-log')
 
-        $records = @(Wait-Until -Because 'the read to be logged' { $r = @(Receive-Job $job -Keep); if ($r.Count -ge 1) { , $r } })
+        # A verified download is two requests: the file's digest, then its bytes.
+        $records = @(Wait-Until -Because 'the read to be logged' { $r = @(Receive-Job $job -Keep); if ($r.Count -ge 2) { , $r } })
 
-        $records.Count | Should -Be 1
-        $records[0].Port | Should -Be $job.Port
-        "$($records[0].Request)" | Should -Be Read
-        $records[0].Path | Should -Be 'hello.txt'
-        $records[0].Bytes | Should -Be 100
-        $records[0].Outcome | Should -Be Ok
-        $records[0].RemoteEndPoint | Should -Not -BeNullOrEmpty
-        $job.Requests | Should -Be 1
+        $records.Count | Should -Be 2
+        $records.ForEach({ "$($_.Request)" }) | Should -Be @('Hash', 'Read')
+        $records.Port | Should -Be @($job.Port, $job.Port)
+        $records.Path | Should -Be @('hello.txt', 'hello.txt')
+        $records.Outcome | Should -Be @('Ok', 'Ok')
+        $records[1].Bytes | Should -Be 100
+        $records[1].RemoteEndPoint | Should -Not -BeNullOrEmpty
+        $job.Requests | Should -Be 2
         $job.BytesSent | Should -Be 100
     }
 

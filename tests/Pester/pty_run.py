@@ -55,6 +55,10 @@ def read_available(fd, output):
             if not data:
                 return False
             output.extend(data)
+            # Answer cursor-position queries (ESC[6n) as a real terminal would; PowerShell's progress
+            # rendering waits for the answer, and an unanswered query stalls it for seconds.
+            for _ in range(data.count(b"\x1b[6n")):
+                os.write(fd, b"\x1b[1;1R")
     except OSError:
         return False  # EIO: every process holding the pty's slave side has gone.
     return True

@@ -17,6 +17,9 @@ public sealed class FileShareClientOptions
     /// <summary>Longest wait for any bytes from the server before the operation fails.</summary>
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Longest wait for a digest: a server hashes a large file the first time it is asked, which takes a while.</summary>
+    public TimeSpan HashTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
     public WireProtocol Protocol { get; init; } = WireProtocol.Auto;
 
     /// <summary>Size of the pooled buffer each download receives into.</summary>

@@ -54,7 +54,10 @@ public sealed class FileShareConnection : IDisposable
         }
     }
 
-    public async Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, bool recursive, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, bool recursive, CancellationToken cancellationToken) =>
+        ListAsync(folder, recursive ? ListOptions.Recursive : ListOptions.None, cancellationToken);
+
+    public async Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, ListOptions options, CancellationToken cancellationToken)
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
         var entries = new List<RemoteEntry>();
@@ -62,7 +65,7 @@ public sealed class FileShareConnection : IDisposable
         {
             uint id = ++_nextRequestId;
             SpanWriter writer = _channel.BeginFrame(1 + SpanWriter.StringSize(folder));
-            Messages.WriteListRequest(ref writer, folder, recursive ? ListOptions.Recursive : ListOptions.None);
+            Messages.WriteListRequest(ref writer, folder, options);
             await _channel.SendFrameAsync(FrameType.ListRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
             bool last;
             do
@@ -110,6 +113,30 @@ public sealed class FileShareConnection : IDisposable
         }
     }
 
+    /// <summary>The server's digest of a file: whole-file and per-piece SHA-256 of its current version.</summary>
+    public async Task<FileDigest> HashAsync(string path, CancellationToken cancellationToken)
+    {
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        try
+        {
+            uint id = ++_nextRequestId;
+            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path));
+            Messages.WritePathRequest(ref writer, path);
+            await _channel.SendFrameAsync(FrameType.HashRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
+
+            // Hashing a large file for the first time takes the server a while; that is not a dead server.
+            deadline.CancelAfter(_options.HashTimeout);
+            Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
+            FileDigest? digest = Messages.ReadHashReply(CheckReply(frame, FrameType.HashReply, id).Body.Span, out StatusCode status, out string? message);
+            ThrowIfFailed(status, message, path);
+            return digest!;
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
     /// <summary>
     /// Asks for a range (length -1: to the end) and returns the server's promise. The caller must then take exactly
     /// <see cref="RangeReply.DataLength"/> bytes with <see cref="ReceiveRangeAsync"/> before the next request.
@@ -136,7 +163,11 @@ public sealed class FileShareConnection : IDisposable
     }
 
     /// <summary>Receives the bytes promised by the last <see cref="RequestRangeAsync"/> and writes them to <paramref name="target"/> at <paramref name="targetOffset"/>.</summary>
-    public async Task ReceiveRangeAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, CancellationToken cancellationToken)
+    public Task ReceiveRangeAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, CancellationToken cancellationToken) =>
+        ReceiveRangeAsync(path, target, targetOffset, progress, verifier: null, cancellationToken);
+
+    /// <summary>As above, feeding every byte, in order, to <paramref name="verifier"/> as it is written.</summary>
+    public async Task ReceiveRangeAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, CancellationToken cancellationToken)
     {
         long count = _pendingRange;
         _pendingRange = 0;
@@ -160,7 +191,7 @@ public sealed class FileShareConnection : IDisposable
                 }
 
                 await TakePending(ref pendingWrite).ConfigureAwait(false);
-                pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, read), targetOffset, path, Endpoint);
+                pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, read), targetOffset, verifier, path, Endpoint);
                 (receiving, writing) = (writing, receiving);
                 targetOffset += read;
                 remaining -= read;
@@ -254,7 +285,11 @@ public sealed class FileShareConnection : IDisposable
     private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, CancellationTokenSource deadline)
     {
         deadline.CancelAfter(_options.ReadTimeout);
-        Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
+        return CheckReply(await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false), expected, requestId);
+    }
+
+    private Frame CheckReply(Frame? frame, FrameType expected, uint requestId)
+    {
         if (frame is null)
         {
             throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection.", Endpoint);
@@ -303,7 +338,7 @@ public sealed class FileShareConnection : IDisposable
         {
             FileShareException => null,
             OperationCanceledException when cancellationToken.IsCancellationRequested => null,
-            OperationCanceledException => new FileShareException(FileShareErrorKind.Timeout, $"No answer for {subject} within {_options.ReadTimeout.TotalSeconds:0.#} s.", Endpoint, path, e),
+            OperationCanceledException => new FileShareException(FileShareErrorKind.Timeout, $"No answer for {subject} in time (read timeout {_options.ReadTimeout.TotalSeconds:0.#} s).", Endpoint, path, e),
             ProtocolException => new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} broke the protocol: {e.Message}.", Endpoint, path, e),
             EndOfStreamException => new FileShareException(FileShareErrorKind.IncompleteTransfer, $"{Endpoint} closed the connection in the middle of a reply for {subject}.", Endpoint, path, e),
             IOException or SocketException or ObjectDisposedException => new FileShareException(FileShareErrorKind.ConnectionFailed, $"Connection to {Endpoint} failed while fetching {subject}: {e.Message}", Endpoint, path, e),

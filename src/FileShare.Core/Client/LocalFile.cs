@@ -19,11 +19,14 @@ internal static class LocalFile
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public static async ValueTask WriteAsync(SafeFileHandle target, ReadOnlyMemory<byte> data, long offset, string remotePath, string endpoint)
+    public static async ValueTask WriteAsync(SafeFileHandle target, ReadOnlyMemory<byte> data, long offset, PieceVerifier? verifier, string remotePath, string endpoint)
     {
         try
         {
             await RandomAccess.WriteAsync(target, data, offset).ConfigureAwait(false);
+
+            // Hashing here, off the receive loop, overlaps it with the next network read.
+            verifier?.Append(data.Span);
         }
         catch (IOException e)
         {

@@ -102,7 +102,8 @@ public static class Messages
         return status;
     }
 
-    public static int EntrySize(RemoteEntry entry) => SpanWriter.StringSize(entry.Name) + 8 + 8 + 1;
+    /// <summary>Entry layout: name, length, last write ticks, kind, hash length (0 or 32), hash.</summary>
+    public static int EntrySize(RemoteEntry entry) => SpanWriter.StringSize(entry.Name) + 8 + 8 + 1 + 1 + (entry.Sha256?.Length ?? 0);
 
     public static void WriteEntry(ref SpanWriter writer, RemoteEntry entry)
     {
@@ -110,6 +111,8 @@ public static class Messages
         writer.WriteInt64(entry.Length);
         writer.WriteInt64(entry.LastWriteTimeUtc.Ticks);
         writer.WriteByte((byte)entry.Kind);
+        writer.WriteByte((byte)(entry.Sha256?.Length ?? 0));
+        writer.WriteBytes(entry.Sha256);
     }
 
     public static RemoteEntry ReadEntry(ref SpanReader reader)
@@ -118,12 +121,14 @@ public static class Messages
         long length = reader.ReadInt64();
         long ticks = reader.ReadInt64();
         var kind = (EntryKind)reader.ReadByte();
-        if (length < 0 || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks)
+        int hashLength = reader.ReadByte();
+        if (length < 0 || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks || hashLength is not (0 or ProtocolConstants.Sha256Length))
         {
-            throw new ProtocolException($"Entry '{name}' has an impossible length or time.");
+            throw new ProtocolException($"Entry '{name}' has an impossible length, time or hash.");
         }
 
-        return new RemoteEntry(name, length, new DateTime(ticks, DateTimeKind.Utc), kind);
+        byte[]? hash = hashLength == 0 ? null : reader.ReadBytes(hashLength);
+        return new RemoteEntry(name, length, new DateTime(ticks, DateTimeKind.Utc), kind, hash);
     }
 
     /// <summary>List reply layout: status, isLast byte, entry count, entries.</summary>
@@ -203,5 +208,45 @@ public static class Messages
         }
 
         return new RangeReply(dataLength, fileLength, new DateTime(ticks, DateTimeKind.Utc));
+    }
+
+    public static int HashReplySize(FileDigest digest) => 2 + 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length;
+
+    /// <summary>Hash reply layout: status, length, last write ticks, SHA-256, piece size, piece count, piece hashes.</summary>
+    public static void WriteHashReply(ref SpanWriter writer, FileDigest digest)
+    {
+        writer.WriteUInt16((ushort)StatusCode.Ok);
+        writer.WriteInt64(digest.Length);
+        writer.WriteInt64(digest.LastWriteTimeUtc.Ticks);
+        writer.WriteBytes(digest.Sha256);
+        writer.WriteUInt32((uint)digest.PieceSize);
+        writer.WriteUInt32((uint)digest.PieceCount);
+        writer.WriteBytes(digest.PieceHashes);
+    }
+
+    public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message)
+    {
+        var reader = new SpanReader(body);
+        status = ReadStatus(ref reader, out message);
+        if (status != StatusCode.Ok)
+        {
+            return null;
+        }
+
+        long length = reader.ReadInt64();
+        long ticks = reader.ReadInt64();
+        byte[] sha256 = reader.ReadBytes(ProtocolConstants.Sha256Length);
+        uint pieceSize = reader.ReadUInt32();
+        uint pieceCount = reader.ReadUInt32();
+        if (length < 0 || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks || pieceSize == 0 || pieceSize > int.MaxValue
+            || pieceCount > (uint)(reader.Remaining / ProtocolConstants.Sha256Length)
+            || (pieceCount != 0 && pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize)))
+        {
+            throw new ProtocolException("Hash reply has an impossible length, time or piece layout.");
+        }
+
+        byte[] pieces = reader.ReadBytes((int)pieceCount * ProtocolConstants.Sha256Length);
+        reader.EnsureEnd();
+        return new FileDigest(length, new DateTime(ticks, DateTimeKind.Utc), sha256, (int)pieceSize, pieces);
     }
 }

@@ -22,6 +22,11 @@ public static class ProtocolConstants
     public const int ListChunkTarget = 64 * 1024;
 
     public const int MaxPathBytes = 32 * 1024;
+
+    /// <summary>Files are hashed in pieces of this size as well as whole, so any range can be checked on its own.</summary>
+    public const int PieceSize = 4 * 1024 * 1024;
+
+    public const int Sha256Length = 32;
 }
 
 public enum FrameType : byte
@@ -29,10 +34,12 @@ public enum FrameType : byte
     ListRequest = 0x10,
     StatRequest = 0x11,
     ReadRequest = 0x12,
+    HashRequest = 0x13,
 
     ListReply = 0x90,
     StatReply = 0x91,
     ReadReply = 0x92,
+    HashReply = 0x93,
     ErrorReply = 0xFF,
 }
 
@@ -55,6 +62,9 @@ public enum ListOptions : byte
 {
     None = 0,
     Recursive = 1,
+
+    /// <summary>Each entry carries the file's SHA-256 (the server hashes files it has not hashed yet).</summary>
+    WithHashes = 2,
 }
 
 public enum EntryKind : byte

@@ -1,7 +1,24 @@
 namespace FileShare.Protocol;
 
 /// <summary>One file as a server describes it: a '/'-separated path relative to the share root.</summary>
-public sealed record RemoteEntry(string Name, long Length, DateTime LastWriteTimeUtc, EntryKind Kind = EntryKind.File);
+/// <remarks><see cref="Sha256"/> is present only when the listing asked for hashes.</remarks>
+public sealed record RemoteEntry(string Name, long Length, DateTime LastWriteTimeUtc, EntryKind Kind = EntryKind.File, byte[]? Sha256 = null);
 
 /// <summary>What the server promises before the raw bytes of a range follow its reply.</summary>
 public readonly record struct RangeReply(long DataLength, long FileLength, DateTime LastWriteTimeUtc);
+
+/// <summary>
+/// The content hashes of one version of a file (identified by its length and last write time): SHA-256 of the
+/// whole file and of every <see cref="PieceSize"/> piece, concatenated in <see cref="PieceHashes"/>.
+/// </summary>
+public sealed record FileDigest(long Length, DateTime LastWriteTimeUtc, byte[] Sha256, int PieceSize, byte[] PieceHashes)
+{
+    public int PieceCount => PieceHashes.Length / ProtocolConstants.Sha256Length;
+
+    public static int PieceCountFor(long length, int pieceSize) => (int)((length + pieceSize - 1) / pieceSize);
+
+    public ReadOnlySpan<byte> PieceHash(int index) => PieceHashes.AsSpan(index * ProtocolConstants.Sha256Length, ProtocolConstants.Sha256Length);
+
+    /// <summary>Upper-case hex, as Get-FileHash prints it.</summary>
+    public string Sha256Hex => Convert.ToHexString(Sha256);
+}

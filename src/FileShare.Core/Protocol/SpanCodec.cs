@@ -35,6 +35,7 @@ public ref struct SpanWriter
 
     public void WriteBytes(ReadOnlySpan<byte> value) => value.CopyTo(Take(value.Length));
 
+
     public static int StringSize(string value) => 4 + Encoding.UTF8.GetByteCount(value);
 
     private Span<byte> Take(int count)
@@ -73,6 +74,8 @@ public ref struct SpanReader
     public uint ReadUInt32() => BinaryPrimitives.ReadUInt32BigEndian(Take(4));
 
     public long ReadInt64() => BinaryPrimitives.ReadInt64BigEndian(Take(8));
+
+    public byte[] ReadBytes(int count) => Take(count).ToArray();
 
     public string ReadString(int maxBytes = ProtocolConstants.MaxPathBytes)
     {

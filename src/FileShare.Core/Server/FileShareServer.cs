@@ -32,6 +32,8 @@ public sealed class FileShareServer : IAsyncDisposable
 
     public ServerStatistics Statistics { get; } = new();
 
+    internal FileHashCache Hashes { get; } = new();
+
     public IPEndPoint? LocalEndPoint { get; private set; }
 
     public int Port => LocalEndPoint?.Port ?? Options.Port;

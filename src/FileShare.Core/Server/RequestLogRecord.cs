@@ -5,6 +5,7 @@ public enum RequestKind
     List,
     Stat,
     Read,
+    Hash,
     SeedGet,
     Handshake,
 }

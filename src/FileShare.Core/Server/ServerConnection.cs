@@ -137,6 +137,7 @@ internal sealed class ServerConnection
             FrameType.ListRequest => (FrameType.ListReply, RequestKind.List),
             FrameType.StatRequest => (FrameType.StatReply, RequestKind.Stat),
             FrameType.ReadRequest => (FrameType.ReadReply, RequestKind.Read),
+            FrameType.HashRequest => (FrameType.HashReply, RequestKind.Hash),
             _ => (FrameType.ErrorReply, RequestKind.Handshake),
         };
 
@@ -152,6 +153,10 @@ internal sealed class ServerConnection
                 case FrameType.StatRequest:
                     path = Messages.ReadPathRequest(frame.Body.Span);
                     await StatAsync(channel, frame.RequestId, path, started).ConfigureAwait(false);
+                    return;
+                case FrameType.HashRequest:
+                    path = Messages.ReadPathRequest(frame.Body.Span);
+                    await HashAsync(channel, frame.RequestId, path, started).ConfigureAwait(false);
                     return;
                 case FrameType.ReadRequest:
                     (path, long offset, long length) = Messages.ReadReadRequest(frame.Body.Span);
@@ -181,8 +186,14 @@ internal sealed class ServerConnection
         var batch = new List<RemoteEntry>();
         int batchBytes = 0;
         long total = 0;
-        foreach (RemoteEntry entry in ShareListing.Enumerate(_server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive)))
+        foreach (RemoteEntry listed in ShareListing.Enumerate(_server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive)))
         {
+            RemoteEntry? entry = options.HasFlag(ListOptions.WithHashes) ? await WithHashAsync(listed).ConfigureAwait(false) : listed;
+            if (entry is null)
+            {
+                continue;
+            }
+
             int size = Messages.EntrySize(entry);
             if (batchBytes + size > ProtocolConstants.ListChunkTarget && batch.Count > 0)
             {
@@ -197,6 +208,59 @@ internal sealed class ServerConnection
 
         total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: true).ConfigureAwait(false);
         Log(RequestKind.List, folder, total, started, nameof(StatusCode.Ok));
+    }
+
+    /// <summary>The entry with its SHA-256, or null when the file vanished or changed while it was hashed.</summary>
+    private async Task<RemoteEntry?> WithHashAsync(RemoteEntry entry)
+    {
+        if (!SharePath.TryResolve(_server.Root, entry.Name, out string fullPath, out _))
+        {
+            return null;
+        }
+
+        try
+        {
+            FileDigest digest = await _server.Hashes.GetAsync(fullPath, _aborting).ConfigureAwait(false);
+            return entry with { Length = digest.Length, LastWriteTimeUtc = digest.LastWriteTimeUtc, Sha256 = digest.Sha256 };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private async Task HashAsync(FrameChannel channel, uint requestId, string path, long started)
+    {
+        FileDigest digest;
+        using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
+        {
+            if (file is null)
+            {
+                await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, status, reason!, started).ConfigureAwait(false);
+                return;
+            }
+
+            try
+            {
+                digest = await _server.Hashes.GetAsync(file.Name, _aborting).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, Classify(e), e.Message, started).ConfigureAwait(false);
+                return;
+            }
+        }
+
+        if (Messages.HashReplySize(digest) > ProtocolConstants.MaxFrameBody)
+        {
+            // Piece hashes of a file past ~128 GiB do not fit one frame; the whole-file hash still does.
+            digest = digest with { PieceHashes = [] };
+        }
+
+        SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest));
+        Messages.WriteHashReply(ref writer, digest);
+        await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
+        Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
     }
 
     private async Task<int> SendListBatchAsync(FrameChannel channel, uint requestId, List<RemoteEntry> batch, int batchBytes, bool isLast)

@@ -39,6 +39,10 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
+    /// <summary>Download even when the destination already holds a file with the server's SHA-256.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     [Parameter]
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 30;
@@ -59,7 +63,7 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
         _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
         Directory.CreateDirectory(_destinationRoot);
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol));
-        _downloader = new FileDownloader(_pool);
+        _downloader = new FileDownloader(_pool) { SkipIdentical = !Force };
         _throttle = new SemaphoreSlim(ThrottleLimit);
         if (DownloadProgressReporter.ShouldReport(this))
         {
@@ -168,12 +172,24 @@ public sealed class GetRemoteFileCommand : FileShareCmdlet
 
     private void Completed(DownloadResult result)
     {
+        if (result.Skipped)
+        {
+            WriteVerbose($"Skipped '{result.Path}': it already has the SHA-256 of the file on {result.Endpoint} ({result.Sha256}). Use -Force to download it anyway.");
+            WritePassThru(result.Path);
+            return;
+        }
+
         double seconds = Math.Max(result.Duration.TotalSeconds, 1e-6);
-        WriteVerbose($"Downloaded '{result.Path}' ({result.Length:N0} bytes) from {result.Endpoint} in {seconds:0.###} s ({result.Length / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol).");
+        WriteVerbose($"Downloaded '{result.Path}' ({result.Length:N0} bytes) from {result.Endpoint} in {seconds:0.###} s ({result.Length / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol{(result.Sha256 is null ? ", not verified" : ", SHA-256 " + result.Sha256 + " verified")}).");
+        WritePassThru(result.Path);
+    }
+
+    private void WritePassThru(string path)
+    {
         if (PassThru)
         {
             // Through the provider, so the object carries PSPath and formats like Get-ChildItem's output.
-            WriteObject(InvokeProvider.Item.Get([result.Path], force: true, literalPath: true), enumerateCollection: true);
+            WriteObject(InvokeProvider.Item.Get([path], force: true, literalPath: true), enumerateCollection: true);
         }
     }
 

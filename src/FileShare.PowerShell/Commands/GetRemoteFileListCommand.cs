@@ -32,6 +32,10 @@ public sealed class GetRemoteFileListCommand : FileShareCmdlet
     [Parameter]
     public SwitchParameter Recurse { get; set; }
 
+    /// <summary>Include each file's SHA-256 (the server hashes a file once and reuses the result until it changes).</summary>
+    [Parameter]
+    public SwitchParameter Hash { get; set; }
+
     [Parameter]
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 30;
@@ -67,6 +71,7 @@ public sealed class GetRemoteFileListCommand : FileShareCmdlet
     private async Task<IReadOnlyList<RemoteEntry>> ListAsync(string host, int port, FileShareClientOptions options)
     {
         using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, Cancellation).ConfigureAwait(false);
-        return await connection.ListAsync(Path, Recurse, Cancellation).ConfigureAwait(false);
+        ListOptions listing = (Recurse ? ListOptions.Recursive : ListOptions.None) | (Hash ? ListOptions.WithHashes : ListOptions.None);
+        return await connection.ListAsync(Path, listing, Cancellation).ConfigureAwait(false);
     }
 }

@@ -184,7 +184,7 @@ public sealed class MessagesTests
     public void An_entry_with_an_impossible_time_throws()
     {
         byte[] body = Encode((ref SpanWriter w) => Messages.WriteStatReply(ref w, new RemoteEntry("x", 1, SomeTime)));
-        body.AsSpan(body.Length - 9, 8).Fill(0xFF);
+        body.AsSpan(body.Length - 10, 8).Fill(0xFF); // ticks sit before the kind and hash-length bytes
         Assert.Throws<ProtocolException>(() => Messages.ReadStatReply(body, out _, out _));
     }
 

@@ -217,14 +217,14 @@ public sealed class FileShareServerTests : ServerTestBase
         await NewDownloader().DownloadAsync(Host, server.Port, "ten.bin", Download("ten.bin"), false, null, CancellationToken.None);
 
         // A read is logged once its last byte is sent, which may be after the client has it.
-        await Eventually.TrueAsync(() => records.Count == 3, "the server logged the read");
+        await Eventually.TrueAsync(() => records.Count == 4, "the server logged the read");
         Assert.Equal(
-            [(RequestKind.List, "", "Ok"), (RequestKind.Stat, "nope", "NotFound"), (RequestKind.Read, "ten.bin", "Ok")],
+            [(RequestKind.List, "", "Ok"), (RequestKind.Stat, "nope", "NotFound"), (RequestKind.Hash, "ten.bin", "Ok"), (RequestKind.Read, "ten.bin", "Ok")],
             records.Select(r => (r.Request, r.Path, r.Outcome)));
         Assert.Equal(10, records.Last().Bytes);
         Assert.All(records, r => Assert.Equal(server.Port, r.Port));
         Assert.All(records, r => Assert.StartsWith("127.0.0.1:", r.RemoteEndPoint));
-        Assert.Equal((3, 10), (server.Statistics.Requests, server.Statistics.BytesSent));
+        Assert.Equal((4, 10), (server.Statistics.Requests, server.Statistics.BytesSent));
     }
 
     [Theory]

@@ -27,7 +27,10 @@ public sealed class ScriptedServer : IDisposable
     /// <summary>The script's own outcome, so a test can tell a broken script from a broken client.</summary>
     public Task Completion { get; }
 
-    /// <summary>Answers a FileShare client's hello with version 1 and OK, then returns the client's first request.</summary>
+    /// <summary>
+    /// Answers a FileShare client's hello with version 1 and OK, then returns the client's first request other than
+    /// a hash request, which it refuses the way a server without hashes would (so the client reads unverified).
+    /// </summary>
     public static async Task<Frame> AcceptRequestAsync(NetworkStream stream, FrameChannel channel, CancellationToken cancellationToken)
     {
         byte[] hello = new byte[ProtocolConstants.HelloLength];
@@ -35,7 +38,16 @@ public sealed class ScriptedServer : IDisposable
         Messages.ReadHello(hello);
         Messages.WriteServerHello(hello, 1, StatusCode.Ok, 0);
         await stream.WriteAsync(hello, cancellationToken);
-        return (await channel.ReadFrameAsync(cancellationToken))!.Value;
+        while (true)
+        {
+            Frame request = (await channel.ReadFrameAsync(cancellationToken))!.Value;
+            if (request.Type != FrameType.HashRequest)
+            {
+                return request;
+            }
+
+            await channel.SendErrorAsync(FrameType.ErrorReply, request.RequestId, StatusCode.BadRequest, "no hashes here", cancellationToken);
+        }
     }
 
     /// <summary>Sends a read reply that promises <paramref name="promised"/> bytes, and none of them yet.</summary>

@@ -123,7 +123,7 @@ public sealed class RunningInvocation : IDisposable
             errors.Add(terminating);
         }
 
-        return new Invocation(Snapshot(_output), errors, Snapshot(Shell.Streams.Progress), _clock.Elapsed);
+        return new Invocation(Snapshot(_output), errors, Snapshot(Shell.Streams.Progress), _clock.Elapsed, Snapshot(Shell.Streams.Verbose));
     }
 
     /// <summary>What a stream holds right now. (Enumerating a PSDataCollection that is still open blocks for more.)</summary>
@@ -151,8 +151,10 @@ public sealed class RunningInvocation : IDisposable
 }
 
 /// <summary>What a finished pipeline wrote: objects, errors (a terminating one included) and progress.</summary>
-public sealed record Invocation(IReadOnlyList<PSObject> Output, IReadOnlyList<ErrorRecord> Errors, IReadOnlyList<ProgressRecord> Progress, TimeSpan Duration)
+public sealed record Invocation(IReadOnlyList<PSObject> Output, IReadOnlyList<ErrorRecord> Errors, IReadOnlyList<ProgressRecord> Progress, TimeSpan Duration, IReadOnlyList<VerboseRecord>? VerboseRecords = null)
 {
+    public IReadOnlyList<VerboseRecord> Verbose => VerboseRecords ?? [];
+
     public IEnumerable<T> Objects<T>() => Output.Select(o => o.BaseObject).OfType<T>();
 
     public Invocation AssertNoErrors()

@@ -1,0 +1,149 @@
+using System.Security.Cryptography;
+using FileShare.Client;
+using FileShare.Protocol;
+using FileShare.Server;
+using FileShare.Tests.Support;
+
+namespace FileShare.Tests.Client;
+
+/// <summary>Content hashes: what the server reports, and what the client does when bytes do not match them.</summary>
+public sealed class VerificationTests : ServerTestBase
+{
+    private const int Piece = ProtocolConstants.PieceSize;
+
+    [Fact]
+    public async Task A_listing_with_hashes_gives_the_SHA256_of_every_source_file()
+    {
+        var expected = new Dictionary<string, string>
+        {
+            ["empty.bin"] = TestFiles.WriteRandom(Share("empty.bin"), 0),
+            ["one.bin"] = TestFiles.WriteRandom(Share("one.bin"), 1),
+            ["piece-1.bin"] = TestFiles.WriteRandom(Share("piece-1.bin"), Piece - 1),
+            ["sub/piece+1.bin"] = TestFiles.WriteRandom(Share("sub/piece+1.bin"), Piece + 1),
+        };
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        IReadOnlyList<RemoteEntry> entries = await connection.ListAsync("", ListOptions.Recursive | ListOptions.WithHashes, CancellationToken.None);
+
+        Assert.Equal(expected.OrderBy(p => p.Key, StringComparer.Ordinal), entries.Select(e => KeyValuePair.Create(e.Name, Convert.ToHexString(e.Sha256!))).OrderBy(p => p.Key, StringComparer.Ordinal));
+        IReadOnlyList<RemoteEntry> plain = await connection.ListAsync("", recursive: true, CancellationToken.None);
+        Assert.All(plain, e => Assert.Null(e.Sha256));
+    }
+
+    [Fact]
+    public async Task A_digest_hashes_every_piece_of_the_file()
+    {
+        TestFiles.WriteRandom(Share("two-and-a-bit.bin"), (2L * Piece) + 10);
+        byte[] content = File.ReadAllBytes(Share("two-and-a-bit.bin"));
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        FileDigest digest = await connection.HashAsync("two-and-a-bit.bin", CancellationToken.None);
+
+        Assert.Equal(SHA256.HashData(content), digest.Sha256);
+        Assert.Equal(3, digest.PieceCount);
+        for (int i = 0; i < 3; i++)
+        {
+            int start = i * Piece;
+            Assert.Equal(SHA256.HashData(content.AsSpan(start, Math.Min(Piece, content.Length - start))), digest.PieceHash(i).ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task A_byte_flipped_on_the_wire_fails_the_download_and_leaves_nothing()
+    {
+        TestFiles.WriteRandom(Share("data.bin"), 3L * Piece);
+        FileShareServer server = StartServer();
+        using var relay = new TamperingRelay(server.Port, flipAt: (2L * Piece) + 12345);
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            NewDownloader().DownloadAsync(Host, relay.Port, "data.bin", Download("data.bin"), false, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.ContentMismatch, error.Kind);
+        Assert.Contains("'data.bin'", error.Message);
+        Assert.Contains(EndpointOf(relay.Port), error.Message);
+        Assert.Contains("piece", error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task A_byte_damaged_at_rest_after_hashing_fails_the_download()
+    {
+        string source = Share("disk.bin");
+        TestFiles.WriteRandom(source, Piece + 100);
+        FileShareServer server = StartServer();
+        await NewDownloader().DownloadAsync(Host, server.Port, "disk.bin", Download("first.bin"), false, null, CancellationToken.None);
+
+        // Damage one byte without changing the length or write time, as a failing disk would.
+        DateTime written = File.GetLastWriteTimeUtc(source);
+        using (var file = new FileStream(source, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = 42;
+            int old = file.ReadByte();
+            file.Position = 42;
+            file.WriteByte((byte)(old ^ 0xFF));
+        }
+
+        File.SetLastWriteTimeUtc(source, written);
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            NewDownloader().DownloadAsync(Host, server.Port, "disk.bin", Download("second.bin"), false, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.ContentMismatch, error.Kind);
+        Assert.False(File.Exists(Download("second.bin")));
+        Assert.Equal([Download("first.bin")], TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task A_file_rewritten_during_the_transfer_is_reported_as_changed_never_delivered_mixed()
+    {
+        string source = Share("moving.bin");
+        TestFiles.WriteRandom(source, 16L * Piece);
+        FileShareServer server = StartServer();
+        using var relay = new TamperingRelay(server.Port, holdAt: 2L * Piece);
+        Task<DownloadResult> download = NewDownloader().DownloadAsync(Host, relay.Port, "moving.bin", Download("moving.bin"), false, null, CancellationToken.None);
+        await relay.Holding.WaitAsync(TimeSpan.FromSeconds(20));
+
+        // Same length, new bytes, in place: the server keeps sending from the same open file.
+        using (var file = new FileStream(source, FileMode.Open, FileAccess.Write))
+        {
+            byte[] fresh = new byte[TestFiles.MiB];
+            for (int i = 0; i < 16 * 4; i++)
+            {
+                Random.Shared.NextBytes(fresh);
+                file.Write(fresh);
+            }
+        }
+
+        File.SetLastWriteTimeUtc(source, DateTime.UtcNow.AddMinutes(1));
+        relay.Release();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => download.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(FileShareErrorKind.RemoteFileChanged, error.Kind);
+        Assert.Contains("'moving.bin'", error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task An_identical_destination_is_skipped_without_reading_the_file_again()
+    {
+        string hash = TestFiles.WriteRandom(Share("same.bin"), Piece + 7);
+        FileShareServer server = StartServer();
+        var downloader = new FileDownloader(Track(new ConnectionPool(ClientOptions()))) { SkipIdentical = true };
+        DownloadResult first = await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
+        await Eventually.TrueAsync(() => server.Statistics.BytesSent == Piece + 7, "the first download was served");
+
+        DownloadResult second = await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
+
+        Assert.False(first.Skipped);
+        Assert.Equal(hash, first.Sha256);
+        Assert.True(second.Skipped);
+        Assert.Equal(Piece + 7, server.Statistics.BytesSent);
+
+        File.WriteAllText(Download("same.bin"), "different");
+        DownloadResult third = await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
+        Assert.False(third.Skipped);
+        Assert.Equal(hash, TestFiles.Sha256(Download("same.bin")));
+    }
+}
