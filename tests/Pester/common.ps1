@@ -185,10 +185,15 @@ function Start-TestProcess {
         [string[]] $ArgumentList = @(),
         [string] $WorkingDirectory = (Get-Location).ProviderPath,
         # Leave stdout to the caller (Process.StandardOutput) instead of collecting it; StdOut is then $null.
-        [switch] $KeepStdOut
+        [switch] $KeepStdOut,
+        # Environment variables to set (or, with a $null value, remove) in the child only.
+        [hashtable] $Environment = @{}
     )
     $info = [Diagnostics.ProcessStartInfo]::new($FilePath)
     foreach ($argument in $ArgumentList) { $info.ArgumentList.Add($argument) }
+    foreach ($name in $Environment.Keys) {
+        if ($null -eq $Environment[$name]) { $null = $info.Environment.Remove($name) } else { $info.Environment[$name] = [string]$Environment[$name] }
+    }
     $info.UseShellExecute = $false
     $info.CreateNoWindow = $true
     $info.RedirectStandardInput = $true

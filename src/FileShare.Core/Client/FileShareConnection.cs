@@ -70,7 +70,8 @@ public sealed class FileShareConnection : IDisposable
             bool last;
             do
             {
-                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, deadline).ConfigureAwait(false);
+                // With hashes the server may first hash large files; that is work, not silence.
+                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
                 last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
                 ThrowIfFailed(status, message, folder);
             }
@@ -125,9 +126,8 @@ public sealed class FileShareConnection : IDisposable
             await _channel.SendFrameAsync(FrameType.HashRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
 
             // Hashing a large file for the first time takes the server a while; that is not a dead server.
-            deadline.CancelAfter(_options.HashTimeout);
-            Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
-            FileDigest? digest = Messages.ReadHashReply(CheckReply(frame, FrameType.HashReply, id).Body.Span, out StatusCode status, out string? message);
+            Frame frame = await ReadReplyAsync(FrameType.HashReply, id, deadline, _options.HashTimeout).ConfigureAwait(false);
+            FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, out StatusCode status, out string? message);
             ThrowIfFailed(status, message, path);
             return digest!;
         }
@@ -282,14 +282,10 @@ public sealed class FileShareConnection : IDisposable
         return deadline;
     }
 
-    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, CancellationTokenSource deadline)
+    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, CancellationTokenSource deadline, TimeSpan? timeout = null)
     {
-        deadline.CancelAfter(_options.ReadTimeout);
-        return CheckReply(await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false), expected, requestId);
-    }
-
-    private Frame CheckReply(Frame? frame, FrameType expected, uint requestId)
-    {
+        deadline.CancelAfter(timeout ?? _options.ReadTimeout);
+        Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
         if (frame is null)
         {
             throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection.", Endpoint);

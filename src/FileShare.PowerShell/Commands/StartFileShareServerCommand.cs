@@ -85,6 +85,13 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
 
         if (Wait)
         {
+            if (started.Count == 0)
+            {
+                // Nothing to serve: fail the command, so a job or script running it ends Failed, not Completed.
+                ThrowTerminatingError(ErrorRecords.Create("NoServerStarted", ErrorCategory.ResourceUnavailable,
+                    $"No server could be started on port(s) {string.Join(", ", Port)}; see the errors above.", Port));
+            }
+
             ServeInForeground(started);
             return;
         }
@@ -101,11 +108,6 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
     /// <summary>Writes each request record as it happens until Ctrl+C, then stops every server before returning.</summary>
     private void ServeInForeground(List<FileShareServer> servers)
     {
-        if (servers.Count == 0)
-        {
-            return;
-        }
-
         using var records = new BlockingCollection<RequestLogRecord>(boundedCapacity: MaxLogRecords);
         foreach (FileShareServer server in servers)
         {
