@@ -108,7 +108,7 @@ try {
         Files   = [int]($rows | Measure-Object Files -Sum).Sum
         Bytes   = $bytes
         Seconds = [Math]::Round($seconds, 2)
-        'MB/s'  = [Math]::Round($bytes / 1MB / $seconds, 1)
+        'MiB/s' = [Math]::Round($bytes / 1MB / $seconds, 1)
     } | Format-Table | Out-Host
 
     $failed = @($rows | Where-Object { -not $_.Ok })
