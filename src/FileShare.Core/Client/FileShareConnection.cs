@@ -94,28 +94,19 @@ public sealed class FileShareConnection : IDisposable
         return entries;
     }
 
-    public async Task<RemoteEntry> StatAsync(string path, CancellationToken cancellationToken)
-    {
-        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
-        try
-        {
-            uint id = ++_nextRequestId;
-            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path));
-            Messages.WritePathRequest(ref writer, path);
-            await _channel.SendFrameAsync(FrameType.StatRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
-            Frame frame = await ReadReplyAsync(FrameType.StatReply, id, deadline).ConfigureAwait(false);
-            RemoteEntry? entry = Messages.ReadStatReply(frame.Body.Span, out StatusCode status, out string? message);
-            ThrowIfFailed(status, message, path);
-            return entry!;
-        }
-        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
-        {
-            throw translated;
-        }
-    }
+    public Task<RemoteEntry> StatAsync(string path, CancellationToken cancellationToken) =>
+        PathRequestAsync(FrameType.StatRequest, FrameType.StatReply, path, _options.ReadTimeout, Messages.ReadStatReply, cancellationToken);
 
     /// <summary>The server's digest of a file: whole-file and per-piece SHA-256 of its current version.</summary>
-    public async Task<FileDigest> HashAsync(string path, CancellationToken cancellationToken)
+    /// <remarks>Hashing a large file for the first time takes the server a while; that is work, not a dead server.</remarks>
+    public Task<FileDigest> HashAsync(string path, CancellationToken cancellationToken) =>
+        PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout, Messages.ReadHashReply, cancellationToken);
+
+    private delegate T? ReplyReader<T>(ReadOnlySpan<byte> body, out StatusCode status, out string? message);
+
+    /// <summary>A request whose body is one path, answered by one reply frame.</summary>
+    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken)
+        where T : class
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
         try
@@ -123,13 +114,11 @@ public sealed class FileShareConnection : IDisposable
             uint id = ++_nextRequestId;
             SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path));
             Messages.WritePathRequest(ref writer, path);
-            await _channel.SendFrameAsync(FrameType.HashRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
-
-            // Hashing a large file for the first time takes the server a while; that is not a dead server.
-            Frame frame = await ReadReplyAsync(FrameType.HashReply, id, deadline, _options.HashTimeout).ConfigureAwait(false);
-            FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, out StatusCode status, out string? message);
+            await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(reply, id, deadline, timeout).ConfigureAwait(false);
+            T? result = read(frame.Body.Span, out StatusCode status, out string? message);
             ThrowIfFailed(status, message, path);
-            return digest!;
+            return result!;
         }
         catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
         {
