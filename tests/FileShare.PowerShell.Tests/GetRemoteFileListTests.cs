@@ -44,14 +44,18 @@ public sealed class GetRemoteFileListTests : IDisposable
     }
 
     [Fact]
-    public void DefaultTable_ShowsServerSizeUtcTimeAndName()
+    public void DefaultTable_ShowsServerSizeLocalTimeAndName_WhileTheObjectKeepsUtc()
     {
+        Invocation listed = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Name readme.txt", new { _server.Port }).AssertNoErrors();
         string table = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Name readme.txt | Out-String -Width 200", new { _server.Port })
             .AssertNoErrors().Objects<string>().Single();
 
+        RemoteFileInfo file = Assert.Single(listed.Objects<RemoteFileInfo>());
+        Assert.Equal(DateTimeKind.Utc, file.LastWriteTime.Kind);
+        string local = file.LastWriteTime.ToLocalTime().ToString("yyyy-MM-dd HH:mm");
         string[] lines = table.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.Equal(["ComputerName", "Port", "Size", "LastWriteTime", "(UTC)", "Name"], lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        Assert.Equal(["127.0.0.1", _server.Port.ToString(), "1.5", "KiB", "2024-05-06", "07:08:09", "readme.txt"], lines[2].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["ComputerName", "Port", "Size", "LastWriteTime", "Name"], lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["127.0.0.1", _server.Port.ToString(), "1.5", "KiB", .. local.Split(' '), "readme.txt"], lines[2].Split(' ', StringSplitOptions.RemoveEmptyEntries));
     }
 
     [Fact]

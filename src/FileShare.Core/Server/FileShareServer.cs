@@ -11,6 +11,7 @@ namespace FileShare.Server;
 public sealed class FileShareServer : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<long, ServerConnection> _connections = new();
+    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -147,10 +148,33 @@ public sealed class FileShareServer : IAsyncDisposable
             }
 
             long id = Interlocked.Increment(ref _nextConnectionId);
-            bool busy = _connections.Count >= Options.MaxConnections;
+            IPAddress? address = (client.RemoteEndPoint as IPEndPoint)?.Address;
+            int fromAddress = address is null ? 0 : _perAddress.AddOrUpdate(address, 1, static (_, count) => count + 1);
+            bool busy = _connections.Count >= Options.MaxConnections || fromAddress > Options.MaxConnectionsPerAddress;
             var connection = new ServerConnection(this, client, busy, _stopping.Token, _aborting.Token);
             _connections[id] = connection;
-            connection.Start(() => _connections.TryRemove(id, out _));
+            connection.Start(() =>
+            {
+                _connections.TryRemove(id, out _);
+                if (address is not null)
+                {
+                    ReleaseAddress(address);
+                }
+            });
+        }
+    }
+
+    private void ReleaseAddress(IPAddress address)
+    {
+        while (_perAddress.TryGetValue(address, out int count))
+        {
+            bool updated = count <= 1
+                ? _perAddress.TryRemove(KeyValuePair.Create(address, count))
+                : _perAddress.TryUpdate(address, count - 1, count);
+            if (updated)
+            {
+                return;
+            }
         }
     }
 

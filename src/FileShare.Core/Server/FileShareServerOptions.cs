@@ -14,6 +14,9 @@ public sealed class FileShareServerOptions
 
     public int MaxConnections { get; init; } = 256;
 
+    /// <summary>Connections one client address may hold at once, so one client cannot take every slot.</summary>
+    public int MaxConnectionsPerAddress { get; init; } = 64;
+
     public int Backlog { get; init; } = 512;
 
     /// <summary>Time a new connection has to send its first bytes.</summary>

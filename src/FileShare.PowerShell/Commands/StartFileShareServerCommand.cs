@@ -30,6 +30,20 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
     [ValidateRange(1, 100_000)]
     public int MaxConnections { get; set; } = 256;
 
+    [Parameter]
+    [ValidateRange(1, 100_000)]
+    public int MaxConnectionsPerAddress { get; set; } = 64;
+
+    /// <summary>Seconds a connection may sit idle between requests before the server closes it.</summary>
+    [Parameter]
+    [ValidateRange(1, 86_400)]
+    public int IdleTimeoutSec { get; set; } = 120;
+
+    /// <summary>Seconds a send may make no progress (a client that stopped reading) before the connection is cut.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int SendTimeoutSec { get; set; } = 30;
+
     /// <summary>How many request records each job keeps for Receive-Job; older ones are dropped first.</summary>
     [Parameter]
     [ValidateRange(1, 1_000_000)]
@@ -63,6 +77,9 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
                 Root = root,
                 BindAddress = bindAddress,
                 MaxConnections = MaxConnections,
+                MaxConnectionsPerAddress = MaxConnectionsPerAddress,
+                IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
+                SendTimeout = TimeSpan.FromSeconds(SendTimeoutSec),
             });
             try
             {

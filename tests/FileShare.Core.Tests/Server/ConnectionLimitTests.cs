@@ -1,0 +1,98 @@
+using System.Net;
+using System.Net.Sockets;
+using FileShare.Protocol;
+using FileShare.Server;
+using FileShare.Tests.Support;
+
+namespace FileShare.Tests.Server;
+
+/// <summary>One client address cannot take the server from the others.</summary>
+public sealed class ConnectionLimitTests : ServerTestBase
+{
+    [Fact]
+    public async Task Connections_past_the_per_address_limit_are_busy_while_other_addresses_are_served()
+    {
+        FileShareServer server = StartServerWith(new FileShareServerOptions { Port = 0, Root = ShareRoot, BindAddress = IPAddress.Any, MaxConnectionsPerAddress = 2 });
+        using Socket first = await HandshakeFromAsync(IPAddress.Parse("127.0.0.2"), server.Port, StatusCode.Ok);
+        using Socket second = await HandshakeFromAsync(IPAddress.Parse("127.0.0.2"), server.Port, StatusCode.Ok);
+
+        using Socket third = await HandshakeFromAsync(IPAddress.Parse("127.0.0.2"), server.Port, StatusCode.Busy);
+        using Socket other = await HandshakeFromAsync(IPAddress.Parse("127.0.0.3"), server.Port, StatusCode.Ok);
+
+        first.Dispose();
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections <= 3, "the first connection is gone");
+        using Socket again = await HandshakeFromAsync(IPAddress.Parse("127.0.0.2"), server.Port, StatusCode.Ok);
+    }
+
+    [Fact]
+    public async Task A_flood_of_silent_connections_from_one_address_does_not_stop_another_client_downloading()
+    {
+        string hash = TestFiles.WriteRandom(Share("payload.bin"), 32L * TestFiles.MiB);
+        FileShareServer server = StartServerWith(new FileShareServerOptions
+        {
+            Port = 0,
+            Root = ShareRoot,
+            BindAddress = IPAddress.Any,
+            MaxConnectionsPerAddress = 20,
+            HandshakeTimeout = TimeSpan.FromSeconds(2),
+        });
+        var flood = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 200; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                socket.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.4"), 0));
+                await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+                flood.Add(socket);
+            }
+
+            using (var pool = new FileShare.Client.ConnectionPool(ClientOptions()))
+            {
+                await new FileShare.Client.FileDownloader(pool).DownloadAsync(Host, server.Port, "payload.bin", Download("payload.bin"), false, null, CancellationToken.None);
+            }
+
+            Assert.Equal(hash, TestFiles.Sha256(Download("payload.bin")));
+            await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "silent connections are dropped after the handshake timeout", TimeSpan.FromSeconds(20));
+        }
+        finally
+        {
+            flood.ForEach(s => s.Dispose());
+        }
+    }
+
+    private FileShareServer StartServerWith(FileShareServerOptions options)
+    {
+        var server = new FileShareServer(options);
+        server.Start();
+        Track(new StopOnDispose(server));
+        return server;
+    }
+
+    /// <summary>Connects from <paramref name="from"/>, sends the FileShare hello and asserts the server's status.</summary>
+    private static async Task<Socket> HandshakeFromAsync(IPAddress from, int port, StatusCode expected)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(from, 0));
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        Messages.WriteClientHello(hello, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, 0);
+        await socket.SendAsync(hello, SocketFlags.None);
+        int received = 0;
+        while (received < hello.Length)
+        {
+            int read = await socket.ReceiveAsync(hello.AsMemory(received), SocketFlags.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.NotEqual(0, read);
+            received += read;
+        }
+
+        (_, ushort status, _) = Messages.ReadHello(hello);
+        Assert.Equal(expected, (StatusCode)status);
+        return socket;
+    }
+
+    private sealed class StopOnDispose(FileShareServer server) : IDisposable
+    {
+        public void Dispose() => server.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
+    }
+}
