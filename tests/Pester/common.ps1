@@ -311,6 +311,24 @@ function Stop-ServerHost {
     if (-not $ServerHost.Process.WaitForExit([int]($TimeoutSec * 1000))) { $ServerHost.Process.Kill($true) }
 }
 
+function Get-DownloadSpans {
+    <#
+    One span per download: a verified download is a Hash request then a Read on the same connection, so its span runs
+    from the digest request's arrival to the last byte of the read. Takes request records (Request, Path,
+    RemoteEndPoint, EndTicks, DurationTicks) and returns spans with EndTicks and DurationTicks.
+    #>
+    param([object[]] $Records)
+    foreach ($group in ($Records | Where-Object { "$($_.Request)" -in 'Hash', 'Read' } | Group-Object RemoteEndPoint, Path)) {
+        # Plain loops: Measure-Object works in doubles, which cannot hold tick counts exactly.
+        [long]$start = [long]::MaxValue; [long]$end = [long]::MinValue
+        foreach ($record in $group.Group) {
+            $start = [Math]::Min($start, [long]$record.EndTicks - [long]$record.DurationTicks)
+            $end = [Math]::Max($end, [long]$record.EndTicks)
+        }
+        [pscustomobject]@{ EndTicks = $end; DurationTicks = $end - $start }
+    }
+}
+
 function Get-MaxOverlap {
     <# Most intervals open at one instant, from records with EndTicks and DurationTicks. #>
     param([object[]] $Records)

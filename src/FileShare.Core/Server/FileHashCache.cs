@@ -17,7 +17,8 @@ internal sealed class FileHashCache
     private const int MaxEntries = 100_000;
 
     private readonly ConcurrentDictionary<string, (long Length, DateTime LastWrite, Task<FileDigest> Digest)> _entries = new();
-    private readonly SemaphoreSlim _hashing = new(Math.Max(1, Environment.ProcessorCount / 2));
+    // At least two, so small files are not held up behind one large file's first hash.
+    private readonly SemaphoreSlim _hashing = new(Math.Max(2, Environment.ProcessorCount));
 
     public Task<FileDigest> GetAsync(string fullPath, CancellationToken cancellationToken)
     {
