@@ -222,6 +222,8 @@ public sealed class StartFileShareServerTests : IDisposable
                 .AssertNoErrors();
         }
 
+        // The read is logged once its last byte is sent, which can be just after the client has it.
+        Eventually.True(() => serving.OutputSoFar.Any(o => o.BaseObject is RequestLogRecord { Request: RequestKind.Read }), "the read is written to the pipeline");
         Eventually.Within(serving.Shell.Stop, TimeSpan.FromSeconds(10), "Stopping Start-FileShareServer -Wait");
         Ports.AssertFree(port);
         Invocation result = serving.Wait(TimeSpan.FromSeconds(5));

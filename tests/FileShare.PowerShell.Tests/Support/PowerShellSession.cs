@@ -94,6 +94,9 @@ public sealed class RunningInvocation : IDisposable
 
     public bool IsCompleted => _pending.IsCompleted;
 
+    /// <summary>What the pipeline has written so far, while it still runs.</summary>
+    public List<PSObject> OutputSoFar => Snapshot(_output);
+
     /// <summary>Waits for the pipeline to end and collects what it wrote; stops it and fails the test on timeout.</summary>
     public Invocation Wait(TimeSpan timeout)
     {
