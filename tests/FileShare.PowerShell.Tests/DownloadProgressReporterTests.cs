@@ -6,11 +6,11 @@ namespace FileShare.PowerShell.Tests;
 
 /// <summary>
 /// Get-RemoteFile's progress as a host other than the console sees it: PowerShell.Streams.Progress. Downloads go
-/// through a relay paced so each takes about 0.8 s, several of the reporter's quarter-second ticks, on any machine.
+/// through a relay paced so each takes about 1.6 s, several of the reporter's quarter-second ticks, on any machine.
 /// </summary>
 public sealed class DownloadProgressReporterTests : IDisposable
 {
-    private const long LargeFile = 40L << 20;
+    private const long LargeFile = 80L << 20;
     private const long RelayBytesPerSecond = 50L << 20;
     private const int OverallActivity = 1;
     private readonly TempDirectory _temp = new();
@@ -44,7 +44,7 @@ public sealed class DownloadProgressReporterTests : IDisposable
         ProgressRecord[] overall = progress.Where(p => p.ActivityId == OverallActivity).ToArray();
         ProgressRecord[] file = progress.Where(p => p.ActivityId != OverallActivity).ToArray();
         Assert.True(file.Count(p => p.RecordType == ProgressRecordType.Processing && p.PercentComplete is >= 0 and < 100) >= 2,
-            $"Expected progress for large.bin on at least two ticks of a 0.8 s download; got {file.Length} record(s).");
+            $"Expected progress for large.bin on at least two ticks of a 1.6 s download; got {file.Length} record(s).");
         Assert.All(file, p =>
         {
             Assert.Equal(OverallActivity, p.ParentActivityId);
