@@ -83,6 +83,7 @@ public sealed class FileShareServer : IAsyncDisposable
             return;
         }
 
+        // Everything before the first await runs synchronously: the port is free when this method returns its task.
         _stopping.Cancel();
         _listener?.Dispose();
         await _acceptLoop.ConfigureAwait(false);

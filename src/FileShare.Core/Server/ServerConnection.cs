@@ -46,20 +46,22 @@ internal sealed class ServerConnection
     {
         Completion = Task.Run(async () =>
         {
+            _server.Statistics.ConnectionOpened();
             try
             {
                 await RunAsync().ConfigureAwait(false);
             }
             finally
             {
+                // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.
                 onClosed();
+                _server.Statistics.ConnectionClosed();
             }
         });
     }
 
     private async Task RunAsync()
     {
-        _server.Statistics.ConnectionOpened();
         using CancellationTokenRegistration abort = _aborting.UnsafeRegister(static s => ((Socket)s!).Dispose(), _socket);
         _socket.NoDelay = true;
         using var stream = new NetworkStream(_socket, ownsSocket: true);
@@ -91,7 +93,6 @@ internal sealed class ServerConnection
         finally
         {
             ArrayPool<byte>.Shared.Return(first);
-            _server.Statistics.ConnectionClosed();
         }
     }
 

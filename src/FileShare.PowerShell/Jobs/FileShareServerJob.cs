@@ -90,10 +90,12 @@ public sealed class FileShareServerJob : Job2
             return;
         }
 
+        // StopAsync unbinds before it first yields, so by the time the job says Stopping the port is free.
+        Task stopping = _server.StopAsync(drainTimeout);
         SetJobState(JobState.Stopping);
         try
         {
-            await _server.StopAsync(drainTimeout).ConfigureAwait(false);
+            await stopping.ConfigureAwait(false);
         }
         finally
         {
