@@ -26,6 +26,10 @@ public sealed class DownloadProgressReporterTests : IDisposable
         _destination = _temp.Join("dest");
         TestFiles.Sparse(share, "large.bin", LargeFile);
         _server = _session.StartServer(share);
+
+        // Hash the file now: the relay paces from connection time, so a slow first hash on a loaded machine would
+        // spend the pacing budget and let the bytes through in one burst.
+        _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Hash", new { _server.Port }).AssertNoErrors();
         _relay = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
     }
 
