@@ -46,8 +46,12 @@ def parse():
     return args
 
 
+answered = 0
+
+
 def read_available(fd, output):
     """Reads what the terminal has; False once the child side is closed."""
+    global answered
     try:
         ready, _, _ = select.select([fd], [], [], 0.02)
         if ready:
@@ -56,9 +60,12 @@ def read_available(fd, output):
                 return False
             output.extend(data)
             # Answer cursor-position queries (ESC[6n) as a real terminal would; PowerShell's progress
-            # rendering waits for the answer, and an unanswered query stalls it for seconds.
-            for _ in range(data.count(b"\x1b[6n")):
+            # rendering waits for the answer, and an unanswered query stalls it for seconds. Counting over the
+            # whole output catches a query split across two reads.
+            queries = output.count(b"\x1b[6n")
+            while answered < queries:
                 os.write(fd, b"\x1b[1;1R")
+                answered += 1
     except OSError:
         return False  # EIO: every process holding the pty's slave side has gone.
     return True
