@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Management.Automation;
-using FileShare.PowerShell.Commands;
 
 namespace FileShare.PowerShell;
 
