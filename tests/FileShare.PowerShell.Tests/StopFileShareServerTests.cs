@@ -158,13 +158,8 @@ public sealed class StopFileShareServerTests : IDisposable
     {
         FileShareServerJob job = _session.StartServer(_share);
         // Much more than loopback socket buffers hold, so the server is still sending for most of the second.
-        TestFiles.Sparse(_share, "slow.bin", 32 << 20);
-        using var relay = new ThrottledRelay(job.Port, bytesPerSecond: 32 << 20);
-        using var client = new PowerShellSession(_temp.Path);
-        string destination = _temp.Join("dest");
-        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
-            new { relay.Port, Dest = destination });
-        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+        using SlowDownload slow = BeginSlowDownload(job, 32 << 20, bytesPerSecond: 32 << 20);
+        var (relay, download, destination) = (slow.Relay, slow.Download, slow.Destination);
 
         using RunningInvocation stopping = _session.Begin("param($Port) Stop-FileShareServer -Port $Port -Timeout 30", new { job.Port });
         Eventually.True(() => job.JobStateInfo.State != JobState.Running, "the server is stopping");
@@ -181,13 +176,8 @@ public sealed class StopFileShareServerTests : IDisposable
     public void TimeoutZero_CutsTheTransferInFlight_AndTheClientKeepsNoPartialFile()
     {
         FileShareServerJob job = _session.StartServer(_share);
-        TestFiles.Sparse(_share, "slow.bin", 64 << 20);
-        using var relay = new ThrottledRelay(job.Port, bytesPerSecond: 4 << 20);
-        using var client = new PowerShellSession(_temp.Path);
-        string destination = _temp.Join("dest");
-        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
-            new { relay.Port, Dest = destination });
-        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+        using SlowDownload slow = BeginSlowDownload(job, 64 << 20, bytesPerSecond: 4 << 20);
+        var (relay, download, destination) = (slow.Relay, slow.Download, slow.Destination);
 
         Invocation stopped = _session.Run("param($Port) Stop-FileShareServer -Port $Port -Timeout 0", new { job.Port }, StopTimeout).AssertNoErrors();
 
@@ -206,13 +196,8 @@ public sealed class StopFileShareServerTests : IDisposable
     public void CtrlCWhileDraining_ReturnsPromptly_AndTheServerStillStopsWhenTheTransferEnds()
     {
         FileShareServerJob job = _session.StartServer(_share);
-        TestFiles.Sparse(_share, "slow.bin", 64 << 20);
-        using var relay = new ThrottledRelay(job.Port, bytesPerSecond: 4 << 20);
-        using var client = new PowerShellSession(_temp.Path);
-        string destination = _temp.Join("dest");
-        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
-            new { relay.Port, Dest = destination });
-        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+        using SlowDownload slow = BeginSlowDownload(job, 64 << 20, bytesPerSecond: 4 << 20);
+        var (relay, download, destination) = (slow.Relay, slow.Download, slow.Destination);
         using RunningInvocation stopping = _session.Begin("param($Port) Stop-FileShareServer -Port $Port -Timeout 60", new { job.Port });
         Eventually.True(() => job.JobStateInfo.State == JobState.Stopping, "the server is draining");
 
@@ -249,6 +234,32 @@ public sealed class StopFileShareServerTests : IDisposable
         {
             Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
             Ports.AssertFree(job.Port);
+        }
+    }
+
+    /// <summary>
+    /// Starts, from a second session, a download of a sparse slow.bin that a relay paces to
+    /// <paramref name="bytesPerSecond"/>, and returns once its partial file exists.
+    /// </summary>
+    private SlowDownload BeginSlowDownload(FileShareServerJob job, long length, long bytesPerSecond)
+    {
+        TestFiles.Sparse(_share, "slow.bin", length);
+        var relay = new ThrottledRelay(job.Port, bytesPerSecond);
+        var client = new PowerShellSession(_temp.Path);
+        string destination = _temp.Join("dest");
+        RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name slow.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { relay.Port, Dest = destination });
+        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial")), "the download has started");
+        return new SlowDownload(relay, client, download, destination);
+    }
+
+    private sealed record SlowDownload(ThrottledRelay Relay, PowerShellSession Client, RunningInvocation Download, string Destination) : IDisposable
+    {
+        public void Dispose()
+        {
+            Download.Dispose();
+            Client.Dispose();
+            Relay.Dispose();
         }
     }
 }

@@ -119,16 +119,16 @@ public static class Messages
     {
         string name = reader.ReadString();
         long length = reader.ReadInt64();
-        long ticks = reader.ReadInt64();
+        DateTime lastWrite = reader.ReadUtcTime();
         var kind = (EntryKind)reader.ReadByte();
         int hashLength = reader.ReadByte();
-        if (length < 0 || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks || hashLength is not (0 or ProtocolConstants.Sha256Length))
+        if (length < 0 || hashLength is not (0 or ProtocolConstants.Sha256Length))
         {
-            throw new ProtocolException($"Entry '{name}' has an impossible length, time or hash.");
+            throw new ProtocolException($"Entry '{name}' has an impossible length or hash.");
         }
 
         byte[]? hash = hashLength == 0 ? null : reader.ReadBytes(hashLength);
-        return new RemoteEntry(name, length, new DateTime(ticks, DateTimeKind.Utc), kind, hash);
+        return new RemoteEntry(name, length, lastWrite, kind, hash);
     }
 
     /// <summary>List reply layout: status, isLast byte, entry count, entries.</summary>
@@ -200,14 +200,14 @@ public static class Messages
 
         long dataLength = reader.ReadInt64();
         long fileLength = reader.ReadInt64();
-        long ticks = reader.ReadInt64();
+        DateTime lastWrite = reader.ReadUtcTime();
         reader.EnsureEnd();
-        if (dataLength < 0 || fileLength < 0 || dataLength > fileLength || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks)
+        if (dataLength < 0 || fileLength < 0 || dataLength > fileLength)
         {
-            throw new ProtocolException("Read reply has an impossible length or time.");
+            throw new ProtocolException("Read reply has an impossible length.");
         }
 
-        return new RangeReply(dataLength, fileLength, new DateTime(ticks, DateTimeKind.Utc));
+        return new RangeReply(dataLength, fileLength, lastWrite);
     }
 
     public static int HashReplySize(FileDigest digest) => 2 + 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length;
@@ -234,19 +234,19 @@ public static class Messages
         }
 
         long length = reader.ReadInt64();
-        long ticks = reader.ReadInt64();
+        DateTime lastWrite = reader.ReadUtcTime();
         byte[] sha256 = reader.ReadBytes(ProtocolConstants.Sha256Length);
         uint pieceSize = reader.ReadUInt32();
         uint pieceCount = reader.ReadUInt32();
-        if (length < 0 || ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks || pieceSize == 0 || pieceSize > int.MaxValue
+        if (length < 0 || pieceSize == 0 || pieceSize > int.MaxValue
             || pieceCount > (uint)(reader.Remaining / ProtocolConstants.Sha256Length)
             || (pieceCount != 0 && pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize)))
         {
-            throw new ProtocolException("Hash reply has an impossible length, time or piece layout.");
+            throw new ProtocolException("Hash reply has an impossible length or piece layout.");
         }
 
         byte[] pieces = reader.ReadBytes((int)pieceCount * ProtocolConstants.Sha256Length);
         reader.EnsureEnd();
-        return new FileDigest(length, new DateTime(ticks, DateTimeKind.Utc), sha256, (int)pieceSize, pieces);
+        return new FileDigest(length, lastWrite, sha256, (int)pieceSize, pieces);
     }
 }

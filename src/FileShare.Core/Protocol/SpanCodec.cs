@@ -77,6 +77,18 @@ public ref struct SpanReader
 
     public byte[] ReadBytes(int count) => Take(count).ToArray();
 
+    /// <summary>A UTC time sent as .NET ticks; ticks outside DateTime's range are a protocol error.</summary>
+    public DateTime ReadUtcTime()
+    {
+        long ticks = ReadInt64();
+        if (ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks)
+        {
+            throw new ProtocolException($"Time of {ticks} ticks is out of range.");
+        }
+
+        return new DateTime(ticks, DateTimeKind.Utc);
+    }
+
     public string ReadString(int maxBytes = ProtocolConstants.MaxPathBytes)
     {
         uint length = ReadUInt32();

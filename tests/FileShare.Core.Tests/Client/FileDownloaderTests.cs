@@ -155,13 +155,10 @@ public sealed class FileDownloaderTests : ServerTestBase
     [Fact]
     public async Task A_server_that_dies_mid_transfer_fails_as_incomplete_and_leaves_nothing()
     {
-        using var server = new ScriptedServer(async (socket, stream, ct) =>
+        using var server = ScriptedServer.SendingPartOfAFile(10_000, 4_000, (socket, _, _) =>
         {
-            using var channel = new FrameChannel(stream);
-            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
-            await ScriptedServer.PromiseAsync(channel, request.RequestId, 10_000, ct);
-            await stream.WriteAsync(new byte[4_000], ct);
             socket.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+            return Task.CompletedTask;
         });
 
         var error = await Assert.ThrowsAsync<FileShareException>(() => DownloadWithin(server.Port, "cut.bin", ClientOptions()));
@@ -177,14 +174,7 @@ public sealed class FileDownloaderTests : ServerTestBase
     [Fact]
     public async Task A_server_that_goes_silent_mid_transfer_times_out_and_leaves_nothing()
     {
-        using var server = new ScriptedServer(async (_, stream, ct) =>
-        {
-            using var channel = new FrameChannel(stream);
-            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
-            await ScriptedServer.PromiseAsync(channel, request.RequestId, 10_000, ct);
-            await stream.WriteAsync(new byte[4_000], ct);
-            await Task.Delay(Timeout.Infinite, ct);
-        });
+        using var server = ScriptedServer.SendingPartOfAFile(10_000, 4_000, (_, _, ct) => Task.Delay(Timeout.Infinite, ct));
         var clock = Stopwatch.StartNew();
 
         var error = await Assert.ThrowsAsync<FileShareException>(() => DownloadWithin(server.Port, "stuck.bin", ClientOptions(readTimeout: TimeSpan.FromSeconds(1))));
@@ -215,14 +205,7 @@ public sealed class FileDownloaderTests : ServerTestBase
     [Fact]
     public async Task A_download_in_progress_lives_in_a_hidden_partial_file_that_cancelling_removes()
     {
-        using var server = new ScriptedServer(async (_, stream, ct) =>
-        {
-            using var channel = new FrameChannel(stream);
-            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
-            await ScriptedServer.PromiseAsync(channel, request.RequestId, 10_000, ct);
-            await stream.WriteAsync(new byte[4_000], ct);
-            await Task.Delay(Timeout.Infinite, ct);
-        });
+        using var server = ScriptedServer.SendingPartOfAFile(10_000, 4_000, (_, _, ct) => Task.Delay(Timeout.Infinite, ct));
         var progress = new TransferProgress();
         using var cancel = new CancellationTokenSource();
         Task download = NewDownloader().DownloadAsync(Host, server.Port, "x.bin", Download("x.bin"), false, progress, cancel.Token);

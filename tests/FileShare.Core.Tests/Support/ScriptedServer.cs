@@ -50,6 +50,20 @@ public sealed class ScriptedServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// A server that answers the first read by promising <paramref name="promised"/> bytes, sends only
+    /// <paramref name="sent"/> of them, then does what <paramref name="afterwards"/> says (close, go silent, ...).
+    /// </summary>
+    public static ScriptedServer SendingPartOfAFile(long promised, int sent, Func<Socket, NetworkStream, CancellationToken, Task> afterwards) =>
+        new(async (socket, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            Frame request = await AcceptRequestAsync(stream, channel, ct);
+            await PromiseAsync(channel, request.RequestId, promised, ct);
+            await stream.WriteAsync(new byte[sent], ct);
+            await afterwards(socket, stream, ct);
+        });
+
     /// <summary>Sends a read reply that promises <paramref name="promised"/> bytes, and none of them yet.</summary>
     public static ValueTask PromiseAsync(FrameChannel channel, uint requestId, long promised, CancellationToken cancellationToken)
     {
