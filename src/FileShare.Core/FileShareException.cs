@@ -22,6 +22,18 @@ public enum FileShareErrorKind
     LocalWriteFailed,
     ContentMismatch,
     RemoteFileChanged,
+
+    /// <summary>The server needs an access key and none was given.</summary>
+    AuthenticationRequired,
+
+    /// <summary>The keys differ, or the server could not prove it holds the key.</summary>
+    AuthenticationFailed,
+
+    /// <summary>The server speaks only TLS and the client did not ask for it.</summary>
+    TlsRequired,
+
+    /// <summary>TLS could not be set up: the certificate was refused, or the server offers no TLS.</summary>
+    TlsFailed,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

@@ -35,6 +35,10 @@ public static class ErrorRecords
         FileShareErrorKind.LocalWriteFailed => ("DestinationWriteFailed", ErrorCategory.WriteError),
         FileShareErrorKind.ContentMismatch => ("ContentMismatch", ErrorCategory.InvalidData),
         FileShareErrorKind.RemoteFileChanged => ("RemoteFileChanged", ErrorCategory.InvalidData),
+        FileShareErrorKind.AuthenticationRequired => ("AuthenticationRequired", ErrorCategory.AuthenticationError),
+        FileShareErrorKind.AuthenticationFailed => ("AuthenticationFailed", ErrorCategory.AuthenticationError),
+        FileShareErrorKind.TlsRequired => ("TlsRequired", ErrorCategory.SecurityError),
+        FileShareErrorKind.TlsFailed => ("TlsHandshakeFailed", ErrorCategory.SecurityError),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }

@@ -1,3 +1,5 @@
+using FileShare.Protocol;
+
 namespace FileShare.Client;
 
 public enum WireProtocol
@@ -24,4 +26,25 @@ public sealed class FileShareClientOptions
 
     /// <summary>Size of the pooled buffer each download receives into.</summary>
     public int ReceiveBufferSize { get; init; } = 1024 * 1024;
+
+    /// <summary>Proves this key to the server and requires the server to prove it back.</summary>
+    public AccessKey? AccessKey { get; init; }
+
+    /// <summary>
+    /// Requires TLS. Without <see cref="CertificateThumbprint"/> the server's certificate must chain to a root the
+    /// system trusts and name the host that was dialled.
+    /// </summary>
+    public bool UseTls { get; init; }
+
+    /// <summary>Requires TLS with exactly this certificate: its SHA-256 (64 hex digits) or SHA-1 (40) thumbprint.</summary>
+    /// <exception cref="ArgumentException">The value is not 64 or 40 hex digits (':', '-' and spaces between them are ignored).</exception>
+    public string? CertificateThumbprint
+    {
+        get => _certificateThumbprint;
+        init => _certificateThumbprint = value is null ? null : CertificatePin.Normalize(value);
+    }
+
+    private readonly string? _certificateThumbprint;
+
+    internal bool UsesTls => UseTls || CertificateThumbprint is not null;
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using FileShare.Protocol;
 using Microsoft.Win32.SafeHandles;
 
@@ -12,14 +14,18 @@ namespace FileShare.Client;
 public sealed class FileShareConnection : IDisposable
 {
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
-    private readonly FrameChannel _channel;
+    private readonly string _host;
     private readonly FileShareClientOptions _options;
+
+    // Replaced once, by TLS, during the handshake.
+    private Stream _stream;
+    private FrameChannel _channel;
     private uint _nextRequestId;
 
-    private FileShareConnection(Socket socket, string endpoint, FileShareClientOptions options)
+    private FileShareConnection(Socket socket, string host, string endpoint, FileShareClientOptions options)
     {
         _socket = socket;
+        _host = host;
         _stream = new NetworkStream(socket, ownsSocket: true);
         _channel = new FrameChannel(_stream);
         _options = options;
@@ -41,7 +47,7 @@ public sealed class FileShareConnection : IDisposable
     public static async Task<FileShareConnection> ConnectAsync(string host, int port, FileShareClientOptions options, CancellationToken cancellationToken)
     {
         Socket socket = await Client.Endpoint.ConnectAsync(host, port, options, cancellationToken).ConfigureAwait(false);
-        var connection = new FileShareConnection(socket, Client.Endpoint.Format(host, port), options);
+        var connection = new FileShareConnection(socket, host, Client.Endpoint.Format(host, port), options);
         try
         {
             await connection.HandshakeAsync(cancellationToken).ConfigureAwait(false);
@@ -225,16 +231,18 @@ public sealed class FileShareConnection : IDisposable
     private async Task HandshakeAsync(CancellationToken cancellationToken)
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
-        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        HandshakeFeatures asked = (_options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
+            | (_options.UsesTls ? HandshakeFeatures.Tls : HandshakeFeatures.None);
+        byte[] hellos = new byte[2 * ProtocolConstants.HelloLength];
+        Memory<byte> hello = hellos.AsMemory(ProtocolConstants.HelloLength);
         try
         {
-            Messages.WriteClientHello(hello, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, features: 0);
-            await _stream.WriteAsync(hello, deadline.Token).ConfigureAwait(false);
-            Array.Clear(hello);
+            Messages.WriteClientHello(hellos, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, (uint)asked);
+            await _stream.WriteAsync(hellos.AsMemory(0, ProtocolConstants.HelloLength), deadline.Token).ConfigureAwait(false);
             int received = 0;
             while (received < hello.Length)
             {
-                int read = await _stream.ReadAsync(hello.AsMemory(received), deadline.Token).ConfigureAwait(false);
+                int read = await _stream.ReadAsync(hello[received..], deadline.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
@@ -243,20 +251,95 @@ public sealed class FileShareConnection : IDisposable
                 received += read;
             }
 
-            if (received < hello.Length || !Messages.StartsWithMagic(hello))
+            if (received < hello.Length || !Messages.StartsWithMagic(hello.Span))
             {
-                throw SeedAnswer.Looks(hello.AsSpan(0, received))
-                    ? new FileShareException(FileShareErrorKind.NotSupportedBySeedServer, $"{Endpoint} speaks only the original FileShare protocol, which can fetch a named file but cannot list or stat.", Endpoint)
+                throw SeedAnswer.Looks(hello.Span[..received])
+                    ? SeedServerAnswered()
                     : new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} did not answer the FileShare handshake; is it a FileShare server?", Endpoint);
             }
 
-            (ushort version, ushort status, _) = Messages.ReadHello(hello);
-            ThrowIfFailed((StatusCode)status, $"handshake refused (protocol version {version})", null);
+            (ushort version, ushort status, uint features) = Messages.ReadHello(hello.Span);
+            ThrowIfRefusedHello((StatusCode)status, version);
+            var granted = (HandshakeFeatures)features;
+            if ((granted & ~asked) != 0)
+            {
+                throw new ProtocolException($"the server granted features {granted} that were not asked for ({asked})");
+            }
+
+            if (asked.HasFlag(HandshakeFeatures.Tls) && !granted.HasFlag(HandshakeFeatures.Tls))
+            {
+                throw new FileShareException(FileShareErrorKind.TlsFailed, $"{Endpoint} does not offer TLS (it was started without -Certificate or -SelfSigned); nothing was sent.", Endpoint);
+            }
+
+            if (asked.HasFlag(HandshakeFeatures.AccessKey) && !granted.HasFlag(HandshakeFeatures.AccessKey))
+            {
+                throw new FileShareException(FileShareErrorKind.AuthenticationFailed, $"{Endpoint} holds no access key, so it cannot prove it is the server that shares this key; nothing was requested from it.", Endpoint);
+            }
+
+            byte[] channelBinding = granted.HasFlag(HandshakeFeatures.Tls) ? await StartTlsAsync(deadline.Token).ConfigureAwait(false) : [];
+            if (granted.HasFlag(HandshakeFeatures.AccessKey))
+            {
+                MutualAuthentication.Outcome outcome = await MutualAuthentication.ProveAsync(_stream, _options.AccessKey!, hellos, channelBinding, deadline.Token).ConfigureAwait(false);
+                if (outcome != MutualAuthentication.Outcome.Authenticated)
+                {
+                    throw new FileShareException(FileShareErrorKind.AuthenticationFailed, outcome == MutualAuthentication.Outcome.KeyRejected
+                        ? $"{Endpoint} refused the access key: it holds a different one."
+                        : $"{Endpoint} did not prove it holds the access key (a different key, or something in between); nothing was requested from it.", Endpoint);
+                }
+            }
         }
         catch (Exception e) when (Translate(e, cancellationToken, null) is { } translated)
         {
             throw translated;
         }
+    }
+
+    private FileShareException SeedServerAnswered() =>
+        _options.AccessKey is not null || _options.UsesTls
+            ? new FileShareException(_options.AccessKey is not null ? FileShareErrorKind.AuthenticationFailed : FileShareErrorKind.TlsFailed,
+                $"{Endpoint} speaks only the original FileShare protocol, which has neither access keys nor TLS; nothing was requested from it.", Endpoint)
+            : new FileShareException(FileShareErrorKind.NotSupportedBySeedServer, $"{Endpoint} speaks only the original FileShare protocol, which can fetch a named file but cannot list or stat.", Endpoint);
+
+    private void ThrowIfRefusedHello(StatusCode status, ushort version)
+    {
+        switch (status)
+        {
+            case StatusCode.AuthenticationRequired:
+                throw new FileShareException(FileShareErrorKind.AuthenticationRequired,
+                    $"{Endpoint} requires an access key: give -AccessKey or -AccessKeyPath, or set $env:FILESHARE_ACCESS_KEY.", Endpoint);
+            case StatusCode.TlsRequired:
+                throw new FileShareException(FileShareErrorKind.TlsRequired,
+                    $"{Endpoint} accepts only TLS connections: add -CertificateThumbprint <its SHA-256 thumbprint>, or -UseTls when its certificate is trusted by this system.", Endpoint);
+            default:
+                ThrowIfFailed(status, $"handshake refused (protocol version {version})", null);
+                return;
+        }
+    }
+
+    /// <summary>Switches the connection to TLS and returns the channel binding: SHA-256 of the certificate the server presented.</summary>
+    private async Task<byte[]> StartTlsAsync(CancellationToken cancellationToken)
+    {
+        var pin = new CertificatePin(_options.CertificateThumbprint);
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
+        try
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = _host,
+                RemoteCertificateValidationCallback = pin.Validate,
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AuthenticationException e)
+        {
+            tls.Dispose();
+            throw new FileShareException(FileShareErrorKind.TlsFailed,
+                pin.Seen is null ? $"TLS with {Endpoint} failed: {e.Message}" : $"{Endpoint} was refused: {pin.Describe()}; nothing was requested from it.", Endpoint, inner: e);
+        }
+
+        _stream = tls;
+        _channel.Dispose();
+        _channel = new FrameChannel(tls);
+        return MutualAuthentication.ChannelBinding(tls.RemoteCertificate);
     }
 
     private CancellationTokenSource BeginRequest(CancellationToken cancellationToken)

@@ -17,6 +17,12 @@ public static class SeedClient
     public static async Task<long> DownloadAsync(string host, int port, string name, SafeFileHandle target, FileShareClientOptions options, TransferProgress? progress, CancellationToken cancellationToken)
     {
         string endpoint = Endpoint.Format(host, port);
+        if (options.AccessKey is not null || options.UsesTls)
+        {
+            throw new FileShareException(options.AccessKey is not null ? FileShareErrorKind.AuthenticationFailed : FileShareErrorKind.TlsFailed,
+                $"The original protocol has neither access keys nor TLS, so '{name}' is not fetched from {endpoint} with it.", endpoint, name);
+        }
+
         byte[] request = Encoding.UTF8.GetBytes(name);
         if (request.Length > MaxName)
         {

@@ -27,6 +27,25 @@ public static class ProtocolConstants
     public const int PieceSize = 4 * 1024 * 1024;
 
     public const int Sha256Length = 32;
+
+    /// <summary>Length of each side's random challenge in the access-key exchange.</summary>
+    public const int NonceLength = 32;
+
+    /// <summary>Length of an HMAC-SHA-256 proof of the access key.</summary>
+    public const int ProofLength = 32;
+}
+
+/// <summary>Feature bits of the hellos: the client asks, the server grants the subset it will use.</summary>
+[Flags]
+public enum HandshakeFeatures : uint
+{
+    None = 0,
+
+    /// <summary>Both sides prove they hold the same access key (see docs/protocol.md, "Access key").</summary>
+    AccessKey = 1,
+
+    /// <summary>TLS starts right after the hellos, on the same connection (STARTTLS).</summary>
+    Tls = 2,
 }
 
 public enum FrameType : byte
@@ -55,6 +74,15 @@ public enum StatusCode : ushort
     UnsupportedVersion = 6,
     NotAFile = 7,
     RangeNotSatisfiable = 8,
+
+    /// <summary>The server holds an access key and the client did not offer to prove it has one (handshake only).</summary>
+    AuthenticationRequired = 9,
+
+    /// <summary>The client's proof of the access key was wrong (handshake only).</summary>
+    AuthenticationFailed = 10,
+
+    /// <summary>The server speaks only TLS and the client did not ask for it (handshake only).</summary>
+    TlsRequired = 11,
 }
 
 [Flags]

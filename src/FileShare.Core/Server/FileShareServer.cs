@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using FileShare.Protocol;
 
 namespace FileShare.Server;
 
@@ -24,6 +26,12 @@ public sealed class FileShareServer : IAsyncDisposable
     {
         Options = options;
         Root = SharePath.RealRoot(options.Root);
+        if (options.Certificate is { } certificate)
+        {
+            // Built once: the context caches the chain, so each TLS handshake does not rebuild it.
+            TlsOptions = new SslServerAuthenticationOptions { ServerCertificateContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null) };
+            ChannelBinding = MutualAuthentication.ChannelBinding(certificate);
+        }
     }
 
     public FileShareServerOptions Options { get; }
@@ -34,6 +42,11 @@ public sealed class FileShareServer : IAsyncDisposable
     public ServerStatistics Statistics { get; } = new();
 
     internal FileHashCache Hashes { get; } = new();
+
+    internal SslServerAuthenticationOptions? TlsOptions { get; }
+
+    /// <summary>What the access-key proofs bind to under TLS: SHA-256 of the certificate this server presents.</summary>
+    internal byte[] ChannelBinding { get; } = [];
 
     public IPEndPoint? LocalEndPoint { get; private set; }
 

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using FileShare.Protocol;
 
 namespace FileShare.Server;
 
@@ -27,4 +29,10 @@ public sealed class FileShareServerOptions
 
     /// <summary>Time a send may make no progress (a client that stopped reading) before the connection is cut.</summary>
     public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>When set, every client must prove it holds this key, and clients of the original (keyless) protocol are refused.</summary>
+    public AccessKey? AccessKey { get; init; }
+
+    /// <summary>When set, every connection is TLS with this certificate (it needs its private key); plaintext clients are refused.</summary>
+    public X509Certificate2? Certificate { get; init; }
 }

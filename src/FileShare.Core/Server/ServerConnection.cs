@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using FileShare.Protocol;
 
@@ -98,23 +100,65 @@ internal sealed class ServerConnection
 
     private async Task ServeFileShareAsync(NetworkStream stream, CancellationTokenSource handshake)
     {
-        byte[] hello = new byte[ProtocolConstants.HelloLength];
-        await stream.ReadExactlyAsync(hello, handshake.Token).ConfigureAwait(false);
-        (ushort clientMin, ushort clientMax, _) = Messages.ReadHello(hello);
+        long started = Stopwatch.GetTimestamp();
+        byte[] hellos = new byte[2 * ProtocolConstants.HelloLength];
+        Memory<byte> clientHello = hellos.AsMemory(0, ProtocolConstants.HelloLength);
+        Memory<byte> serverHello = hellos.AsMemory(ProtocolConstants.HelloLength);
+        await stream.ReadExactlyAsync(clientHello, handshake.Token).ConfigureAwait(false);
+        (ushort clientMin, ushort clientMax, uint asked) = Messages.ReadHello(clientHello.Span);
+        var requested = (HandshakeFeatures)asked;
+        HandshakeFeatures granted = requested & OfferedFeatures;
         ushort version = Math.Min(clientMax, ProtocolConstants.MaxVersion);
         StatusCode status = version < clientMin || version < ProtocolConstants.MinVersion ? StatusCode.UnsupportedVersion
             : _busy ? StatusCode.Busy
+            : Options.Certificate is not null && !granted.HasFlag(HandshakeFeatures.Tls) ? StatusCode.TlsRequired
+            : Options.AccessKey is not null && !granted.HasFlag(HandshakeFeatures.AccessKey) ? StatusCode.AuthenticationRequired
             : StatusCode.Ok;
-        Messages.WriteServerHello(hello, version, status, features: 0);
-        await stream.WriteAsync(hello, handshake.Token).ConfigureAwait(false);
+        Messages.WriteServerHello(serverHello.Span, version, status, (uint)granted);
+        await stream.WriteAsync(serverHello, handshake.Token).ConfigureAwait(false);
         if (status != StatusCode.Ok)
         {
-            Log(RequestKind.Handshake, "", 0, Stopwatch.GetTimestamp(), status.ToString());
+            Log(RequestKind.Handshake, "", 0, started, status.ToString());
             return;
         }
 
+        using SslStream? tls = granted.HasFlag(HandshakeFeatures.Tls) ? new SslStream(stream, leaveInnerStreamOpen: true) : null;
+        Stream transport = stream;
+        if (tls is not null)
+        {
+            try
+            {
+                await tls.AuthenticateAsServerAsync(_server.TlsOptions!, handshake.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException)
+            {
+                // Most often a client that did not trust the certificate (a pin that did not match) and hung up.
+                Log(RequestKind.Handshake, "", 0, started, "TlsFailed: " + (e.InnerException ?? e).Message);
+                return;
+            }
+
+            transport = tls;
+        }
+
+        if (granted.HasFlag(HandshakeFeatures.AccessKey)
+            && !await MutualAuthentication.ServeAsync(transport, Options.AccessKey!, hellos, tls is null ? ReadOnlyMemory<byte>.Empty : _server.ChannelBinding, handshake.Token).ConfigureAwait(false))
+        {
+            Log(RequestKind.Handshake, "", 0, started, nameof(StatusCode.AuthenticationFailed));
+            return;
+        }
+
+        await ServeRequestsAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
+    }
+
+    private HandshakeFeatures OfferedFeatures =>
+        (Options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
+        | (Options.Certificate is null ? HandshakeFeatures.None : HandshakeFeatures.Tls);
+
+    /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
+    private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
+    {
         using var channel = new FrameChannel(stream);
-        using var sender = new RangeSender(_socket, stream, Options.SendTimeout);
+        using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         while (!_stopping.IsCancellationRequested)
         {
@@ -337,6 +381,14 @@ internal sealed class ServerConnection
         {
             await stream.WriteAsync(SeedServerError, _aborting).ConfigureAwait(false);
             Log(RequestKind.SeedGet, name, 0, started, nameof(StatusCode.Busy));
+            return;
+        }
+
+        if (Options.Certificate is not null || Options.AccessKey is not null)
+        {
+            // The original protocol can neither prove a key nor speak TLS; "-2e" is the only refusal its clients know.
+            await stream.WriteAsync(SeedServerError, _aborting).ConfigureAwait(false);
+            Log(RequestKind.SeedGet, name, 0, started, (Options.Certificate is not null ? StatusCode.TlsRequired : StatusCode.AuthenticationRequired).ToString());
             return;
         }
 

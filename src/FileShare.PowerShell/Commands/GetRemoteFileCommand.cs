@@ -10,7 +10,7 @@ namespace FileShare.PowerShell.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "RemoteFile")]
 [OutputType(typeof(FileInfo))]
-public sealed class GetRemoteFileCommand : FileShareCmdlet
+public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]

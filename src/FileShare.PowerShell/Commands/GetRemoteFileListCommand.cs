@@ -8,7 +8,7 @@ namespace FileShare.PowerShell.Commands;
 /// <summary>Lists the files servers share, one object per file per server; servers are asked in parallel.</summary>
 [Cmdlet(VerbsCommon.Get, "RemoteFileList")]
 [OutputType(typeof(RemoteFileInfo))]
-public sealed class GetRemoteFileListCommand : FileShareCmdlet
+public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]

@@ -1,6 +1,10 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Net;
+using System.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using FileShare.Protocol;
 using FileShare.PowerShell.Jobs;
 using FileShare.Server;
 
@@ -52,6 +56,28 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
+    /// <summary>Clients must prove they hold this key (and the server proves it back); clients of the original protocol are refused.</summary>
+    [Parameter]
+    public SecureString? AccessKey { get; set; }
+
+    /// <summary>A file holding the access key (UTF-8; surrounding white space ignored), for scripts.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? AccessKeyPath { get; set; }
+
+    /// <summary>TLS on the same port with this certificate: an X509Certificate2 with its private key, or a path to a PFX/PEM file.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public object? Certificate { get; set; }
+
+    /// <summary>The password of the -Certificate file (PFX, or an encrypted PEM key).</summary>
+    [Parameter]
+    public SecureString? CertificatePassword { get; set; }
+
+    /// <summary>TLS with a self-signed certificate, made on first use and kept in the user's data folder for the next start.</summary>
+    [Parameter]
+    public SwitchParameter SelfSigned { get; set; }
+
     protected override void EndProcessing()
     {
         if (Path is not null && Path.Length != 1 && Path.Length != Port.Length)
@@ -67,6 +93,9 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
         }
 
         IPAddress? bindAddress = ResolveBindAddress();
+        AccessKey? accessKey = ResolveAccessKey(AccessKey, AccessKeyPath);
+        X509Certificate2? certificate = ResolveCertificate();
+        AnnounceSecurity(bindAddress, accessKey, certificate);
         var started = new List<FileShareServer>();
         for (int i = 0; i < Port.Length; i++)
         {
@@ -80,6 +109,8 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
                 MaxConnectionsPerAddress = MaxConnectionsPerAddress,
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
                 SendTimeout = TimeSpan.FromSeconds(SendTimeoutSec),
+                AccessKey = accessKey,
+                Certificate = certificate,
             });
             try
             {
@@ -147,6 +178,65 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
         finally
         {
             Task.WhenAll(servers.Select(s => s.StopAsync(TimeSpan.FromSeconds(5)))).GetAwaiter().GetResult();
+        }
+    }
+
+    private X509Certificate2? ResolveCertificate()
+    {
+        if (Certificate is not null && SelfSigned)
+        {
+            ThrowTerminatingError(ErrorRecords.Create("CertificateConflict", ErrorCategory.InvalidArgument, "Give -Certificate or -SelfSigned, not both.", Certificate));
+        }
+
+        object? given = Certificate is PSObject wrapped ? wrapped.BaseObject : Certificate;
+        string source = given?.ToString() ?? "-SelfSigned";
+        try
+        {
+            switch (given)
+            {
+                case X509Certificate2 certificate:
+                    ServerCertificate.RequirePrivateKey(certificate, certificate.Subject);
+                    return certificate;
+                case string path:
+                    source = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+                    return ServerCertificate.Load(source, CertificatePassword is null ? null : new NetworkCredential("", CertificatePassword).Password);
+                case null when SelfSigned:
+                    source = ServerCertificate.SelfSignedFolder;
+                    return ServerCertificate.LoadOrCreateSelfSigned(Dns.GetHostName(), source);
+                case null:
+                    return null;
+                default:
+                    ThrowTerminatingError(ErrorRecords.Create("CertificateInvalid", ErrorCategory.InvalidArgument,
+                        $"-Certificate takes an X509Certificate2 or the path of a PFX or PEM file, not a {given.GetType().Name}.", given));
+                    return null;
+            }
+        }
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(ErrorRecords.Create("CertificateInvalid", ErrorCategory.InvalidArgument, $"Cannot use the certificate from {source}: {e.Message}", given, e));
+            return null;
+        }
+    }
+
+    /// <summary>Tells the user what protects the share: a warning when nothing does on a reachable address, the thumbprint clients pin.</summary>
+    private void AnnounceSecurity(IPAddress? bindAddress, AccessKey? accessKey, X509Certificate2? certificate)
+    {
+        if (accessKey is null && (bindAddress is null || !IPAddress.IsLoopback(bindAddress)))
+        {
+            string where = bindAddress is null ? "every network interface" : bindAddress.ToString();
+            WriteWarning($"Sharing on {where} without an access key: anyone who can reach the port can list and download every shared file. " +
+                $"Add -AccessKey (Read-Host -AsSecureString), -AccessKeyPath <file>, or set $env:{AccessKeyVariable}; add -SelfSigned or -Certificate to encrypt. See docs/security.md.");
+        }
+
+        if (accessKey is not null || certificate is not null)
+        {
+            WriteVerbose("Clients of the original (keyless, plaintext) protocol are refused on these ports.");
+        }
+
+        if (certificate is not null)
+        {
+            WriteInformation(new HostInformationMessage { Message = $"TLS certificate {certificate.Subject}, SHA-256 thumbprint {ServerCertificate.Sha256Thumbprint(certificate)} (clients: -CertificateThumbprint)." },
+                ["FileShare", "Certificate"]);
         }
     }
 

@@ -6,6 +6,7 @@ namespace FileShare.Tests.Support;
 /// <summary>
 /// A loopback TCP relay in front of a real server that lets a test tamper with what the server sends: flip one
 /// byte at a given offset of the server-to-client stream, or hold that stream at an offset until released.
+/// It also records every byte the clients sent, so a test can replay them.
 /// </summary>
 public sealed class TamperingRelay : IDisposable
 {
@@ -13,6 +14,7 @@ public sealed class TamperingRelay : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _holding = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly MemoryStream _fromClients = new();
 
     public TamperingRelay(int serverPort, long? flipAt = null, long? holdAt = null)
     {
@@ -35,6 +37,15 @@ public sealed class TamperingRelay : IDisposable
     public Task Holding => _holding.Task;
 
     public void Release() => _release.TrySetResult();
+
+    /// <summary>Every byte the clients have sent so far, in order.</summary>
+    public byte[] SentByClients()
+    {
+        lock (_fromClients)
+        {
+            return _fromClients.ToArray();
+        }
+    }
 
     public void Dispose()
     {
@@ -79,6 +90,14 @@ public sealed class TamperingRelay : IDisposable
                 if (read == 0)
                 {
                     break;
+                }
+
+                if (!tamper)
+                {
+                    lock (_fromClients)
+                    {
+                        _fromClients.Write(buffer, 0, read);
+                    }
                 }
 
                 if (tamper && FlipAt is { } flip && flip >= offset && flip < offset + read)
