@@ -123,27 +123,28 @@ internal sealed class ServerConnection
         }
 
         using SslStream? tls = granted.HasFlag(HandshakeFeatures.Tls) ? new SslStream(stream, leaveInnerStreamOpen: true) : null;
-        Stream transport = stream;
-        if (tls is not null)
+        Stream transport = tls ?? (Stream)stream;
+        string phase = "TlsFailed";
+        try
         {
-            try
+            if (tls is not null)
             {
                 await tls.AuthenticateAsServerAsync(_server.TlsOptions!, handshake.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is AuthenticationException or IOException)
+
+            phase = "HandshakeAbandoned";
+            if (granted.HasFlag(HandshakeFeatures.AccessKey)
+                && !await MutualAuthentication.ServeAsync(transport, Options.AccessKey!, hellos, tls is null ? ReadOnlyMemory<byte>.Empty : _server.ChannelBinding, handshake.Token).ConfigureAwait(false))
             {
-                // Most often a client that did not trust the certificate (a pin that did not match) and hung up.
-                Log(RequestKind.Handshake, "", 0, started, "TlsFailed: " + (e.InnerException ?? e).Message);
+                Log(RequestKind.Handshake, "", 0, started, nameof(StatusCode.AuthenticationFailed));
                 return;
             }
-
-            transport = tls;
         }
-
-        if (granted.HasFlag(HandshakeFeatures.AccessKey)
-            && !await MutualAuthentication.ServeAsync(transport, Options.AccessKey!, hellos, tls is null ? ReadOnlyMemory<byte>.Empty : _server.ChannelBinding, handshake.Token).ConfigureAwait(false))
+        catch (Exception e) when (e is AuthenticationException or IOException)
         {
-            Log(RequestKind.Handshake, "", 0, started, nameof(StatusCode.AuthenticationFailed));
+            // Most often a client that refused the certificate (a pin that did not match) and hung up; under TLS 1.3 that
+            // shows only once the server writes its challenge, and a client without a key leaves no trace before its first request.
+            Log(RequestKind.Handshake, "", 0, started, $"{phase}: {(e.InnerException ?? e).Message}");
             return;
         }
 

@@ -60,7 +60,7 @@ public abstract class SecuredServerTestBase : ServerTestBase
     /// <summary>The server logged the refusal and served nothing: no request records besides handshakes, no file bytes.</summary>
     protected async Task AssertRefusedWithoutDataAsync(FileShareServer server, string outcome)
     {
-        await Eventually.TrueAsync(() => Log.Any(r => r.Request is RequestKind.Handshake or RequestKind.SeedGet && r.Outcome.StartsWith(outcome, StringComparison.Ordinal)), $"the server logged {outcome}");
+        await Eventually.TrueAsync(() => Log.Any(r => r.Request is RequestKind.Handshake or RequestKind.SeedGet && r.Outcome.StartsWith(outcome, StringComparison.Ordinal)), $"the server logged {outcome} (it logged: {string.Join("; ", Log.Select(r => $"{r.Request} {r.Outcome}"))})");
         Assert.All(Log, r => Assert.True(r.Request is RequestKind.Handshake or RequestKind.SeedGet && r.Outcome != "Ok", $"unexpected record {r}"));
         Assert.Equal(0, server.Statistics.BytesSent);
     }
