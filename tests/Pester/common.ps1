@@ -215,10 +215,10 @@ function Start-TestProcess {
 
 function Start-ChildPwsh {
     <# Runs ScriptBlock in a new 'pwsh -NoProfile -NonInteractive -File' process with the module imported. #>
-    param([Parameter(Mandatory)] [scriptblock] $ScriptBlock, [object[]] $ArgumentList = @(), [string] $WorkingDirectory = (Get-Location).ProviderPath)
+    param([Parameter(Mandatory)] [scriptblock] $ScriptBlock, [object[]] $ArgumentList = @(), [string] $WorkingDirectory = (Get-Location).ProviderPath, [hashtable] $Environment = @{})
     $script = New-ChildScript -ScriptBlock $ScriptBlock -ArgumentList $ArgumentList
     $pwsh = Get-PwshCommandLine
-    Start-TestProcess -FilePath $pwsh[0] -ArgumentList (@($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', $script)) -WorkingDirectory $WorkingDirectory
+    Start-TestProcess -FilePath $pwsh[0] -ArgumentList (@($pwsh | Select-Object -Skip 1) + @('-NoProfile', '-NonInteractive', '-File', $script)) -WorkingDirectory $WorkingDirectory -Environment $Environment
 }
 
 function Wait-TestProcess {
@@ -255,10 +255,10 @@ function Start-ServerHost {
     The host then obeys lines on its stdin: 'log <file>' writes every request record of its servers as JSON to <file>,
     'exit' stops the servers and exits; end of input (the test run went away) exits too.
     #>
-    param([Parameter(Mandatory)] [string[]] $Path, [int[]] $Port = @(0) * $Path.Count, [double] $TimeoutSec = 30)
+    param([Parameter(Mandatory)] [string[]] $Path, [int[]] $Port = @(0) * $Path.Count, [double] $TimeoutSec = 30, [hashtable] $Environment = @{})
     $ready = Join-Path $global:FileShareTestTemp ("host-{0}.json" -f [guid]::NewGuid().ToString('n'))
     $arguments = @(, $Path) + @(, $Port) + @($ready)
-    $child = Start-ChildPwsh -ArgumentList $arguments -ScriptBlock {
+    $child = Start-ChildPwsh -ArgumentList $arguments -Environment $Environment -ScriptBlock {
         param([string[]] $Path, [int[]] $Port, [string] $Ready)
         $ErrorActionPreference = 'Stop'
         $jobs = @(Start-FileShareServer -Port $Port -Path $Path)
