@@ -1,21 +1,11 @@
 using System.Management.Automation;
-using System.Security;
 using FileShare.Client;
 
 namespace FileShare.PowerShell;
 
-/// <summary>The parameters every cmdlet that talks to a server shares: the access key and TLS.</summary>
-public abstract class FileShareClientCmdlet : FileShareCmdlet
+/// <summary>The parameters every cmdlet that talks to a server shares: the access key (from the base) and TLS.</summary>
+public abstract class FileShareClientCmdlet : AccessKeyCmdlet
 {
-    /// <summary>Proves this key to the server and requires the server to prove it back.</summary>
-    [Parameter]
-    public SecureString? AccessKey { get; set; }
-
-    /// <summary>A file holding the access key (UTF-8; surrounding white space ignored), for scripts.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? AccessKeyPath { get; set; }
-
     /// <summary>Requires TLS with exactly this certificate (SHA-256 thumbprint, or SHA-1).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -35,7 +25,7 @@ public abstract class FileShareClientCmdlet : FileShareCmdlet
                 ReadTimeout = TimeSpan.FromSeconds(timeoutSec),
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(timeoutSec, 10)),
                 Protocol = protocol,
-                AccessKey = ResolveAccessKey(AccessKey, AccessKeyPath),
+                AccessKey = ResolveAccessKey(),
                 UseTls = UseTls,
                 CertificateThumbprint = CertificateThumbprint,
             };

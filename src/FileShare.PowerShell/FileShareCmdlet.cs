@@ -1,8 +1,5 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
-using System.Net;
-using System.Security;
-using FileShare.Protocol;
 
 namespace FileShare.PowerShell;
 
@@ -75,50 +72,6 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
         while (_pipelineWork.TryTake(out Action? action))
         {
             action();
-        }
-    }
-
-    /// <summary>Read when neither -AccessKey nor -AccessKeyPath is given, so a CI job can hand the key over without a file.</summary>
-    public const string AccessKeyVariable = "FILESHARE_ACCESS_KEY";
-
-    /// <summary>The access key from -AccessKey, else from the file -AccessKeyPath names, else from $env:FILESHARE_ACCESS_KEY; null when none is given.</summary>
-    protected AccessKey? ResolveAccessKey(SecureString? key, string? path)
-    {
-        if (key is not null && path is not null)
-        {
-            ThrowTerminatingError(ErrorRecords.Create("AccessKeyConflict", ErrorCategory.InvalidArgument, "Give -AccessKey or -AccessKeyPath, not both.", path));
-        }
-
-        (string? text, string source) = (key, path) switch
-        {
-            ({ }, _) => (new NetworkCredential("", key).Password, "-AccessKey"),
-            (_, { }) => (ReadAccessKeyFile(path), $"'{path}'"),
-            _ => (Environment.GetEnvironmentVariable(AccessKeyVariable), "$env:" + AccessKeyVariable),
-        };
-        if (text is null || (key is null && path is null && text.Length == 0))
-        {
-            return null;
-        }
-
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            ThrowTerminatingError(ErrorRecords.Create("AccessKeyEmpty", ErrorCategory.InvalidArgument, $"The access key from {source} is empty.", source));
-        }
-
-        return AccessKey.FromText(text);
-    }
-
-    private string ReadAccessKeyFile(string path)
-    {
-        string fullPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
-        try
-        {
-            return File.ReadAllText(fullPath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            ThrowTerminatingError(ErrorRecords.Create("AccessKeyFileUnreadable", ErrorCategory.ReadError, $"Cannot read the access key from '{fullPath}': {e.Message}", path, e));
-            throw;
         }
     }
 

@@ -14,7 +14,7 @@ namespace FileShare.PowerShell.Commands;
 [Cmdlet(VerbsLifecycle.Start, "FileShareServer")]
 [OutputType(typeof(FileShareServerJob))]
 [OutputType(typeof(RequestLogRecord))]
-public sealed class StartFileShareServerCommand : FileShareCmdlet
+public sealed class StartFileShareServerCommand : AccessKeyCmdlet
 {
     [Parameter(Position = 0)]
     [PortRange]
@@ -56,15 +56,6 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
-    /// <summary>Clients must prove they hold this key (and the server proves it back); clients of the original protocol are refused.</summary>
-    [Parameter]
-    public SecureString? AccessKey { get; set; }
-
-    /// <summary>A file holding the access key (UTF-8; surrounding white space ignored), for scripts.</summary>
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? AccessKeyPath { get; set; }
-
     /// <summary>TLS on the same port with this certificate: an X509Certificate2 with its private key, or a path to a PFX/PEM file.</summary>
     [Parameter]
     [ValidateNotNull]
@@ -93,7 +84,7 @@ public sealed class StartFileShareServerCommand : FileShareCmdlet
         }
 
         IPAddress? bindAddress = ResolveBindAddress();
-        AccessKey? accessKey = ResolveAccessKey(AccessKey, AccessKeyPath);
+        AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ResolveCertificate();
         AnnounceSecurity(bindAddress, accessKey, certificate);
         var started = new List<FileShareServer>();
