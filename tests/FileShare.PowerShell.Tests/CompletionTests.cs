@@ -60,6 +60,17 @@ public sealed class CompletionTests : IDisposable
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"completion took {clock.Elapsed}");
     }
 
+    [Fact]
+    public void RemoteName_CompletesFromAKeyedServer_WithTheKeyFileOnTheCommandLine()
+    {
+        FileShareServerJob job = _session.StartServer(_share, "-AccessKey (ConvertTo-SecureString 'tab key' -AsPlainText -Force)");
+        string keyFile = Path.Join(_temp.Path, "tab.key");
+        File.WriteAllText(keyFile, "tab key");
+
+        Assert.Empty(Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {job.Port} -Name read"));
+        Assert.Equal(["readme.txt"], Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {job.Port} -AccessKeyPath '{keyFile}' -Name read"));
+    }
+
     private List<string> Complete(string input) =>
         _session.Run("param($Text) (TabExpansion2 -inputScript $Text -cursorColumn $Text.Length).CompletionMatches", new { Text = input })
             .AssertNoErrors()

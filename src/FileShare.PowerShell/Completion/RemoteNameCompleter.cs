@@ -23,12 +23,12 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
         string host = First<string>(fakeBoundParameters, "ComputerName") ?? "localhost";
         int port = First<int?>(fakeBoundParameters, "Port") ?? 5000;
         string typed = wordToComplete.Trim('\'', '"');
-        return Listing(host, port)
+        return Listing(host, port, fakeBoundParameters)
             .Where(entry => entry.Name.StartsWith(typed, StringComparison.OrdinalIgnoreCase))
             .Select(entry => new CompletionResult(Quote(entry.Name), entry.Name, CompletionResultType.ParameterValue, $"{entry.Name} ({Units.Bytes(entry.Length)})"));
     }
 
-    private static IReadOnlyList<RemoteEntry> Listing(string host, int port)
+    private static IReadOnlyList<RemoteEntry> Listing(string host, int port, IDictionary bound)
     {
         string key = $"{host}:{port}";
         if (Cache.TryGetValue(key, out var cached) && DateTime.UtcNow - cached.Fetched < CacheLifetime)
@@ -36,15 +36,25 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
             return cached.Entries;
         }
 
-        var options = new FileShareClientOptions { ConnectTimeout = ListTimeout, ReadTimeout = ListTimeout };
         try
         {
+            // Only literal arguments reach a completer, so a -AccessKey variable cannot be used here; a key file or the variable can.
+            var options = new FileShareClientOptions
+            {
+                ConnectTimeout = ListTimeout,
+                ReadTimeout = ListTimeout,
+                AccessKey = First<string>(bound, "AccessKeyPath") is { } keyPath
+                    ? Protocol.AccessKey.FromText(File.ReadAllText(keyPath))
+                    : Environment.GetEnvironmentVariable(AccessKeyCmdlet.AccessKeyVariable) is { Length: > 0 } fromVariable ? Protocol.AccessKey.FromText(fromVariable) : null,
+                CertificateThumbprint = First<string>(bound, "CertificateThumbprint"),
+                UseTls = bound.Contains("UseTls"),
+            };
             // Completers are synchronous by contract; every await below is ConfigureAwait(false), so this cannot deadlock.
             IReadOnlyList<RemoteEntry> entries = ListAsync(host, port, options).GetAwaiter().GetResult();
             Cache[key] = (DateTime.UtcNow, entries);
             return entries;
         }
-        catch (Exception e) when (e is FileShareException or OperationCanceledException)
+        catch (Exception e) when (e is FileShareException or OperationCanceledException or ArgumentException or IOException or UnauthorizedAccessException)
         {
             return [];
         }
