@@ -234,15 +234,15 @@ public sealed class FileShareConnection : IDisposable
         HandshakeFeatures asked = (_options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
             | (_options.UsesTls ? HandshakeFeatures.Tls : HandshakeFeatures.None);
         byte[] hellos = new byte[2 * ProtocolConstants.HelloLength];
-        Memory<byte> hello = hellos.AsMemory(ProtocolConstants.HelloLength);
+        Memory<byte> serverHello = hellos.AsMemory(ProtocolConstants.HelloLength);
         try
         {
             Messages.WriteClientHello(hellos, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, (uint)asked);
             await _stream.WriteAsync(hellos.AsMemory(0, ProtocolConstants.HelloLength), deadline.Token).ConfigureAwait(false);
             int received = 0;
-            while (received < hello.Length)
+            while (received < serverHello.Length)
             {
-                int read = await _stream.ReadAsync(hello[received..], deadline.Token).ConfigureAwait(false);
+                int read = await _stream.ReadAsync(serverHello[received..], deadline.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
@@ -251,14 +251,14 @@ public sealed class FileShareConnection : IDisposable
                 received += read;
             }
 
-            if (received < hello.Length || !Messages.StartsWithMagic(hello.Span))
+            if (received < serverHello.Length || !Messages.StartsWithMagic(serverHello.Span))
             {
-                throw SeedAnswer.Looks(hello.Span[..received])
+                throw SeedAnswer.Looks(serverHello.Span[..received])
                     ? SeedServerAnswered()
                     : new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} did not answer the FileShare handshake; is it a FileShare server?", Endpoint);
             }
 
-            (ushort version, ushort status, uint features) = Messages.ReadHello(hello.Span);
+            (ushort version, ushort status, uint features) = Messages.ReadHello(serverHello.Span);
             ThrowIfRefusedHello((StatusCode)status, version);
             var granted = (HandshakeFeatures)features;
             if ((granted & ~asked) != 0)
