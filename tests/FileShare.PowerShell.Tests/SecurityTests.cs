@@ -114,6 +114,15 @@ public sealed class SecurityTests : IDisposable
         }
     }
 
+    [Fact]
+    public void A_keyed_start_says_that_clients_of_the_original_program_are_refused()
+    {
+        Invocation started = _session.Run("param($Path) Start-FileShareServer -Port 0 -Path $Path -BindAddress 127.0.0.1 -AccessKey (ConvertTo-SecureString 'k' -AsPlainText -Force) -Verbose", new { Path = _share })
+            .AssertNoErrors();
+
+        Assert.Contains(started.Verbose, v => v.Message.Contains("original", StringComparison.Ordinal) && v.Message.Contains("refused", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("-AccessKeyPath ./missing.key", "AccessKeyFileUnreadable", ErrorCategory.ReadError)]
     [InlineData("-CertificateThumbprint 1234", "InvalidCertificateThumbprint", ErrorCategory.InvalidArgument)]

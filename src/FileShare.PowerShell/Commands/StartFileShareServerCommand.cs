@@ -227,7 +227,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         if (certificate is not null)
         {
             WriteInformation(new HostInformationMessage { Message = $"TLS certificate {certificate.Subject}, SHA-256 thumbprint {ServerCertificate.Sha256Thumbprint(certificate)} (clients: -CertificateThumbprint)." },
-                ["FileShare", "Certificate"]);
+                ["PSHOST", "FileShare"]);
         }
     }
 
