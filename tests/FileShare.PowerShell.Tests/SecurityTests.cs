@@ -91,6 +91,23 @@ public sealed class SecurityTests : IDisposable
         Assert.Single(ReceiveLog(job), r => r.Request == RequestKind.Read);
     }
 
+    [Fact]
+    public void A_certificate_object_and_a_key_together_serve_a_pinned_keyed_listing_and_a_wrong_key_still_fails()
+    {
+        using X509Certificate2 certificate = ServerCertificate.LoadOrCreateSelfSigned("localhost", _temp.Folder("certificates"));
+        Invocation started = _session.Run("param($Path, $Certificate) Start-FileShareServer -Port 0 -Path $Path -BindAddress 127.0.0.1 -Certificate $Certificate -AccessKey (ConvertTo-SecureString 'both' -AsPlainText -Force) 6>$null",
+            new { Path = _share, Certificate = certificate }).AssertNoErrors();
+        FileShareServerJob job = Assert.Single(started.Objects<FileShareServerJob>());
+        string pin = ServerCertificate.Sha256Thumbprint(certificate);
+
+        RemoteFileInfo listed = Assert.Single(_session.Run("param($Port, $Pin) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -CertificateThumbprint $Pin -AccessKey (ConvertTo-SecureString 'both' -AsPlainText -Force)",
+            new { job.Port, Pin = pin }).AssertNoErrors().Objects<RemoteFileInfo>());
+        _session.Run("param($Port, $Pin) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -CertificateThumbprint $Pin -AccessKey (ConvertTo-SecureString 'neither' -AsPlainText -Force)",
+            new { job.Port, Pin = pin }).SingleError("AuthenticationFailed", ErrorCategory.AuthenticationError);
+
+        Assert.Equal(("secret.bin", 700_000L), (listed.Name, listed.Length));
+    }
+
     [Theory]
     [InlineData("", true)]
     [InlineData("-BindAddress 127.0.0.1", false)]

@@ -189,7 +189,12 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                     ServerCertificate.RequirePrivateKey(certificate, certificate.Subject);
                     return certificate;
                 case string path:
-                    source = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+                    source = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out ProviderInfo provider, out _);
+                    if (provider.Name != "FileSystem")
+                    {
+                        throw new IOException($"'{path}' is not a file; pass the certificate itself, for example -Certificate (Get-Item '{path}').");
+                    }
+
                     return ServerCertificate.Load(source, CertificatePassword is null ? null : new NetworkCredential("", CertificatePassword).Password);
                 case null when SelfSigned:
                     source = ServerCertificate.SelfSignedFolder;
