@@ -35,6 +35,8 @@ public static class ErrorRecords
         FileShareErrorKind.LocalWriteFailed => ("DestinationWriteFailed", ErrorCategory.WriteError),
         FileShareErrorKind.ContentMismatch => ("ContentMismatch", ErrorCategory.InvalidData),
         FileShareErrorKind.RemoteFileChanged => ("RemoteFileChanged", ErrorCategory.InvalidData),
+        FileShareErrorKind.LimitExceeded => ("ServerLimitExceeded", ErrorCategory.LimitsExceeded),
+        FileShareErrorKind.ListingTooLarge => ("ListingTooLarge", ErrorCategory.LimitsExceeded),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }

@@ -24,4 +24,10 @@ public sealed class FileShareClientOptions
 
     /// <summary>Size of the pooled buffer each download receives into.</summary>
     public int ReceiveBufferSize { get; init; } = 1024 * 1024;
+
+    /// <summary>Most entries one listing may hold; a server that sends more is treated as hostile (ListingTooLarge).</summary>
+    public int MaxListingEntries { get; init; } = 1_000_000;
+
+    /// <summary>Most reply bytes one listing may take, so long names cannot stretch the entry cap into gigabytes.</summary>
+    public long MaxListingBytes { get; init; } = 256L * 1024 * 1024;
 }

@@ -55,6 +55,12 @@ public enum StatusCode : ushort
     UnsupportedVersion = 6,
     NotAFile = 7,
     RangeNotSatisfiable = 8,
+
+    /// <summary>The request broke a server limit (e.g. a name longer than the server accepts). Numbered apart from handshake codes.</summary>
+    LimitExceeded = 20,
+
+    /// <summary>Sent, when it still can be, before the server drops a connection slower than its minimum data rate.</summary>
+    TooSlow = 21,
 }
 
 [Flags]

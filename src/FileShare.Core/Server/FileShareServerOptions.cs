@@ -1,4 +1,5 @@
 using System.Net;
+using FileShare.Protocol;
 
 namespace FileShare.Server;
 
@@ -27,4 +28,18 @@ public sealed class FileShareServerOptions
 
     /// <summary>Time a send may make no progress (a client that stopped reading) before the connection is cut.</summary>
     public TimeSpan SendTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Slowest a client may send a request frame or take a range, in bytes per second, before the connection is
+    /// dropped (slowloris both ways); 0 turns the floor off. Checked after <see cref="MinDataRateGracePeriod"/>.
+    /// </summary>
+    public long MinDataRate { get; init; } = 4096;
+
+    /// <summary>How far a client may fall behind <see cref="MinDataRate"/> (and how much credit a fast start buys).</summary>
+    public TimeSpan MinDataRateGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest name (UTF-8 bytes) a request may carry; longer ones are refused with LimitExceeded.</summary>
+    public int MaxNameBytes { get; init; } = 4096;
+
+    internal DataRate MinRate => new(MinDataRate, MinDataRateGracePeriod);
 }

@@ -25,6 +25,7 @@ internal sealed class ServerConnection
     private readonly CancellationToken _stopping;
     private readonly CancellationToken _aborting;
     private readonly string _remote;
+    private bool _handshakeDone;
 
     public ServerConnection(FileShareServer server, Socket socket, bool busy, CancellationToken stopping, CancellationToken aborting)
     {
@@ -66,9 +67,10 @@ internal sealed class ServerConnection
         _socket.NoDelay = true;
         using var stream = new NetworkStream(_socket, ownsSocket: true);
         byte[] first = ArrayPool<byte>.Shared.Rent(SeedMaxName);
+        long connected = Stopwatch.GetTimestamp();
+        using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         try
         {
-            using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
             handshake.CancelAfter(Options.HandshakeTimeout);
             int peeked = await _socket.ReceiveAsync(first.AsMemory(0, SeedMaxName), SocketFlags.Peek, handshake.Token).ConfigureAwait(false);
             if (peeked == 0)
@@ -83,8 +85,14 @@ internal sealed class ServerConnection
             else
             {
                 int taken = await _socket.ReceiveAsync(first.AsMemory(0, peeked), SocketFlags.None, handshake.Token).ConfigureAwait(false);
+                _handshakeDone = true;
                 await ServeSeedAsync(stream, first.AsMemory(0, taken)).ConfigureAwait(false);
             }
+        }
+        catch (OperationCanceledException) when (!_handshakeDone && handshake.IsCancellationRequested && !_stopping.IsCancellationRequested)
+        {
+            _server.Statistics.HandshakeTimedOut();
+            Log(RequestKind.Handshake, "", 0, connected, "TimedOut");
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or ProtocolException or TransferAbortedException)
         {
@@ -107,6 +115,7 @@ internal sealed class ServerConnection
             : StatusCode.Ok;
         Messages.WriteServerHello(hello, version, status, features: 0);
         await stream.WriteAsync(hello, handshake.Token).ConfigureAwait(false);
+        _handshakeDone = true;
         if (status != StatusCode.Ok)
         {
             Log(RequestKind.Handshake, "", 0, Stopwatch.GetTimestamp(), status.ToString());
@@ -114,12 +123,22 @@ internal sealed class ServerConnection
         }
 
         using var channel = new FrameChannel(stream);
-        using var sender = new RangeSender(_socket, stream, Options.SendTimeout);
+        using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         while (!_stopping.IsCancellationRequested)
         {
             idle.CancelAfter(Options.IdleTimeout);
-            Frame? frame = await channel.ReadFrameAsync(idle.Token).ConfigureAwait(false);
+            Frame? frame;
+            try
+            {
+                frame = await channel.ReadFrameAsync(idle.Token, Options.MinRate).ConfigureAwait(false);
+            }
+            catch (DataRateException e)
+            {
+                await DropSlowSenderAsync(channel, e).ConfigureAwait(false);
+                return;
+            }
+
             if (frame is null)
             {
                 return;
@@ -322,7 +341,7 @@ internal sealed class ServerConnection
         catch (Exception e)
         {
             // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
-            Log(RequestKind.Read, path, sent, started, "Aborted: " + e.Message);
+            LogAbortedSend(RequestKind.Read, path, sent, started, e);
             throw new TransferAbortedException(e);
         }
 
@@ -352,8 +371,17 @@ internal sealed class ServerConnection
         {
             await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
             long sent = 0;
-            using var sender = new RangeSender(_socket, stream, Options.SendTimeout);
-            await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
+            try
+            {
+                await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                LogAbortedSend(RequestKind.SeedGet, name, sent, started, e);
+                throw new TransferAbortedException(e);
+            }
+
             _socket.Shutdown(SocketShutdown.Send);
             Log(RequestKind.SeedGet, name, sent, started, nameof(StatusCode.Ok));
         }
@@ -361,6 +389,13 @@ internal sealed class ServerConnection
 
     private bool TryResolve(string path, out string fullPath, out StatusCode status, out string? reason)
     {
+        if (Encoding.UTF8.GetByteCount(path) > Options.MaxNameBytes)
+        {
+            _server.Statistics.RequestOverLimit();
+            (fullPath, status, reason) = (_server.Root, StatusCode.LimitExceeded, $"the name is longer than the server's limit of {Options.MaxNameBytes} bytes");
+            return false;
+        }
+
         if (SharePath.TryResolve(_server.Root, path, out fullPath, out reason))
         {
             status = StatusCode.Ok;
@@ -426,6 +461,26 @@ internal sealed class ServerConnection
         UnauthorizedAccessException => StatusCode.PathRefused,
         _ => StatusCode.ServerError,
     };
+
+    /// <summary>A sender that trickles a frame is told why (if it still reads) and dropped.</summary>
+    private async Task DropSlowSenderAsync(FrameChannel channel, DataRateException e)
+    {
+        _server.Statistics.SlowConnectionDropped();
+        Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "TooSlow: " + e.Message);
+        using var courtesy = CancellationTokenSource.CreateLinkedTokenSource(_aborting);
+        courtesy.CancelAfter(TimeSpan.FromSeconds(1));
+        await channel.SendErrorAsync(FrameType.ErrorReply, 0, StatusCode.TooSlow, e.Message, courtesy.Token).ConfigureAwait(false);
+    }
+
+    private void LogAbortedSend(RequestKind kind, string path, long sent, long started, Exception e)
+    {
+        if (e is DataRateException)
+        {
+            _server.Statistics.SlowConnectionDropped();
+        }
+
+        Log(kind, path, sent, started, (e is DataRateException ? "TooSlow: " : "Aborted: ") + e.Message);
+    }
 
     private void Log(RequestKind kind, string path, long bytes, long started, string outcome) =>
         _server.Report(new RequestLogRecord(DateTime.UtcNow, _server.Port, _remote, kind, path, bytes, Stopwatch.GetElapsedTime(started), outcome));

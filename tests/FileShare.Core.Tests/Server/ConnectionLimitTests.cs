@@ -61,14 +61,6 @@ public sealed class ConnectionLimitTests : ServerTestBase
         }
     }
 
-    private FileShareServer StartServerWith(FileShareServerOptions options)
-    {
-        var server = new FileShareServer(options);
-        server.Start();
-        Track(new StopOnDispose(server));
-        return server;
-    }
-
     /// <summary>Connects from <paramref name="from"/>, sends the FileShare hello and asserts the server's status.</summary>
     private static async Task<Socket> HandshakeFromAsync(IPAddress from, int port, StatusCode expected)
     {
@@ -89,10 +81,5 @@ public sealed class ConnectionLimitTests : ServerTestBase
         (_, ushort status, _) = Messages.ReadHello(hello);
         Assert.Equal(expected, (StatusCode)status);
         return socket;
-    }
-
-    private sealed class StopOnDispose(FileShareServer server) : IDisposable
-    {
-        public void Dispose() => server.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
     }
 }

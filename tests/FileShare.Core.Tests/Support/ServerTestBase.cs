@@ -36,9 +36,8 @@ public abstract class ServerTestBase : IAsyncLifetime
         Protocol = protocol,
     };
 
-    protected FileShareServer StartServer(int port = 0, int maxConnections = 256, TimeSpan? idleTimeout = null, TimeSpan? handshakeTimeout = null, TimeSpan? sendTimeout = null)
-    {
-        var server = new FileShareServer(new FileShareServerOptions
+    protected FileShareServer StartServer(int port = 0, int maxConnections = 256, TimeSpan? idleTimeout = null, TimeSpan? handshakeTimeout = null, TimeSpan? sendTimeout = null) =>
+        StartServerWith(new FileShareServerOptions
         {
             Port = port,
             Root = ShareRoot,
@@ -48,6 +47,11 @@ public abstract class ServerTestBase : IAsyncLifetime
             IdleTimeout = idleTimeout ?? TimeSpan.FromSeconds(30),
             SendTimeout = sendTimeout ?? TimeSpan.FromSeconds(10),
         });
+
+    /// <summary>Starts a server with exactly these options; it is stopped when the test ends.</summary>
+    protected FileShareServer StartServerWith(FileShareServerOptions options)
+    {
+        var server = new FileShareServer(options);
         _servers.Add(server);
         server.Start();
         return server;
