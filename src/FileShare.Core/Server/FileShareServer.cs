@@ -24,6 +24,7 @@ public sealed class FileShareServer : IAsyncDisposable
     {
         Options = options;
         Root = SharePath.RealRoot(options.Root);
+        Hashes = new FileHashCache(Root);
     }
 
     public FileShareServerOptions Options { get; }
@@ -33,7 +34,7 @@ public sealed class FileShareServer : IAsyncDisposable
 
     public ServerStatistics Statistics { get; } = new();
 
-    internal FileHashCache Hashes { get; } = new();
+    internal FileHashCache Hashes { get; }
 
     public IPEndPoint? LocalEndPoint { get; private set; }
 

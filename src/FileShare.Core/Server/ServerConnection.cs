@@ -299,13 +299,19 @@ internal sealed class ServerConnection
 
     private async Task StatAsync(FrameChannel channel, uint requestId, string path, long started)
     {
-        if (!TryOpenFile(path, out FileInfo? file, out StatusCode status, out string? reason))
+        RemoteEntry entry;
+        // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
+        using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
         {
-            await RefuseAsync(channel, FrameType.StatReply, requestId, RequestKind.Stat, path, status, reason!, started).ConfigureAwait(false);
-            return;
+            if (file is null)
+            {
+                await RefuseAsync(channel, FrameType.StatReply, requestId, RequestKind.Stat, path, status, reason!, started).ConfigureAwait(false);
+                return;
+            }
+
+            entry = new RemoteEntry(path, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle));
         }
 
-        var entry = new RemoteEntry(path, file!.Length, file.LastWriteTimeUtc);
         SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry));
         Messages.WriteStatReply(ref writer, entry);
         await channel.SendFrameAsync(FrameType.StatReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
@@ -440,7 +446,15 @@ internal sealed class ServerConnection
 
         try
         {
-            return new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+            var stream = new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+            if (!SharePath.IsOpenedInside(_server.Root, stream.SafeFileHandle))
+            {
+                stream.Dispose();
+                (status, reason) = (StatusCode.PathRefused, "the path leads outside the shared folder");
+                return null;
+            }
+
+            return stream;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

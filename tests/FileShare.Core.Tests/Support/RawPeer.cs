@@ -79,11 +79,15 @@ public sealed class RawPeer : IDisposable
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken = default) => Stream.WriteAsync(bytes, cancellationToken);
 
-    /// <summary>The next frame, or null when the server closed; fails the test if nothing comes within <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// The next frame with a body of its own (it outlives the next read), or null when the server closed; fails the
+    /// test if nothing comes within <paramref name="timeout"/>.
+    /// </summary>
     public async Task<Frame?> ReadFrameAsync(TimeSpan timeout)
     {
         using var deadline = new CancellationTokenSource(timeout);
-        return await Channel.ReadFrameAsync(deadline.Token);
+        Frame? frame = await Channel.ReadFrameAsync(deadline.Token);
+        return frame is { } f ? f with { Body = f.Body.ToArray() } : null;
     }
 
     /// <summary>Reads and discards until the server closes the connection (or resets it); returns the bytes read.</summary>
