@@ -52,6 +52,12 @@ internal sealed class ServerConnection
             {
                 await RunAsync().ConfigureAwait(false);
             }
+            catch (Exception e)
+            {
+                // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
+                _server.Statistics.ConnectionFaulted();
+                Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
+            }
             finally
             {
                 // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.

@@ -10,6 +10,7 @@ public sealed class ServerStatistics
     private long _slowConnectionsDropped;
     private long _handshakeTimeouts;
     private long _requestsOverLimit;
+    private long _connectionFaults;
 
     public long ActiveConnections => Volatile.Read(ref _activeConnections);
 
@@ -28,6 +29,9 @@ public sealed class ServerStatistics
     /// <summary>Requests refused because they broke a size limit (a name longer than the maximum).</summary>
     public long RequestsOverLimit => Volatile.Read(ref _requestsOverLimit);
 
+    /// <summary>Connections that ended on an error nothing expected: a bug, logged with outcome Failed; should stay 0.</summary>
+    public long ConnectionFaults => Volatile.Read(ref _connectionFaults);
+
     internal void ConnectionOpened()
     {
         Interlocked.Increment(ref _activeConnections);
@@ -45,4 +49,6 @@ public sealed class ServerStatistics
     internal void HandshakeTimedOut() => Interlocked.Increment(ref _handshakeTimeouts);
 
     internal void RequestOverLimit() => Interlocked.Increment(ref _requestsOverLimit);
+
+    internal void ConnectionFaulted() => Interlocked.Increment(ref _connectionFaults);
 }
