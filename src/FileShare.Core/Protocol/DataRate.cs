@@ -19,6 +19,9 @@ public readonly record struct DataRate(long BytesPerSecond, TimeSpan Grace)
 /// <summary>Tracks one transfer against a <see cref="DataRate"/>: how long the next piece of it may take.</summary>
 public sealed class DataRateClock
 {
+    // Far past any timeout a caller would set, and well inside what a cancellation timer accepts.
+    private static readonly TimeSpan MaxAllowance = TimeSpan.FromDays(1);
+
     private readonly DataRate _rate;
     private long _dueTimestamp;
 
@@ -34,8 +37,8 @@ public sealed class DataRateClock
         long now = Stopwatch.GetTimestamp();
         long creditCap = now + ToTimestamp(_rate.Grace);
         _dueTimestamp = Math.Min(_dueTimestamp, creditCap) + ToTimestamp(_rate.TimeFor(bytes));
-        long remaining = _dueTimestamp - now;
-        return remaining <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)remaining / Stopwatch.Frequency);
+        double remaining = (double)(_dueTimestamp - now) / Stopwatch.Frequency;
+        return TimeSpan.FromSeconds(Math.Clamp(remaining, 0, MaxAllowance.TotalSeconds));
     }
 
     private static long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);

@@ -133,7 +133,8 @@ internal sealed class RangeSender : IDisposable
 
 /// <summary>
 /// Times the chunks of one range: each must be taken within the stall timeout and without the client falling behind
-/// the minimum data rate; the next chunk is sized to take about a second at the pace the client has shown.
+/// the minimum data rate; the next chunk is sized to take about a second at the pace the client has shown, growing
+/// from 256 KiB by doubling.
 /// </summary>
 internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate, CancellationTokenSource deadline)
 {
@@ -170,6 +171,7 @@ internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate, Cancell
     public void End(int bytes)
     {
         double seconds = Math.Max(Stopwatch.GetElapsedTime(_chunkStarted).TotalSeconds, 0.001);
-        _nextChunk = Math.Clamp((long)(bytes / seconds), MinChunk, int.MaxValue);
+        // At most double: a first chunk swallowed by socket buffers says nothing yet about the client's pace.
+        _nextChunk = Math.Clamp(Math.Min(2L * bytes, (long)(bytes / seconds)), MinChunk, int.MaxValue);
     }
 }

@@ -23,6 +23,9 @@ public sealed class RawPeer : IDisposable
 
     public FrameChannel Channel { get; }
 
+    /// <summary>Takes over a connected socket.</summary>
+    public static RawPeer Wrap(Socket socket) => new(socket);
+
     /// <summary>Connects to a server on loopback; with <paramref name="receiveBuffer"/> set, the socket's window stays that small.</summary>
     public static async Task<RawPeer> ConnectAsync(int port, int? receiveBuffer = null, CancellationToken cancellationToken = default)
     {
