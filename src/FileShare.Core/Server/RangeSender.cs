@@ -134,16 +134,16 @@ internal sealed class RangeSender : IDisposable
 /// <summary>
 /// Times the chunks of one range: each must be taken within the stall timeout and without the client falling behind
 /// the minimum data rate; the next chunk is sized to take about a second at the pace the client has shown, growing
-/// from 256 KiB by doubling.
+/// from 64 KiB by doubling.
 /// </summary>
 internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate, CancellationTokenSource deadline)
 {
+    // Small enough that a slow client's first chunk is judged within the timeouts, not after them.
     private const int MinChunk = 64 * 1024;
-    private const int FirstChunk = 256 * 1024;
 
     private readonly DataRateClock? _clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
     private long _chunkStarted;
-    private long _nextChunk = FirstChunk;
+    private long _nextChunk = MinChunk;
 
     public CancellationToken Token => deadline.Token;
 
