@@ -159,6 +159,22 @@ public sealed class ConfinementTests : ServerTestBase
         Assert.All(served, count => Assert.True(count > 0, "some requests found the real folder in place"));
     }
 
+    [LinuxFact("link(2) through P/Invoke")]
+    public async Task A_hard_link_is_the_file_itself_and_is_served_as_documented()
+    {
+        Assert.Equal(0, link(_secretPath, Share("linked.txt")));
+        FileShareServer server = StartServer();
+        using RawPeer peer = await RawPeer.HandshakeAsync(server.Port);
+
+        Frame read = await RequestAsync(peer, FrameType.ReadRequest, RawPeer.PathBody("linked.txt", (0, -1)));
+
+        // Nothing on a hard link says which folder it belongs to; whoever can write into the share decides (docs/limits.md).
+        Assert.Equal(StatusCode.Ok, StatusOf(read));
+        byte[] data = new byte[Messages.ReadReadReply(read.Body.Span, out _, out _)!.Value.DataLength];
+        await peer.Stream.ReadExactlyAsync(data);
+        Assert.Equal(Secret, Encoding.UTF8.GetString(data));
+    }
+
     [Fact]
     public async Task No_request_of_any_type_creates_changes_or_deletes_a_file()
     {
@@ -248,4 +264,7 @@ public sealed class ConfinementTests : ServerTestBase
 
     [DllImport("libc", SetLastError = true)]
     private static extern int rename(string oldPath, string newPath);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int link(string existingPath, string newPath);
 }
