@@ -1,3 +1,5 @@
+using Microsoft.Win32.SafeHandles;
+
 namespace FileShare;
 
 /// <summary>
@@ -134,6 +136,38 @@ public static class SharePath
         return candidate.Equals(trimmedRoot, comparison)
             || (candidate.StartsWith(trimmedRoot, comparison) && candidate.Length > trimmedRoot.Length
                 && (candidate[trimmedRoot.Length] == Path.DirectorySeparatorChar || trimmedRoot.EndsWith(Path.DirectorySeparatorChar)));
+    }
+
+    /// <summary>
+    /// Whether an opened file really lies beneath <paramref name="root"/>. The path was checked before the open, but a
+    /// folder on it may have been swapped for a symlink in between; on Linux the kernel names the file a handle
+    /// refers to (/proc/self/fd/N), which closes that race. Elsewhere the check before the open is all there is.
+    /// </summary>
+    public static bool IsOpenedInside(string root, SafeFileHandle handle)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return true;
+        }
+
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            string? opened = new FileInfo($"/proc/self/fd/{handle.DangerousGetHandle()}").LinkTarget;
+            return opened is not null && opened[0] == '/' && IsInside(root, opened);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>The root as a full path with every symlink in it resolved, so later comparisons are between real paths.</summary>

@@ -39,6 +39,8 @@ public static class ErrorRecords
         FileShareErrorKind.AuthenticationFailed => ("AuthenticationFailed", ErrorCategory.AuthenticationError),
         FileShareErrorKind.TlsRequired => ("TlsRequired", ErrorCategory.SecurityError),
         FileShareErrorKind.TlsFailed => ("TlsHandshakeFailed", ErrorCategory.SecurityError),
+        FileShareErrorKind.LimitExceeded => ("ServerLimitExceeded", ErrorCategory.LimitsExceeded),
+        FileShareErrorKind.ListingTooLarge => ("ListingTooLarge", ErrorCategory.LimitsExceeded),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }

@@ -47,4 +47,9 @@ public sealed class FileShareClientOptions
     private readonly string? _certificateThumbprint;
 
     internal bool UsesTls => UseTls || CertificateThumbprint is not null;
+    /// <summary>Most entries one listing may hold; a server that sends more is treated as hostile (ListingTooLarge).</summary>
+    public int MaxListingEntries { get; init; } = 1_000_000;
+
+    /// <summary>Most reply bytes one listing may take, so long names cannot stretch the entry cap into gigabytes.</summary>
+    public long MaxListingBytes { get; init; } = 256L * 1024 * 1024;
 }

@@ -74,12 +74,19 @@ public sealed class FileShareConnection : IDisposable
             Messages.WriteListRequest(ref writer, folder, options);
             await _channel.SendFrameAsync(FrameType.ListRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
             bool last;
+            long replyBytes = 0;
             do
             {
                 // With hashes the server may first hash large files; that is work, not silence.
                 Frame frame = await ReadReplyAsync(FrameType.ListReply, id, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
                 last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
                 ThrowIfFailed(status, message, folder);
+                replyBytes += frame.Body.Length;
+                if (entries.Count > _options.MaxListingEntries || replyBytes > _options.MaxListingBytes)
+                {
+                    throw new FileShareException(FileShareErrorKind.ListingTooLarge,
+                        $"{Endpoint} sent a listing of '{folder}' larger than this client accepts ({_options.MaxListingEntries:N0} entries or {_options.MaxListingBytes:N0} bytes); stopped reading it.", Endpoint, folder);
+                }
             }
             while (!last);
         }
@@ -386,6 +393,7 @@ public sealed class FileShareConnection : IDisposable
             StatusCode.Busy => (FileShareErrorKind.Busy, "server busy"),
             StatusCode.UnsupportedVersion => (FileShareErrorKind.UnsupportedVersion, "unsupported protocol version"),
             StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
+            StatusCode.LimitExceeded => (FileShareErrorKind.LimitExceeded, "server limit exceeded"),
             _ => (FileShareErrorKind.BadRequest, "bad request"),
         };
         string subject = path is null ? Endpoint : $"'{path}' on {Endpoint}";
@@ -396,7 +404,7 @@ public sealed class FileShareConnection : IDisposable
     private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
     {
         // Only a refusal the server sent as a status reply leaves the stream in step for the next request.
-        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError })
+        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded })
         {
             _broken = true;
         }

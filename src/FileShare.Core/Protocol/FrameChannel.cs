@@ -29,7 +29,9 @@ public sealed class FrameChannel : IDisposable
     public Stream Stream => _stream;
 
     /// <summary>Reads one frame; null when the peer closed the connection cleanly between frames.</summary>
-    public async ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken)
+    /// <param name="cancellationToken">Bounds the wait for the frame's first byte (and everything after it).</param>
+    /// <param name="minRate">Once the first byte is in, the rest must follow at least this fast, or <see cref="DataRateException"/>.</param>
+    public async ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default)
     {
         Memory<byte> header = _receive.AsMemory(0, ProtocolConstants.FrameHeaderLength);
         int first = await _stream.ReadAsync(header, cancellationToken).ConfigureAwait(false);
@@ -38,19 +40,31 @@ public sealed class FrameChannel : IDisposable
             return null;
         }
 
-        await _stream.ReadExactlyAsync(header[first..], cancellationToken).ConfigureAwait(false);
-        uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
-        var type = (FrameType)header.Span[4];
-        uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header.Span[5..]);
-        if (bodyLength > (uint)_maxBody)
+        DataRateClock? clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
+        using CancellationTokenSource? frameDeadline = clock is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        CancellationToken token = frameDeadline?.Token ?? cancellationToken;
+        try
         {
-            throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
-        }
+            frameDeadline?.CancelAfter(clock!.AllowanceFor(ProtocolConstants.FrameHeaderLength));
+            await _stream.ReadExactlyAsync(header[first..], token).ConfigureAwait(false);
+            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
+            var type = (FrameType)header.Span[4];
+            uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header.Span[5..]);
+            if (bodyLength > (uint)_maxBody)
+            {
+                throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
+            }
 
-        EnsureCapacity(ref _receive, (int)bodyLength);
-        Memory<byte> body = _receive.AsMemory(0, (int)bodyLength);
-        await _stream.ReadExactlyAsync(body, cancellationToken).ConfigureAwait(false);
-        return new Frame(type, requestId, body);
+            frameDeadline?.CancelAfter(clock!.AllowanceFor(bodyLength));
+            EnsureCapacity(ref _receive, (int)bodyLength);
+            Memory<byte> body = _receive.AsMemory(0, (int)bodyLength);
+            await _stream.ReadExactlyAsync(body, token).ConfigureAwait(false);
+            return new Frame(type, requestId, body);
+        }
+        catch (OperationCanceledException) when (frameDeadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        {
+            throw new DataRateException($"A frame arrived slower than the minimum data rate of {minRate.BytesPerSecond} bytes/s.");
+        }
     }
 
     /// <summary>Gives a writer over the body of the next frame, with room for at least <paramref name="bodyCapacity"/> bytes.</summary>

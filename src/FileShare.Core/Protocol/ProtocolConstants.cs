@@ -83,6 +83,11 @@ public enum StatusCode : ushort
 
     /// <summary>The server speaks only TLS and the client did not ask for it (handshake only).</summary>
     TlsRequired = 11,
+    /// <summary>The request broke a server limit (e.g. a name longer than the server accepts). Numbered apart from handshake codes.</summary>
+    LimitExceeded = 20,
+
+    /// <summary>Sent, when it still can be, before the server drops a connection slower than its minimum data rate.</summary>
+    TooSlow = 21,
 }
 
 [Flags]

@@ -11,7 +11,7 @@ namespace FileShare.Server;
 /// requests for one file share one computation. Hashing reads asynchronously and at most a few files at a time, so
 /// a large first hash does not hold up the server's other clients.
 /// </summary>
-internal sealed class FileHashCache
+internal sealed class FileHashCache(string root)
 {
     private const int ReadBuffer = 1024 * 1024;
     private const int MaxEntries = 100_000;
@@ -48,6 +48,11 @@ internal sealed class FileHashCache
         try
         {
             using var file = new FileStream(fullPath, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            if (!SharePath.IsOpenedInside(root, file.SafeFileHandle))
+            {
+                throw new UnauthorizedAccessException($"'{fullPath}' leads outside the shared folder.");
+            }
+
             using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             using var piece = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             int pieceSize = ProtocolConstants.PieceSize;

@@ -32,6 +32,8 @@ public sealed class FileShareServer : IAsyncDisposable
             TlsOptions = new SslServerAuthenticationOptions { ServerCertificateContext = SslStreamCertificateContext.Create(certificate, additionalCertificates: null) };
             ChannelBinding = MutualAuthentication.ChannelBinding(certificate);
         }
+
+        Hashes = new FileHashCache(Root);
     }
 
     public FileShareServerOptions Options { get; }
@@ -41,7 +43,7 @@ public sealed class FileShareServer : IAsyncDisposable
 
     public ServerStatistics Statistics { get; } = new();
 
-    internal FileHashCache Hashes { get; } = new();
+    internal FileHashCache Hashes { get; }
 
     internal SslServerAuthenticationOptions? TlsOptions { get; }
 

@@ -35,4 +35,17 @@ public sealed class FileShareServerOptions
 
     /// <summary>When set, every connection is TLS with this certificate (it needs its private key); plaintext clients are refused.</summary>
     public X509Certificate2? Certificate { get; init; }
+    /// <summary>
+    /// Slowest a client may send a request frame or take a range, in bytes per second, before the connection is
+    /// dropped (slowloris both ways); 0 turns the floor off. Checked after <see cref="MinDataRateGracePeriod"/>.
+    /// </summary>
+    public long MinDataRate { get; init; } = 4096;
+
+    /// <summary>How far a client may fall behind <see cref="MinDataRate"/> (and how much credit a fast start buys).</summary>
+    public TimeSpan MinDataRateGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest name (UTF-8 bytes) a request may carry; longer ones are refused with LimitExceeded.</summary>
+    public int MaxNameBytes { get; init; } = 4096;
+
+    internal DataRate MinRate => new(MinDataRate, MinDataRateGracePeriod);
 }

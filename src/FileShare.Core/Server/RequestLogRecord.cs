@@ -8,6 +8,9 @@ public enum RequestKind
     Hash,
     SeedGet,
     Handshake,
+
+    /// <summary>A connection dropped by a limit between or inside requests (e.g. slower than the minimum data rate).</summary>
+    Connection,
 }
 
 /// <summary>One line of a server's log: one request, or one refused connection.</summary>

@@ -27,6 +27,7 @@ internal sealed class ServerConnection
     private readonly CancellationToken _stopping;
     private readonly CancellationToken _aborting;
     private readonly string _remote;
+    private bool _handshakeDone;
 
     public ServerConnection(FileShareServer server, Socket socket, bool busy, CancellationToken stopping, CancellationToken aborting)
     {
@@ -53,6 +54,12 @@ internal sealed class ServerConnection
             {
                 await RunAsync().ConfigureAwait(false);
             }
+            catch (Exception e)
+            {
+                // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
+                _server.Statistics.ConnectionFaulted();
+                Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
+            }
             finally
             {
                 // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.
@@ -68,9 +75,10 @@ internal sealed class ServerConnection
         _socket.NoDelay = true;
         using var stream = new NetworkStream(_socket, ownsSocket: true);
         byte[] first = ArrayPool<byte>.Shared.Rent(SeedMaxName);
+        long connected = Stopwatch.GetTimestamp();
+        using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         try
         {
-            using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
             handshake.CancelAfter(Options.HandshakeTimeout);
             int peeked = await _socket.ReceiveAsync(first.AsMemory(0, SeedMaxName), SocketFlags.Peek, handshake.Token).ConfigureAwait(false);
             if (peeked == 0)
@@ -85,8 +93,14 @@ internal sealed class ServerConnection
             else
             {
                 int taken = await _socket.ReceiveAsync(first.AsMemory(0, peeked), SocketFlags.None, handshake.Token).ConfigureAwait(false);
+                _handshakeDone = true;
                 await ServeSeedAsync(stream, first.AsMemory(0, taken)).ConfigureAwait(false);
             }
+        }
+        catch (OperationCanceledException) when (!_handshakeDone && handshake.IsCancellationRequested && !_stopping.IsCancellationRequested)
+        {
+            _server.Statistics.HandshakeTimedOut();
+            Log(RequestKind.Handshake, "", 0, connected, "TimedOut");
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or ProtocolException or TransferAbortedException)
         {
@@ -148,6 +162,7 @@ internal sealed class ServerConnection
             return;
         }
 
+        _handshakeDone = true;
         await ServeRequestsAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
     }
 
@@ -159,12 +174,22 @@ internal sealed class ServerConnection
     private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
     {
         using var channel = new FrameChannel(stream);
-        using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout);
+        using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         while (!_stopping.IsCancellationRequested)
         {
             idle.CancelAfter(Options.IdleTimeout);
-            Frame? frame = await channel.ReadFrameAsync(idle.Token).ConfigureAwait(false);
+            Frame? frame;
+            try
+            {
+                frame = await channel.ReadFrameAsync(idle.Token, Options.MinRate).ConfigureAwait(false);
+            }
+            catch (DataRateException e)
+            {
+                await DropSlowSenderAsync(channel, e).ConfigureAwait(false);
+                return;
+            }
+
             if (frame is null)
             {
                 return;
@@ -325,13 +350,19 @@ internal sealed class ServerConnection
 
     private async Task StatAsync(FrameChannel channel, uint requestId, string path, long started)
     {
-        if (!TryOpenFile(path, out FileInfo? file, out StatusCode status, out string? reason))
+        RemoteEntry entry;
+        // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
+        using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
         {
-            await RefuseAsync(channel, FrameType.StatReply, requestId, RequestKind.Stat, path, status, reason!, started).ConfigureAwait(false);
-            return;
+            if (file is null)
+            {
+                await RefuseAsync(channel, FrameType.StatReply, requestId, RequestKind.Stat, path, status, reason!, started).ConfigureAwait(false);
+                return;
+            }
+
+            entry = new RemoteEntry(path, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle));
         }
 
-        var entry = new RemoteEntry(path, file!.Length, file.LastWriteTimeUtc);
         SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry));
         Messages.WriteStatReply(ref writer, entry);
         await channel.SendFrameAsync(FrameType.StatReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
@@ -367,7 +398,7 @@ internal sealed class ServerConnection
         catch (Exception e)
         {
             // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
-            Log(RequestKind.Read, path, sent, started, "Aborted: " + e.Message);
+            LogAbortedSend(RequestKind.Read, path, sent, started, e);
             throw new TransferAbortedException(e);
         }
 
@@ -405,8 +436,17 @@ internal sealed class ServerConnection
         {
             await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
             long sent = 0;
-            using var sender = new RangeSender(_socket, stream, Options.SendTimeout);
-            await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
+            try
+            {
+                await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                LogAbortedSend(RequestKind.SeedGet, name, sent, started, e);
+                throw new TransferAbortedException(e);
+            }
+
             _socket.Shutdown(SocketShutdown.Send);
             Log(RequestKind.SeedGet, name, sent, started, nameof(StatusCode.Ok));
         }
@@ -414,6 +454,13 @@ internal sealed class ServerConnection
 
     private bool TryResolve(string path, out string fullPath, out StatusCode status, out string? reason)
     {
+        if (Encoding.UTF8.GetByteCount(path) > Options.MaxNameBytes)
+        {
+            _server.Statistics.RequestOverLimit();
+            (fullPath, status, reason) = (_server.Root, StatusCode.LimitExceeded, $"the name is longer than the server's limit of {Options.MaxNameBytes} bytes");
+            return false;
+        }
+
         if (SharePath.TryResolve(_server.Root, path, out fullPath, out reason))
         {
             status = StatusCode.Ok;
@@ -458,7 +505,15 @@ internal sealed class ServerConnection
 
         try
         {
-            return new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+            var stream = new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+            if (!SharePath.IsOpenedInside(_server.Root, stream.SafeFileHandle))
+            {
+                stream.Dispose();
+                (status, reason) = (StatusCode.PathRefused, "the path leads outside the shared folder");
+                return null;
+            }
+
+            return stream;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -479,6 +534,26 @@ internal sealed class ServerConnection
         UnauthorizedAccessException => StatusCode.PathRefused,
         _ => StatusCode.ServerError,
     };
+
+    /// <summary>A sender that trickles a frame is told why (if it still reads) and dropped.</summary>
+    private async Task DropSlowSenderAsync(FrameChannel channel, DataRateException e)
+    {
+        _server.Statistics.SlowConnectionDropped();
+        Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "TooSlow: " + e.Message);
+        using var courtesy = CancellationTokenSource.CreateLinkedTokenSource(_aborting);
+        courtesy.CancelAfter(TimeSpan.FromSeconds(1));
+        await channel.SendErrorAsync(FrameType.ErrorReply, 0, StatusCode.TooSlow, e.Message, courtesy.Token).ConfigureAwait(false);
+    }
+
+    private void LogAbortedSend(RequestKind kind, string path, long sent, long started, Exception e)
+    {
+        if (e is DataRateException)
+        {
+            _server.Statistics.SlowConnectionDropped();
+        }
+
+        Log(kind, path, sent, started, (e is DataRateException ? "TooSlow: " : "Aborted: ") + e.Message);
+    }
 
     private void Log(RequestKind kind, string path, long bytes, long started, string outcome) =>
         _server.Report(new RequestLogRecord(DateTime.UtcNow, _server.Port, _remote, kind, path, bytes, Stopwatch.GetElapsedTime(started), outcome));

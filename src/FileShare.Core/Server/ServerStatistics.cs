@@ -7,6 +7,10 @@ public sealed class ServerStatistics
     private long _totalConnections;
     private long _requests;
     private long _bytesSent;
+    private long _slowConnectionsDropped;
+    private long _handshakeTimeouts;
+    private long _requestsOverLimit;
+    private long _connectionFaults;
 
     public long ActiveConnections => Volatile.Read(ref _activeConnections);
 
@@ -15,6 +19,18 @@ public sealed class ServerStatistics
     public long Requests => Volatile.Read(ref _requests);
 
     public long BytesSent => Volatile.Read(ref _bytesSent);
+
+    /// <summary>Connections dropped for moving bytes slower than the minimum data rate, either way.</summary>
+    public long SlowConnectionsDropped => Volatile.Read(ref _slowConnectionsDropped);
+
+    /// <summary>Connections that did not complete the hello within the handshake timeout.</summary>
+    public long HandshakeTimeouts => Volatile.Read(ref _handshakeTimeouts);
+
+    /// <summary>Requests refused because they broke a size limit (a name longer than the maximum).</summary>
+    public long RequestsOverLimit => Volatile.Read(ref _requestsOverLimit);
+
+    /// <summary>Connections that ended on an error nothing expected: a bug, logged with outcome Failed; should stay 0.</summary>
+    public long ConnectionFaults => Volatile.Read(ref _connectionFaults);
 
     internal void ConnectionOpened()
     {
@@ -27,4 +43,12 @@ public sealed class ServerStatistics
     internal void RequestServed() => Interlocked.Increment(ref _requests);
 
     internal void AddBytesSent(long count) => Interlocked.Add(ref _bytesSent, count);
+
+    internal void SlowConnectionDropped() => Interlocked.Increment(ref _slowConnectionsDropped);
+
+    internal void HandshakeTimedOut() => Interlocked.Increment(ref _handshakeTimeouts);
+
+    internal void RequestOverLimit() => Interlocked.Increment(ref _requestsOverLimit);
+
+    internal void ConnectionFaulted() => Interlocked.Increment(ref _connectionFaults);
 }

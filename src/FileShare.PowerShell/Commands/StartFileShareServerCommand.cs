@@ -48,6 +48,21 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     [ValidateRange(1, 3600)]
     public int SendTimeoutSec { get; set; } = 30;
 
+    /// <summary>Bytes per second a client must at least move, sending a request or taking a range; 0 turns the floor off.</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long MinDataRate { get; set; } = 4096;
+
+    /// <summary>Seconds a client may fall behind -MinDataRate before it is dropped.</summary>
+    [Parameter]
+    [ValidateRange(1, 3600)]
+    public int MinDataRateGraceSec { get; set; } = 10;
+
+    /// <summary>Longest file or folder name, in UTF-8 bytes, a request may carry.</summary>
+    [Parameter]
+    [ValidateRange(1, FileShare.Protocol.ProtocolConstants.MaxPathBytes)]
+    public int MaxNameBytes { get; set; } = 4096;
+
     /// <summary>How many request records each job keeps for Receive-Job; older ones are dropped first.</summary>
     [Parameter]
     [ValidateRange(1, 1_000_000)]
@@ -102,6 +117,9 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 SendTimeout = TimeSpan.FromSeconds(SendTimeoutSec),
                 AccessKey = accessKey,
                 Certificate = certificate,
+                MinDataRate = MinDataRate,
+                MinDataRateGracePeriod = TimeSpan.FromSeconds(MinDataRateGraceSec),
+                MaxNameBytes = MaxNameBytes,
             });
             try
             {

@@ -12,7 +12,7 @@ public sealed class ConnectionLimitTests : ServerTestBase
     [Fact]
     public async Task Connections_past_the_per_address_limit_are_busy_while_other_addresses_are_served()
     {
-        FileShareServer server = StartServerWith(new FileShareServerOptions { Port = 0, Root = ShareRoot, BindAddress = IPAddress.Any, MaxConnectionsPerAddress = 2 });
+        FileShareServer server = StartServer(new FileShareServerOptions { Port = 0, Root = ShareRoot, BindAddress = IPAddress.Any, MaxConnectionsPerAddress = 2 });
         using Socket first = await HandshakeFromAsync(IPAddress.Parse("127.0.0.2"), server.Port, StatusCode.Ok);
         using Socket second = await HandshakeFromAsync(IPAddress.Parse("127.0.0.2"), server.Port, StatusCode.Ok);
 
@@ -29,7 +29,7 @@ public sealed class ConnectionLimitTests : ServerTestBase
     public async Task A_flood_of_silent_connections_from_one_address_does_not_stop_another_client_downloading()
     {
         string hash = TestFiles.WriteRandom(Share("payload.bin"), 32L * TestFiles.MiB);
-        FileShareServer server = StartServerWith(new FileShareServerOptions
+        FileShareServer server = StartServer(new FileShareServerOptions
         {
             Port = 0,
             Root = ShareRoot,
@@ -62,14 +62,6 @@ public sealed class ConnectionLimitTests : ServerTestBase
         }
     }
 
-    private FileShareServer StartServerWith(FileShareServerOptions options)
-    {
-        var server = new FileShareServer(options);
-        server.Start();
-        Track(new StopOnDispose(server));
-        return server;
-    }
-
     /// <summary>Connects from <paramref name="from"/>, sends the FileShare hello and asserts the server's status.</summary>
     private static async Task<Socket> HandshakeFromAsync(IPAddress from, int port, StatusCode expected)
     {
@@ -90,10 +82,5 @@ public sealed class ConnectionLimitTests : ServerTestBase
         (_, ushort status, _) = Messages.ReadHello(hello);
         Assert.Equal(expected, (StatusCode)status);
         return socket;
-    }
-
-    private sealed class StopOnDispose(FileShareServer server) : IDisposable
-    {
-        public void Dispose() => server.StopAsync(TimeSpan.Zero).GetAwaiter().GetResult();
     }
 }

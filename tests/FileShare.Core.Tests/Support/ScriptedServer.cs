@@ -5,26 +5,27 @@ using FileShare.Protocol;
 namespace FileShare.Tests.Support;
 
 /// <summary>
-/// A one-connection TCP server on loopback that runs a test's script against whoever connects, to produce the
-/// misbehaviour (short sends, silence) a real server never shows. Dispose cancels the script and closes everything.
+/// A TCP server on loopback that runs a test's script against whoever connects, to produce the misbehaviour (short
+/// sends, silence, hostile replies) a real server never shows: against the first connection only, or against every
+/// connection. Dispose cancels the scripts and closes everything. Also linked into the cmdlet tests.
 /// </summary>
 public sealed class ScriptedServer : IDisposable
 {
     private readonly Socket _listener;
     private readonly CancellationTokenSource _stop = new();
 
-    public ScriptedServer(Func<Socket, NetworkStream, CancellationToken, Task> script)
+    public ScriptedServer(Func<Socket, NetworkStream, CancellationToken, Task> script, bool everyConnection = false)
     {
         _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         _listener.Listen(4);
         Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-        Completion = RunAsync(script);
+        Completion = everyConnection ? RunForEveryConnectionAsync(script) : RunAsync(script);
     }
 
     public int Port { get; }
 
-    /// <summary>The script's own outcome, so a test can tell a broken script from a broken client.</summary>
+    /// <summary>The script's own outcome, so a test can tell a broken script from a broken client (first connection only).</summary>
     public Task Completion { get; }
 
     /// <summary>
@@ -83,5 +84,34 @@ public sealed class ScriptedServer : IDisposable
         using Socket socket = await _listener.AcceptAsync(_stop.Token);
         using var stream = new NetworkStream(socket, ownsSocket: false);
         await script(socket, stream, _stop.Token);
+    }
+
+    private async Task RunForEveryConnectionAsync(Func<Socket, NetworkStream, CancellationToken, Task> script)
+    {
+        try
+        {
+            while (true)
+            {
+                Socket socket = await _listener.AcceptAsync(_stop.Token);
+                _ = Task.Run(async () =>
+                {
+                    using (socket)
+                    using (var stream = new NetworkStream(socket, ownsSocket: false))
+                    {
+                        try
+                        {
+                            await script(socket, stream, _stop.Token);
+                        }
+                        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+                        {
+                            // The client gave up on a hostile answer, which is what these scripts provoke.
+                        }
+                    }
+                });
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
     }
 }
