@@ -16,7 +16,9 @@ def summarise(results):
     for record in results:
         groups.setdefault((record["shape"], record["variant"]), []).append(record)
     rows = []
-    for (shape, variant), records in groups.items():
+    shapes = list(dict.fromkeys(shape for shape, _ in groups))
+    ordered = sorted(groups.items(), key=lambda item: (shapes.index(item[0][0]), item[1][0].get("order", 0)))
+    for (shape, variant), records in ordered:
         good = [r for r in records if "error" not in r]
         row = {"shape": shape, "variant": variant, "tool": records[0]["tool"], "runs": len(good),
                "errors": [r["error"] for r in records if "error" in r], "note": records[0].get("note", "")}

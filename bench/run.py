@@ -289,7 +289,7 @@ class Harness:
         self.module_dir = os.path.abspath(args.module)
         self.module_manifest = os.path.join(self.module_dir, "FileShare.psd1")
         self.pwsh = args.pwsh
-        self.rounds = args.rounds or (2 if self.quick else 5)
+        self.rounds = args.rounds or (1 if self.quick else 5)
         self.results = []
         self.facts = {}
         self.cleanups = []
@@ -466,6 +466,8 @@ http {{
     def measure(self, shape, variants, rounds, warmup=True):
         variants = [variant for variant in variants if variant is not None]
         log(f"shape '{shape}': {len(variants)} variants x {rounds} rounds{' + warm-up' if warmup else ''}")
+        for index, variant in enumerate(variants):
+            variant.units["order"] = index
         for round_number in range(0 if warmup else 1, rounds + 1):
             shift = round_number % len(variants)
             for variant in variants[shift:] + variants[:shift]:
@@ -477,7 +479,7 @@ http {{
                 except Exception as error:  # a failed tool is a row with the error, not a dead run
                     log(f"  {variant.name}: FAILED: {error}")
                     self.results.append({"shape": shape, "variant": variant.name, "tool": variant.tool,
-                                         "round": round_number, "error": str(error)[:500]})
+                                         "round": round_number, "error": str(error)[:500], **variant.units})
                     continue
                 server = meter.stop()
                 if variant.verify:
@@ -687,6 +689,8 @@ try {{
             variants.append(Variant("nginx + HttpClient (pwsh, all at once)", "HttpClient",
                                     self.in_worker(http, script), self.nginx_pids, verify("http"), units))
             self.prepare_before(variants[-1], lambda: self.fresh_out("http"))
+        if peers and not self.quick:
+            http = self.worker("pwsh-http")
             script = (f"{ps_array(u for u, _ in urls)} | ForEach-Object -ThrottleLimit {min(total, 64)} -Parallel "
                       f"{{ $ProgressPreference = 'SilentlyContinue'; Invoke-WebRequest $_ -OutFile "
                       f"(Join-Path {ps_quote(os.path.join(self.out, 'iwr'))} ($_ -split '/')[-1]) }}")
@@ -933,7 +937,7 @@ try {{
         self.facts["conc_host_idle_kib"] = status_kib(self.conc_host.pid, "VmRSS")
         reset_peak_rss(self.conc_host.pid)
 
-        self.shape_cold("5. cold start, one 1 KiB file", 3 if quick else 7)
+        self.shape_cold("5. cold start, one 1 KiB file", 2 if quick else 7)
         for size in single_sizes:
             relative = f"single/{size // MIB}m.bin"
             big = size > GIB
