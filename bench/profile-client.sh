@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Where a FileShare client's CPU goes: `perf record` on a warm Get-RemoteFile pwsh (JIT symbols through
-# DOTNET_PerfMapEnabled), for one large file and for many small ones. Prints the top symbols of each.
-# Usage: bench/profile-client.sh [size-MiB] [small-files]     (needs perf; run ./build.ps1 Build first)
+# DOTNET_PerfMapEnabled; W^X off so perf can read the JIT code), for one large file and for many small ones. Prints the top symbols of each.
+# Usage: bench/profile-client.sh [size-MiB] [small-files] [warm-up runs]   (needs perf; run ./build.ps1 Build first)
+# A fresh pwsh needs several runs before tiered compilation settles (its background JIT thread took half of the
+# samples after one warm-up run of 2,000 small files), hence five warm-up runs by default.
 set -euo pipefail
 size_mib=${1:-1024}
 small_count=${2:-2000}
+warmups=${3:-5}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
 work=$(mktemp -d /dev/shm/fileshare-profile.XXXX)
@@ -24,9 +27,9 @@ for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && brea
 
 profile() {  # name, warm-up script, measured script (run 3 times)
   local name=$1 warmup=$2 measured=$3
-  DOTNET_PerfMapEnabled=1 dotnet "$pwsh_dll" -NoProfile -NonInteractive -c "
+  DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 dotnet "$pwsh_dll" -NoProfile -NonInteractive -c "
     Import-Module '$module'; \$ProgressPreference = 'SilentlyContinue'
-    $warmup
+    foreach (\$i in 1..$warmups) { Remove-Item '$work/out/*' -Recurse -Force -ErrorAction Ignore; $warmup }
     New-Item '$work/$name.ready' | Out-Null
     while (-not (Test-Path '$work/$name.go')) { Start-Sleep -Milliseconds 20 }
     \$t = [Diagnostics.Stopwatch]::StartNew()
@@ -41,10 +44,12 @@ profile() {  # name, warm-up script, measured script (run 3 times)
   touch "$work/$name.go"
   wait "$client"
   wait "$recorder" || true
-  echo "== $name: top symbols (self time, all threads of the client pwsh)"
-  perf report -i "$work/$name.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -40
+  echo "== $name: by library (self time, all threads of the client pwsh)"
+  perf report -i "$work/$name.data" --no-children -g none --sort dso --stdio 2>/dev/null | grep '%' | grep -v '^#' | head -12 || true
+  echo "== $name: top symbols"
+  perf report -i "$work/$name.data" --no-children -g none --sort dso,sym --stdio 2>/dev/null | grep '%' | grep -v '^#' | head -30 || true
   echo "== $name: by thread"
-  perf report -i "$work/$name.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -12
+  perf report -i "$work/$name.data" --no-children -g none --sort comm --stdio 2>/dev/null | grep '%' | grep -v '^#' | head -10 || true
 }
 
 big="Get-RemoteFile big.bin -ComputerName 127.0.0.1 -Port $port -Destination '$work/out'"
