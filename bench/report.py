@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import time
 
-from run import BEGIN_MARKER, END_MARKER, GIB, MIB, log
+from run import BEGIN_MARKER, END_MARKER, GIB, MIB, SHAPES, log
 
 
 def summarise(results):
@@ -186,7 +186,7 @@ def markdown(rows, facts, harness, args, chart_name):
                    f"{fmt(row.get('files_s'), ',.0f')} | {fmt(row.get('client_cpu'), '.2f')} | {fmt(row.get('server_cpu'), '.2f')} | "
                    f"{fmt(row['client_peak_kib'] and row['client_peak_kib'] / 1024, ',.0f')} | "
                    f"{fmt(row['server_peak_kib'] and row['server_peak_kib'] / 1024, ',.0f')} |")
-    notes = sorted({f"{r['variant']}: {r['note']}" for r in rows if r.get("note")})
+    notes = sorted({f"{r['variant']}: {r['note']}" for r in rows if r.get("note")}) + facts.get("notes", [])
     if notes:
         out += ["", "Notes: " + "; ".join(notes) + "."]
     scaling = [r for r in rows if r["shape"].startswith("scaling") and "ns_per_byte" in r]
@@ -251,14 +251,16 @@ def write(harness, args):
         writer = csv.DictWriter(file, keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(harness.results)
+    # Only a full run of every shape replaces the committed figures; a smoke or a partial run stays in out/bench.
+    no_docs = args.no_docs or harness.shapes != set(SHAPES)
     chart_name = "benchmarks.png"
-    chart_path = os.path.join(harness.repo, "docs", chart_name) if not args.no_docs else os.path.join(folder, chart_name)
+    chart_path = os.path.join(harness.repo, "docs", chart_name) if not no_docs else os.path.join(folder, chart_name)
     chart(rows, chart_path)
     section = markdown(rows, harness.facts, harness, args, chart_name)
     with open(os.path.join(folder, "results.md"), "w") as file:
         file.write(section + "\n")
     print(section)
-    if args.no_docs:
+    if no_docs:
         return
     doc_path = os.path.join(harness.repo, "docs", "benchmarks.md")
     doc = open(doc_path).read()

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 
+SHAPES = ("cold", "single", "concurrent", "small", "listing", "hash", "scaling")
 MIB = 1 << 20
 GIB = 1 << 30
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -290,6 +291,7 @@ class Harness:
         self.module_manifest = os.path.join(self.module_dir, "FileShare.psd1")
         self.pwsh = args.pwsh
         self.rounds = args.rounds or (1 if self.quick else 5)
+        self.shapes = set(args.shapes.split(","))
         self.results = []
         self.facts = {}
         self.cleanups = []
@@ -516,7 +518,7 @@ http {{
 
     # ---------------------------------------------------------------- shapes
 
-    def shape_single(self, label, relative, rounds, peers=True):
+    def shape_single(self, label, relative, rounds, peers=True, warmup=True):
         size = os.path.getsize(os.path.join(self.data, relative))
         units = {"bytes": size, "files": 1}
         name = os.path.basename(relative)
@@ -572,7 +574,7 @@ http {{
         if self.available["iperf3"]:
             variants.append(Variant("iperf3 memory to memory (ceiling)", "iperf3 ceiling", self.iperf_run(size),
                                     [self.iperf.pid], None, units, "one TCP stream, no file on either side"))
-        self.measure(label, variants, rounds)
+        self.measure(label, variants, rounds, warmup)
 
     @staticmethod
     def prepare_before(variant, prepare):
@@ -912,8 +914,10 @@ try {{
         small_count = 500 if quick else 2000
         listing_count = 10_000 if quick else 100_000
         hash_count = 2_000 if quick else 10_000
+        wanted = self.shapes
         for size in single_sizes:
-            self.make_file(f"single/{size // MIB}m.bin", size)
+            if wanted & {"single", "hash"}:
+                self.make_file(f"single/{size // MIB}m.bin", size)
         self.make_file("conc-source/c.bin", concurrent_size)
         small_names = self.make_small_files("small", small_count, 4096)
         self.make_small_files("hashed", hash_count, 4096)
@@ -937,24 +941,35 @@ try {{
         self.facts["conc_host_idle_kib"] = status_kib(self.conc_host.pid, "VmRSS")
         reset_peak_rss(self.conc_host.pid)
 
-        self.shape_cold("5. cold start, one 1 KiB file", 2 if quick else 7)
-        for size in single_sizes:
+        if "cold" in wanted:
+            self.shape_cold("5. cold start, one 1 KiB file", 2 if quick else self.rounds)
+        for size in single_sizes if "single" in wanted else []:
             relative = f"single/{size // MIB}m.bin"
             big = size > GIB
             if big:  # the server's first digest of 4 GiB is the hash-cost figure, not part of a download
                 self.worker("fileshare-client").run(f"Get-RemoteFileList -ComputerName 127.0.0.1 -Port {self.single_port} "
                                                     f"-Path single -Name '*{size // MIB}m.bin' -Hash | Out-Null")
+            if big:
+                self.facts.setdefault("notes", []).append(
+                    f"the {size // MIB:,} MiB rows have three rounds and no warm-up round (the processes are warm from "
+                    "the 1 GiB rows; the server hashed the file first, untimed) and fewer peers")
+            # 4 GiB: three rounds, no warm-up round (every process is warm from the 1 GiB shape), fewer peers.
             self.shape_single(f"1. one {size // MIB:,} MiB file, to a file", relative, 3 if big else self.rounds,
-                              peers=not big)
+                              peers=not big, warmup=not big)
         self.facts["single_host_idle_kib"] = idle_single
-        self.shape_concurrent(f"2. 10 servers x 20 clients = 200 concurrent {concurrent_size // MIB} MiB downloads", 20,
-                              conc_ports, "conc-source/c.bin", self.rounds)
-        self.facts["conc_host_peak_kib"] = status_kib(self.conc_host.pid, "VmHWM")
-        self.shape_small(f"3. {small_count:,} files of 4 KiB", "small", small_names, self.rounds, 16)
-        self.shape_listing(f"4. listing of {listing_count:,} files", "listing", listing_count, 3 if quick else self.rounds)
-        self.shape_hash(f"hash cost (issue 4): Get-RemoteFileList -Hash", "hashed", hash_count,
-                        f"single/{single_sizes[-1] // MIB}m.bin", 1 if quick else 3)
-        if not quick:
+        if "concurrent" in wanted:
+            self.shape_concurrent(f"2. 10 servers x 20 clients = 200 concurrent {concurrent_size // MIB} MiB downloads",
+                                  20, conc_ports, "conc-source/c.bin", self.rounds)
+            self.facts["conc_host_peak_kib"] = status_kib(self.conc_host.pid, "VmHWM")
+        if "small" in wanted:
+            self.shape_small(f"3. {small_count:,} files of 4 KiB", "small", small_names, self.rounds, 16)
+        if "listing" in wanted:
+            self.shape_listing(f"4. listing of {listing_count:,} files", "listing", listing_count,
+                               3 if quick else self.rounds)
+        if "hash" in wanted:
+            self.shape_hash("hash cost (issue 4): Get-RemoteFileList -Hash", "hashed", hash_count,
+                            f"single/{single_sizes[-1] // MIB}m.bin", 1 if quick else 3)
+        if not quick and "scaling" in wanted:
             self.shape_scaling(conc_ports)
             self.facts["conc_host_peak_after_scaling_kib"] = status_kib(self.conc_host.pid, "VmHWM")
         self.facts["seconds"] = time.time() - started
@@ -1023,6 +1038,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of: " + ",".join(SHAPES))
     parser.add_argument("--command-line", default="./build.ps1 Bench")
     parser.add_argument("--pwsh", nargs="+", required=True)
     args = parser.parse_args()
