@@ -16,8 +16,12 @@ def summarise(results):
     for record in results:
         groups.setdefault((record["shape"], record["variant"]), []).append(record)
     rows = []
-    shapes = list(dict.fromkeys(shape for shape, _ in groups))
-    ordered = sorted(groups.items(), key=lambda item: (shapes.index(item[0][0]), item[1][0].get("order", 0)))
+    # Numbered shapes in their issue's order, then the rest (hash cost, scaling) as run.
+    shapes = sorted(dict.fromkeys(shape for shape, _ in groups), key=lambda shape: (not shape[0].isdigit(), shape[0].isdigit() and shape[0]))
+    # FileShare rows first, then the peers as declared, the ceiling last.
+    rank = lambda tool: 0 if tool.startswith("FileShare") else 2 if "ceiling" in tool else 1  # noqa: E731
+    ordered = sorted(groups.items(), key=lambda item: (shapes.index(item[0][0]), rank(item[1][0]["tool"]),
+                                                       item[1][0].get("order", 0)))
     for (shape, variant), records in ordered:
         good = [r for r in records if "error" not in r]
         row = {"shape": shape, "variant": variant, "tool": records[0]["tool"], "runs": len(good),
@@ -257,7 +261,9 @@ def write(harness, args):
     folder = os.path.join(harness.repo, "out", "bench")
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "results.json"), "w") as file:
-        json.dump({"facts": harness.facts, "rows": rows, "runs": harness.results}, file, indent=1, default=str)
+        json.dump({"facts": harness.facts, "rows": rows, "runs": harness.results, "harness": {
+            "repo": harness.repo, "quick": harness.quick, "rounds": harness.rounds, "tmpfs": harness.tmpfs,
+            "shapes": sorted(harness.shapes), "command_line": args.command_line}}, file, indent=1, default=str)
     keys = ["shape", "variant", "tool", "round", "seconds", "bytes", "files", "client_cpu", "server_cpu",
             "client_peak_kib", "server_peak_kib", "client_start_kib", "server_start_kib", "error"]
     with open(os.path.join(folder, "results.csv"), "w", newline="") as file:
@@ -286,3 +292,16 @@ def write(harness, args):
     with open(doc_path, "w") as file:
         file.write(doc)
     log(f"wrote {doc_path} and {chart_path}")
+
+
+def rewrite_from(results_path):
+    """Writes the chart and the docs section again from a saved results.json (after a change to this report)."""
+    import argparse
+    saved = json.load(open(results_path))
+    harness = argparse.Namespace(results=saved["runs"], facts=saved["facts"], **dict(saved["harness"], shapes=set(saved["harness"]["shapes"])))
+    write(harness, argparse.Namespace(no_docs=False, command_line=saved["harness"]["command_line"]))
+
+
+if __name__ == "__main__":
+    import sys
+    rewrite_from(sys.argv[1])

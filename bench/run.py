@@ -469,7 +469,7 @@ http {{
         variants = [variant for variant in variants if variant is not None]
         log(f"shape '{shape}': {len(variants)} variants x {rounds} rounds{' + warm-up' if warmup else ''}")
         for index, variant in enumerate(variants):
-            variant.units["order"] = index
+            variant.units = dict(variant.units, order=index)  # variants of a shape may share one units dict
         for round_number in range(0 if warmup else 1, rounds + 1):
             shift = round_number % len(variants)
             for variant in variants[shift:] + variants[:shift]:
