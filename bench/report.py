@@ -178,7 +178,7 @@ def fmt(value, spec, suffix=""):
 def markdown(rows, facts, harness, args, chart_name):
     load = lambda values: " / ".join(f"{v:.2f}" for v in values)  # noqa: E731
     out = [BEGIN_MARKER, "",
-           f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{args.command_line}` "
+           f"Run of {facts.get('finished_utc') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{args.command_line}` "
            f"({'quick' if harness.quick else 'full'}, {harness.rounds} rounds after one warm-up round unless a row says "
            f"otherwise; took {facts.get('seconds', 0) / 60:.1f} min).",
            f"Machine: {machine()}; data and downloads on {'tmpfs (/dev/shm)' if harness.tmpfs else 'DISK (no tmpfs)'}.",

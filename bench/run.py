@@ -973,6 +973,7 @@ try {{
             self.shape_scaling(conc_ports)
             self.facts["conc_host_peak_after_scaling_kib"] = status_kib(self.conc_host.pid, "VmHWM")
         self.facts["seconds"] = time.time() - started
+        self.facts["finished_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         self.facts["load_after"] = os.getloadavg()
 
     def shape_scaling(self, ports):
