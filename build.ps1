@@ -6,6 +6,9 @@
     Test   builds, runs the xunit suites, then Pester against the built module; ends with "Tests: N passed, N failed".
     Demo   builds, then shares ten folders and downloads every file from them, verifying each SHA-256.
     Package builds, then makes out/packages/FileShare.<version>.nupkg for Install-PSResource / Install-Module.
+    Bench  builds, then runs bench/run.py: FileShare against nginx + curl, aria2c, HttpClient, Invoke-WebRequest and
+           an iperf3 ceiling on tmpfs (installs missing peers with apt-get); writes out/bench/ and, unless -Quick,
+           the results section and chart of docs/benchmarks.md. About 15 minutes; -Quick is a one-minute smoke.
     Clean  removes build output.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
@@ -13,14 +16,17 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('Build', 'Test', 'Demo', 'Package', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Package', 'Bench', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
     # Demo only: size of the large sample file.
-    [long] $DemoLargeFileBytes = 1GB
+    [long] $DemoLargeFileBytes = 1GB,
+
+    # Bench only: the one-minute smoke (small sizes, two rounds; leaves docs/ alone).
+    [switch] $Quick
 )
 
 $ErrorActionPreference = 'Stop'
@@ -107,6 +113,16 @@ switch ($Task) {
     'Package' {
         Invoke-Build
         & "$repo/tools/New-ModulePackage.ps1" -ModulePath $moduleDir -OutputPath (Join-Path $outRoot 'packages')
+    }
+    'Bench' {
+        Invoke-Build
+        $python = @('/usr/bin/python3', 'python3') | Where-Object { Get-Command $_ -ErrorAction SilentlyContinue } | Select-Object -First 1
+        if (-not $python) { throw 'The benchmark needs python3.' }
+        $pwsh = Get-PwshCommand
+        $arguments = @("$repo/bench/run.py", '--repo', $repo, '--module', $moduleDir, '--command-line', "./build.ps1 Bench$(if ($Quick) { ' -Quick' })")
+        if ($Quick) { $arguments += '--quick', '--no-docs' }
+        & $python @arguments '--pwsh' @pwsh
+        exit $LASTEXITCODE
     }
     'Clean' {
         foreach ($path in $outRoot, "$repo/obj/publish") { if (Test-Path $path) { Remove-Item $path -Recurse -Force } }

@@ -1,0 +1,307 @@
+"""Turns the harness's measurements into results.json/.csv, a chart and the markdown section of docs/benchmarks.md."""
+import csv
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import time
+
+from run import BEGIN_MARKER, END_MARKER, GIB, MIB, SHAPES, log
+
+
+def summarise(results):
+    groups = {}
+    for record in results:
+        groups.setdefault((record["shape"], record["variant"]), []).append(record)
+    rows = []
+    # Numbered shapes in their issue's order, then the rest (hash cost, scaling) as run.
+    shapes = sorted(dict.fromkeys(shape for shape, _ in groups), key=lambda shape: (not shape[0].isdigit(), shape[0].isdigit() and shape[0]))
+    # FileShare rows first, then the peers as declared, the ceiling last.
+    rank = lambda tool: 0 if tool.startswith("FileShare") else 2 if "ceiling" in tool else 1  # noqa: E731
+    ordered = sorted(groups.items(), key=lambda item: (shapes.index(item[0][0]), rank(item[1][0]["tool"]),
+                                                       item[1][0].get("order", 0)))
+    for (shape, variant), records in ordered:
+        good = [r for r in records if "error" not in r]
+        row = {"shape": shape, "variant": variant, "tool": records[0]["tool"], "runs": len(good),
+               "errors": [r["error"] for r in records if "error" in r], "note": records[0].get("note", "")}
+        if good:
+            seconds = [r["seconds"] for r in good]
+            row.update(median_s=statistics.median(seconds), min_s=min(seconds), max_s=max(seconds),
+                       bytes=good[0].get("bytes"), files=good[0].get("files"))
+            for key in ("client_cpu", "server_cpu"):
+                values = [r[key] for r in good if r.get(key) is not None]
+                row[key] = statistics.median(values) if values else None
+            for key in ("client_peak_kib", "server_peak_kib"):
+                values = [r[key] for r in good if r.get(key) is not None]
+                row[key] = max(values) if values else None
+            growth = [r["client_peak_kib"] - r["client_start_kib"] for r in good
+                      if r.get("client_start_kib") and r.get("client_peak_kib")]
+            row["client_growth_kib"] = max(growth) if growth else None
+            growth = [r["server_peak_kib"] - r["server_start_kib"] for r in good
+                      if r.get("server_start_kib") and r.get("server_peak_kib")]
+            row["server_growth_kib"] = max(growth) if growth else None
+            if row["bytes"]:
+                row["mib_s"] = row["bytes"] / MIB / row["median_s"]
+                row["ns_per_byte"] = row["median_s"] * 1e9 / row["bytes"]
+            if row["files"] and row["files"] > 1:
+                row["files_s"] = row["files"] / row["median_s"]
+        rows.append(row)
+    return rows
+
+
+def find(rows, shape_prefix, tool=None, variant_prefix=None):
+    for row in rows:
+        if row["shape"].startswith(shape_prefix) and "median_s" in row:
+            if (tool is None or row["tool"] == tool) and (variant_prefix is None or row["variant"].startswith(variant_prefix)):
+                return row
+    return None
+
+
+def verdict(value, target, higher_is_better=True, strict=False):
+    if value is None:
+        return "not measured"
+    if higher_is_better:
+        met = value > target if strict else value >= target
+    else:
+        met = value < target if strict else value <= target
+    return "**met**" if met else "**not met**"
+
+
+def targets(rows, facts):
+    """(target text, measured text, verdict) for every target of issue 5 the run could measure."""
+    lines = []
+    singles = sorted({r["shape"] for r in rows if r["shape"].startswith("1.")})
+    for shape in singles:
+        fs = find(rows, shape, "FileShare")
+        peers = [r for r in rows if r["shape"] == shape and "mib_s" in r and r["tool"] in
+                 ("nginx + curl", "HttpClient", "Invoke-WebRequest", "aria2c -x4", "seed protocol (Python)")]
+        if fs and peers:
+            best = max(peers, key=lambda r: r["mib_s"])
+            ratio = fs["mib_s"] / best["mib_s"]
+            lines.append((f"{shape[3:]}: FileShare >= 1.0x best peer",
+                          f"{ratio:.2f}x ({fs['mib_s']:,.0f} vs {best['tool']} {best['mib_s']:,.0f} MiB/s)",
+                          verdict(ratio, 1.0)))
+        nowhere = find(rows, shape, "FileShare (to nowhere)")
+        iperf = find(rows, shape, "iperf3 ceiling")
+        if nowhere and iperf:
+            ratio = nowhere["mib_s"] / iperf["mib_s"]
+            lines.append((f"{shape[3:]}: to nowhere >= 0.7x iperf3 single stream",
+                          f"{ratio:.2f}x ({nowhere['mib_s']:,.0f} vs {iperf['mib_s']:,.0f} MiB/s)", verdict(ratio, 0.7)))
+        curl = find(rows, shape, "nginx + curl")
+        if fs and curl and fs.get("client_cpu") is not None and curl.get("client_cpu") is not None:
+            per_gib = lambda row, key: row[key] / (row["bytes"] / GIB)  # noqa: E731
+            lines.append((f"{shape[3:]}: client CPU per GiB <= curl's",
+                          f"{per_gib(fs, 'client_cpu'):.2f} s vs {per_gib(curl, 'client_cpu'):.2f} s",
+                          verdict(per_gib(fs, "client_cpu"), per_gib(curl, "client_cpu"), False)))
+            lines.append((f"{shape[3:]}: server CPU per GiB <= nginx's",
+                          f"{per_gib(fs, 'server_cpu'):.2f} s vs {per_gib(curl, 'server_cpu'):.2f} s",
+                          verdict(per_gib(fs, "server_cpu"), per_gib(curl, "server_cpu"), False)))
+        progress = find(rows, shape, "FileShare (progress on)")
+        if fs and progress:
+            cost = progress["median_s"] / fs["median_s"] - 1
+            lines.append((f"{shape[3:]}: progress on costs < 3%", f"{cost:+.1%}", verdict(cost, 0.03, False, strict=True)))
+        growth = [r["client_growth_kib"] for r in rows if r["shape"] == shape and r["tool"] == "FileShare" and r.get("client_growth_kib") is not None]
+        if growth and fs and fs["bytes"] >= 4 * GIB:
+            lines.append(("client pwsh grows < 64 MiB while downloading 4 GiB", f"{growth[0] / 1024:,.1f} MiB",
+                          verdict(growth[0] / 1024, 64, False, strict=True)))
+    conc = find(rows, "2.", "FileShare")
+    curl = find(rows, "2.", "nginx + curl")
+    if conc and curl:
+        ratio = conc["mib_s"] / curl["mib_s"]
+        lines.append(("200 concurrent: aggregate >= 1.5x nginx + curl processes",
+                      f"{ratio:.2f}x ({conc['mib_s']:,.0f} vs {curl['mib_s']:,.0f} MiB/s)", verdict(ratio, 1.5)))
+    if "conc_host_idle_kib" in facts and "conc_host_peak_kib" in facts:
+        growth = (facts["conc_host_peak_kib"] - facts["conc_host_idle_kib"]) / 1024
+        lines.append(("process hosting ten servers grows < 32 MiB, idle to 200 concurrent", f"{growth:,.1f} MiB",
+                      verdict(growth, 32, False, strict=True)))
+    if "conc_host_peak_after_scaling_kib" in facts:
+        growth = (facts["conc_host_peak_after_scaling_kib"] - facts["conc_host_idle_kib"]) / 1024
+        lines.append(("... the same host after the scaling rows (up to 1,000 concurrent 1 MiB)", f"{growth:,.1f} MiB",
+                      verdict(growth, 32, False, strict=True)))
+    big = [r for r in rows if r["shape"].startswith("1.") and r["tool"] == "FileShare" and r.get("bytes", 0) >= 4 * GIB]
+    if big and "single_host_idle_kib" in facts and big[0].get("server_peak_kib"):
+        growth = (big[0]["server_peak_kib"] - facts["single_host_idle_kib"]) / 1024
+        lines.append(("server host grows < 32 MiB serving a 4 GiB file (idle to peak)", f"{growth:,.1f} MiB",
+                      verdict(growth, 32, False, strict=True)))
+    small = find(rows, "3.", "FileShare")
+    throttled = find(rows, "3.", "FileShare (throttled)")
+    keepalive = find(rows, "3.", "nginx + curl")
+    for row, label in ((small, "one after another"), (throttled, "with -ThrottleLimit")):
+        if row and keepalive:
+            ratio = row["files_s"] / keepalive["files_s"]
+            lines.append((f"small files {label}: >= 1.0x curl keep-alive",
+                          f"{ratio:.2f}x ({row['files_s']:,.0f} vs {keepalive['files_s']:,.0f} files/s)", verdict(ratio, 1.0)))
+    progress = find(rows, "3.", "FileShare (progress on)")
+    if small and progress:
+        cost = progress["median_s"] / small["median_s"] - 1
+        lines.append(("small files: progress on costs < 3%", f"{cost:+.1%}", verdict(cost, 0.03, False, strict=True)))
+    cold = find(rows, "5.", "FileShare (cold pwsh)")
+    bare = find(rows, "5.", "pwsh -c exit")
+    if cold and bare:
+        ratio = cold["median_s"] / bare["median_s"]
+        lines.append(("cold Import-Module + Get-RemoteFile within 1.5x of pwsh -c exit",
+                      f"{ratio:.2f}x ({cold['median_s']:.2f} s vs {bare['median_s']:.2f} s)", verdict(ratio, 1.5, False)))
+    for series, label in ((concurrency_series(rows), "concurrent downloads 1 -> 1,000"),
+                          (size_series(rows), "file size 1 MiB -> 4 GiB")):
+        if len(series) > 1:
+            # Growth: the worst time per byte of a row against the best of the smaller rows before it. Fixed costs
+            # make small rows dearer per byte; a quadratic step anywhere makes a larger row dearer.
+            growth = max(series[i]["ns_per_byte"] / min(r["ns_per_byte"] for r in series[:i]) for i in range(1, len(series)))
+            lines.append((f"time per byte does not grow with work ({label}; worst row / best smaller row <= 1.5)",
+                          f"{growth:.2f}x", verdict(growth, 1.5, False)))
+    return lines
+
+
+def concurrency_series(rows):
+    return [r for r in rows if r["shape"].startswith("scaling") and "concurrent" in r["shape"] and "ns_per_byte" in r]
+
+
+def size_series(rows):
+    singles = [r for r in rows if "ns_per_byte" in r and r["tool"] == "FileShare" and
+               ((r["shape"].startswith("scaling") and "one" in r["shape"]) or r["shape"].startswith("1."))]
+    return sorted(singles, key=lambda r: r["bytes"])
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    dotnet = subprocess.run(["dotnet", "--version"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {os.cpu_count()} cores, {mem / 1024 / 1024:.0f} GiB RAM, Linux {platform.release()}, .NET SDK {dotnet}"
+
+
+def fmt(value, spec, suffix=""):
+    return "" if value is None else format(value, spec) + suffix
+
+
+def markdown(rows, facts, harness, args, chart_name):
+    load = lambda values: " / ".join(f"{v:.2f}" for v in values)  # noqa: E731
+    out = [BEGIN_MARKER, "",
+           f"Run of {facts.get('finished_utc') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{args.command_line}` "
+           f"({'quick' if harness.quick else 'full'}, {harness.rounds} rounds after one warm-up round unless a row says "
+           f"otherwise; took {facts.get('seconds', 0) / 60:.1f} min).",
+           f"Machine: {machine()}; data and downloads on {'tmpfs (/dev/shm)' if harness.tmpfs else 'DISK (no tmpfs)'}.",
+           f"Load average (1/5/15 min) before: {load(facts['load_before'])}, after: {load(facts['load_after'])}. "
+           "Other jobs shared this machine during the run; rerun on a quiet machine before trusting small differences.",
+           "", f"![MiB/s or files/s per shape and tool]({chart_name})", "",
+           "### Targets of issue 5", "", "| target | measured | verdict |", "|---|---|---|"]
+    out += [f"| {t} | {m} | {v} |" for t, m, v in targets(rows, facts)]
+    out += ["", "### All rows", "",
+            "Wall time median (min-max); throughput from the median; CPU seconds are medians per run; RSS is the "
+            "highest peak of any run (several client processes: their sum).", "",
+            "| shape | variant | runs | wall s | MiB/s | files/s | client CPU s | server CPU s | client peak RSS MiB | server peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if "median_s" not in row:
+            out.append(f"| {row['shape']} | {row['variant']} | 0 | failed: {row['errors'][0][:120]} | | | | | | |")
+            continue
+        wall = f"{row['median_s']:.3f} ({row['min_s']:.3f}-{row['max_s']:.3f})"
+        failed = f" ({len(row['errors'])} failed)" if row["errors"] else ""
+        out.append(f"| {row['shape']} | {row['variant']} | {row['runs']}{failed} | {wall} | {fmt(row.get('mib_s'), ',.0f')} | "
+                   f"{fmt(row.get('files_s'), ',.0f')} | {fmt(row.get('client_cpu'), '.2f')} | {fmt(row.get('server_cpu'), '.2f')} | "
+                   f"{fmt(row['client_peak_kib'] and row['client_peak_kib'] / 1024, ',.0f')} | "
+                   f"{fmt(row['server_peak_kib'] and row['server_peak_kib'] / 1024, ',.0f')} |")
+    notes = sorted({f"{r['variant']}: {r['note']}" for r in rows if r.get("note")}) + facts.get("notes", [])
+    if notes:
+        out += ["", "Notes: " + "; ".join(notes) + "."]
+    scaling = concurrency_series(rows) + size_series(rows)
+    if scaling:
+        out += ["", "### Cost as work grows (FileShare)", "", "| row | bytes | wall s | ns per byte |", "|---|---|---|---|"]
+        out += [f"| {r['shape'].split(': ', 1)[-1].split('. ', 1)[-1]} | {r['bytes']:,} | {r['median_s']:.3f} | "
+                f"{r['ns_per_byte']:.3f} |" for r in scaling]
+    out += ["", "### Memory", ""]
+    if "conc_host_idle_kib" in facts:
+        out.append(f"- pwsh hosting the ten servers: {facts['conc_host_idle_kib'] / 1024:,.0f} MiB idle (servers started, "
+                   "no request yet)" + (f", {facts['conc_host_peak_kib'] / 1024:,.0f} MiB peak through the 200-concurrent "
+                                        "rounds" if "conc_host_peak_kib" in facts else "") + (f", {facts['conc_host_peak_after_scaling_kib'] / 1024:,.0f} MiB peak after the scaling rows"
+                                if "conc_host_peak_after_scaling_kib" in facts else "") + ".")
+    for row in rows:
+        if row["shape"].startswith("1.") and row["tool"] == "FileShare" and row.get("client_growth_kib") is not None:
+            out.append(f"- client pwsh during `{row['shape'][3:]}`: grew by at most {row['client_growth_kib'] / 1024:,.1f} MiB "
+                       f"in a run (start RSS to peak RSS); server host peak {row['server_peak_kib'] / 1024:,.0f} MiB "
+                       f"(idle {facts.get('single_host_idle_kib', 0) / 1024:,.0f} MiB).")
+    out += ["", f"Raw results: `out/bench/results.json` and `results.csv` (not committed).", "", END_MARKER]
+    return "\n".join(out)
+
+
+def chart(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("python3-matplotlib is missing (apt-get install python3-matplotlib); no chart")
+        return False
+    shapes = []
+    for row in rows:
+        if "median_s" in row and row["shape"][0] in "1234" and row["shape"] not in shapes:
+            shapes.append(row["shape"])
+    figure, axes = plt.subplots(len(shapes), 1, figsize=(10, 2.2 + 0.45 * len(rows)), squeeze=False)
+    for axis, shape in zip(axes[:, 0], shapes):
+        items = [r for r in rows if r["shape"] == shape and "median_s" in r]
+        by_bytes = shape[0] in "12"
+        values = [r["mib_s"] if by_bytes else r["files_s"] for r in items]
+        colors = ["tab:blue" if r["tool"].startswith("FileShare") else "tab:gray" for r in items]
+        axis.barh([r["variant"] for r in items], values, color=colors)
+        for index, value in enumerate(values):
+            axis.text(value, index, f" {value:,.0f}", va="center", fontsize=8)
+        axis.invert_yaxis()
+        axis.set_title(shape, fontsize=10, loc="left")
+        axis.set_xlabel("MiB/s (median)" if by_bytes else "files/s (median)", fontsize=8)
+        axis.tick_params(labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return True
+
+
+def write(harness, args):
+    rows = summarise(harness.results)
+    folder = os.path.join(harness.repo, "out", "bench")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "results.json"), "w") as file:
+        json.dump({"facts": harness.facts, "rows": rows, "runs": harness.results, "harness": {
+            "repo": harness.repo, "quick": harness.quick, "rounds": harness.rounds, "tmpfs": harness.tmpfs,
+            "shapes": sorted(harness.shapes), "command_line": args.command_line}}, file, indent=1, default=str)
+    keys = ["shape", "variant", "tool", "round", "seconds", "bytes", "files", "client_cpu", "server_cpu",
+            "client_peak_kib", "server_peak_kib", "client_start_kib", "server_start_kib", "error"]
+    with open(os.path.join(folder, "results.csv"), "w", newline="") as file:
+        writer = csv.DictWriter(file, keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(harness.results)
+    # Only a full run of every shape replaces the committed figures; a smoke or a partial run stays in out/bench.
+    no_docs = args.no_docs or harness.shapes != set(SHAPES)
+    chart_name = "benchmarks.png"
+    chart_path = os.path.join(harness.repo, "docs", chart_name) if not no_docs else os.path.join(folder, chart_name)
+    chart(rows, chart_path)
+    section = markdown(rows, harness.facts, harness, args, chart_name)
+    with open(os.path.join(folder, "results.md"), "w") as file:
+        file.write(section + "\n")
+    print(section)
+    if no_docs:
+        return
+    doc_path = os.path.join(harness.repo, "docs", "benchmarks.md")
+    doc = open(doc_path).read()
+    if BEGIN_MARKER.split(" (")[0] in doc and END_MARKER in doc:
+        start = doc.index(BEGIN_MARKER.split(" (")[0])
+        end = doc.index(END_MARKER) + len(END_MARKER)
+        doc = doc[:start] + section + doc[end:]
+    else:
+        doc = doc.rstrip() + "\n\n## Latest harness run\n\n" + section + "\n"
+    with open(doc_path, "w") as file:
+        file.write(doc)
+    log(f"wrote {doc_path} and {chart_path}")
+
+
+def rewrite_from(results_path):
+    """Writes the chart and the docs section again from a saved results.json (after a change to this report)."""
+    import argparse
+    saved = json.load(open(results_path))
+    harness = argparse.Namespace(results=saved["runs"], facts=saved["facts"], **dict(saved["harness"], shapes=set(saved["harness"]["shapes"])))
+    write(harness, argparse.Namespace(no_docs=False, command_line=saved["harness"]["command_line"]))
+
+
+if __name__ == "__main__":
+    import sys
+    rewrite_from(sys.argv[1])
