@@ -22,6 +22,9 @@ public enum FileShareErrorKind
     LocalWriteFailed,
     ContentMismatch,
     RemoteFileChanged,
+
+    /// <summary>No source holds some piece of the file (or a partial copy was asked for a piece it lacks).</summary>
+    PiecesUnavailable,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

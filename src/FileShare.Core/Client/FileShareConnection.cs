@@ -97,23 +97,45 @@ public sealed class FileShareConnection : IDisposable
     public Task<RemoteEntry> StatAsync(string path, CancellationToken cancellationToken) =>
         PathRequestAsync(FrameType.StatRequest, FrameType.StatReply, path, _options.ReadTimeout, Messages.ReadStatReply, cancellationToken);
 
+    /// <summary>
+    /// Stat that also asks which pieces the server holds (<see cref="RemoteEntry.Pieces"/> is null for a whole file)
+    /// and finds partial copies. A server that predates piece maps answers <see cref="FileShareErrorKind.BadRequest"/>.
+    /// </summary>
+    public Task<RemoteEntry> StatWithPiecesAsync(string path, CancellationToken cancellationToken) =>
+        PathRequestAsync(FrameType.StatRequest, FrameType.StatReply, path, _options.ReadTimeout,
+            static (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadStatReply(body, withPieces: true, out status, out message),
+            cancellationToken, withPieces: true);
+
     /// <summary>The server's digest of a file: whole-file and per-piece SHA-256 of its current version.</summary>
     /// <remarks>Hashing a large file for the first time takes the server a while; that is work, not a dead server.</remarks>
     public Task<FileDigest> HashAsync(string path, CancellationToken cancellationToken) =>
         PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout, Messages.ReadHashReply, cancellationToken);
 
+    /// <summary>
+    /// The digest, and for a partial copy the pieces the server holds (null: the whole file). A server that predates
+    /// piece maps answers <see cref="FileShareErrorKind.BadRequest"/>; ask with <see cref="HashAsync"/> then.
+    /// </summary>
+    public async Task<(FileDigest Digest, PieceMap? Held)> HashWithPiecesAsync(string path, CancellationToken cancellationToken)
+    {
+        PieceMap? held = null;
+        FileDigest digest = await PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout,
+            (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadHashReply(body, withPieces: true, out held, out status, out message),
+            cancellationToken, withPieces: true).ConfigureAwait(false);
+        return (digest, held);
+    }
+
     private delegate T? ReplyReader<T>(ReadOnlySpan<byte> body, out StatusCode status, out string? message);
 
     /// <summary>A request whose body is one path, answered by one reply frame.</summary>
-    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken)
+    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken, bool withPieces = false)
         where T : class
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
         try
         {
             uint id = ++_nextRequestId;
-            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path));
-            Messages.WritePathRequest(ref writer, path);
+            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
+            Messages.WritePathRequest(ref writer, path, withPieces);
             await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
             Frame frame = await ReadReplyAsync(reply, id, deadline, timeout).ConfigureAwait(false);
             T? result = read(frame.Body.Span, out StatusCode status, out string? message);
@@ -303,6 +325,7 @@ public sealed class FileShareConnection : IDisposable
             StatusCode.Busy => (FileShareErrorKind.Busy, "server busy"),
             StatusCode.UnsupportedVersion => (FileShareErrorKind.UnsupportedVersion, "unsupported protocol version"),
             StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
+            StatusCode.PieceNotAvailable => (FileShareErrorKind.PiecesUnavailable, "piece not held"),
             _ => (FileShareErrorKind.BadRequest, "bad request"),
         };
         string subject = path is null ? Endpoint : $"'{path}' on {Endpoint}";
@@ -313,7 +336,7 @@ public sealed class FileShareConnection : IDisposable
     private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
     {
         // Only a refusal the server sent as a status reply leaves the stream in step for the next request.
-        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError })
+        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.PiecesUnavailable })
         {
             _broken = true;
         }

@@ -55,6 +55,9 @@ public enum StatusCode : ushort
     UnsupportedVersion = 6,
     NotAFile = 7,
     RangeNotSatisfiable = 8,
+
+    /// <summary>A read asked a partial copy for bytes of pieces it does not hold (yet).</summary>
+    PieceNotAvailable = 9,
 }
 
 [Flags]
@@ -65,6 +68,13 @@ public enum ListOptions : byte
 
     /// <summary>Each entry carries the file's SHA-256 (the server hashes files it has not hashed yet).</summary>
     WithHashes = 2,
+
+    /// <summary>
+    /// Each entry says which pieces the server holds, and partial copies (downloads in progress, seeded ranges) are
+    /// listed too; on a stat request the same bit asks for the same. Servers that predate it ignore it in a list
+    /// (their reply says so: see <see cref="Messages.ReadListReply"/>) and refuse it in a stat.
+    /// </summary>
+    WithPieceMaps = 4,
 }
 
 public enum EntryKind : byte
