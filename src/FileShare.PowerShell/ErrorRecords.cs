@@ -35,6 +35,7 @@ public static class ErrorRecords
         FileShareErrorKind.LocalWriteFailed => ("DestinationWriteFailed", ErrorCategory.WriteError),
         FileShareErrorKind.ContentMismatch => ("ContentMismatch", ErrorCategory.InvalidData),
         FileShareErrorKind.RemoteFileChanged => ("RemoteFileChanged", ErrorCategory.InvalidData),
+        FileShareErrorKind.PiecesUnavailable => ("PiecesUnavailable", ErrorCategory.ResourceUnavailable),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }
