@@ -332,6 +332,13 @@ public sealed class FileDownloader(ConnectionPool pool)
     private async Task<FileShareException> ExplainShortfallAsync(DownloadRequest request, List<Probe> group, FileDigest digest, PieceDownload download, CancellationToken cancellationToken)
     {
         List<(DownloadSource Source, FileShareException Error)> dropped = download.Dropped;
+
+        // Every source gave up: a changed source explains the lot; otherwise their common reason, if they share one.
+        if (dropped.Count == group.Count && dropped.FirstOrDefault(d => d.Error.Kind == FileShareErrorKind.RemoteFileChanged).Error is { } changed)
+        {
+            return changed;
+        }
+
         if (dropped.Count == group.Count && dropped.All(d => d.Error.Kind == dropped[0].Error.Kind))
         {
             (DownloadSource source, FileShareException error) = dropped[0];
