@@ -257,8 +257,8 @@ function Start-ServerHost {
     With -Separate, each Path gets a host process of its own, all started at once, and one object per host is returned.
     #>
     param([Parameter(Mandatory)] [string[]] $Path, [int[]] $Port = @(0) * $Path.Count, [double] $TimeoutSec = 30, [switch] $Separate)
-    $groups = if ($Separate) { for ($i = 0; $i -lt $Path.Count; $i++) { , @(@($Path[$i]), @($Port[$i])) } } else { , @($Path, $Port) }
-    $starting = @(foreach ($group in $groups) { Start-ServerHostProcess -Path $group[0] -Port $group[1] })
+    $starting = if ($Separate) { for ($i = 0; $i -lt $Path.Count; $i++) { Start-ServerHostProcess -Path $Path[$i] -Port $Port[$i] } }
+    else { Start-ServerHostProcess -Path $Path -Port $Port }
     foreach ($pending in $starting) { Wait-ServerHostReady $pending -TimeoutSec $TimeoutSec }
 }
 
