@@ -108,6 +108,42 @@ public sealed class MultiSourceTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_source_whose_copy_is_damaged_at_rest_is_dropped_and_the_other_finishes_the_file()
+    {
+        string good = Temp.Create("good");
+        string hash = TestFiles.WriteRandom(Path.Join(good, "data.bin"), NinePieces);
+        string bad = Temp.Create("bad");
+        File.Copy(Path.Join(good, "data.bin"), Path.Join(bad, "data.bin"));
+        FileShareServer[] servers = [StartServer(root: good), StartServer(root: bad)];
+        FileShareConnection probe = await ConnectAsync(servers[1]);
+        await probe.HashAsync("data.bin", CancellationToken.None);
+
+        // One byte in every piece (whichever pieces it is given, this source serves damage), as a failing disk
+        // would: same length, same write time.
+        string damaged = Path.Join(bad, "data.bin");
+        DateTime written = File.GetLastWriteTimeUtc(damaged);
+        using (var file = new FileStream(damaged, FileMode.Open, FileAccess.ReadWrite))
+        {
+            for (long piece = 0; piece < 9; piece++)
+            {
+                file.Position = (piece * Piece) + 4242;
+                int old = file.ReadByte();
+                file.Position--;
+                file.WriteByte((byte)(old ^ 0x5A));
+            }
+        }
+
+        File.SetLastWriteTimeUtc(damaged, written);
+        var problems = new List<FileShareException>();
+
+        await NewDownloader().DownloadAsync(Request("data.bin", servers, problems), CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("data.bin")));
+        FileShareException dropped = Assert.Single(problems);
+        Assert.Equal((FileShareErrorKind.ContentMismatch, EndpointOf(servers[1].Port)), (dropped.Kind, dropped.Endpoint));
+    }
+
+    [Fact]
     public async Task A_source_rewritten_during_a_download_from_two_servers_is_an_error_never_a_mixed_file()
     {
         string source = Share("moving.bin");
