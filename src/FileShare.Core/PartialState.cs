@@ -72,21 +72,15 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
             sources.Add(reader.ReadString(1024));
         }
 
-        long length = reader.ReadInt64();
-        DateTime lastWrite = reader.ReadUtcTime();
-        byte[] sha256 = reader.ReadBytes(ProtocolConstants.Sha256Length);
-        uint pieceSize = reader.ReadUInt32();
-        uint pieceCount = reader.ReadUInt32();
-        if (length < 0 || pieceSize == 0 || pieceSize > int.MaxValue || pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize)
-            || pieceCount > (uint)(reader.Remaining / ProtocolConstants.Sha256Length))
+        FileDigest digest = Messages.ReadDigest(ref reader);
+        if (digest.PieceCount == 0 && digest.Length > 0)
         {
-            throw new ProtocolException("impossible piece layout");
+            throw new ProtocolException("a partial download needs piece hashes");
         }
 
-        byte[] pieces = reader.ReadBytes((int)pieceCount * ProtocolConstants.Sha256Length);
-        PieceMap held = PieceMap.FromBytes(reader.ReadBytes(PieceMap.ByteLength((int)pieceCount)), (int)pieceCount);
+        PieceMap held = PieceMap.FromBytes(reader.ReadBytes(PieceMap.ByteLength(digest.PieceCount)), digest.PieceCount);
         reader.EnsureEnd();
-        return new PartialState(remotePath, sources, new FileDigest(length, lastWrite, sha256, (int)pieceSize, pieces), held);
+        return new PartialState(remotePath, sources, digest, held);
     }
 
     /// <summary>Replaces the record atomically (write beside, then rename), so a reader never sees half of one.</summary>
@@ -94,7 +88,7 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
     {
         IReadOnlyList<string> sources = Sources.Count > MaxSources ? Sources.Take(MaxSources).ToList() : Sources;
         int size = Magic.Length + 2 + SpanWriter.StringSize(RemotePath) + 2 + sources.Sum(s => SpanWriter.StringSize(s))
-            + 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + Digest.PieceHashes.Length + PieceMap.ByteLength(Held.Count);
+            + Messages.DigestSize(Digest) + PieceMap.ByteLength(Held.Count);
         byte[] bytes = new byte[size];
         var writer = new SpanWriter(bytes);
         writer.WriteBytes(Magic);
@@ -106,12 +100,7 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
             writer.WriteString(source);
         }
 
-        writer.WriteInt64(Digest.Length);
-        writer.WriteInt64(Digest.LastWriteTimeUtc.Ticks);
-        writer.WriteBytes(Digest.Sha256);
-        writer.WriteUInt32((uint)Digest.PieceSize);
-        writer.WriteUInt32((uint)Digest.PieceCount);
-        writer.WriteBytes(Digest.PieceHashes);
+        Messages.WriteDigest(ref writer, Digest);
         Held.WriteTo(bytes.AsSpan(writer.Position));
         string temporary = statePath + ".tmp";
         File.WriteAllBytes(temporary, bytes);

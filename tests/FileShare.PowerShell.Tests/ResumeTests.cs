@@ -53,30 +53,23 @@ public sealed class ResumeTests : IDisposable
         Assert.Equal(["data.bin"], TestFiles.List(_destination));
     }
 
-    [Fact]
-    public void ResumeOff_StartsOver_AndSaysWhy()
+    [Theory]
+    [InlineData("-Resume:$false", false, "starting over, -Resume is off")]
+    [InlineData("", true, "starting over, the source changed since the partial download")]
+    public void AStartOver_FetchesTheWholeFile_AndVerboseSaysWhy(string extra, bool rewriteSource, string why)
     {
         StopMidFile().Dispose();
+        if (rewriteSource)
+        {
+            TestFiles.Write(_share, "data.bin", Length, seed: 12);
+        }
+
         long sentBefore = _server.BytesSent;
 
-        Invocation second = Download("-Resume:$false -Verbose").AssertNoErrors();
+        Invocation second = Download(extra + " -Verbose").AssertNoErrors();
 
         Assert.Equal(Length, _server.BytesSent - sentBefore);
-        Assert.Contains(second.Verbose, v => v.Message.Contains("starting over, -Resume is off"));
-        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "data.bin")), TestFiles.Sha256(Path.Join(_destination, "data.bin")));
-    }
-
-    [Fact]
-    public void ASourceThatChangedSinceTheInterruption_IsFetchedWhole_AndVerboseSaysWhy()
-    {
-        StopMidFile().Dispose();
-        TestFiles.Write(_share, "data.bin", Length, seed: 12);
-        long sentBefore = _server.BytesSent;
-
-        Invocation second = Download("-Verbose").AssertNoErrors();
-
-        Assert.Equal(Length, _server.BytesSent - sentBefore);
-        Assert.Contains(second.Verbose, v => v.Message.Contains("the source changed since the partial download"));
+        Assert.Contains(second.Verbose, v => v.Message.Contains(why));
         Assert.Equal(TestFiles.Sha256(Path.Join(_share, "data.bin")), TestFiles.Sha256(Path.Join(_destination, "data.bin")));
     }
 

@@ -103,21 +103,15 @@ internal sealed class PieceDownload
         {
             while (true)
             {
-                segment = Take(pieces, bytesPerSecond);
+                segment = Take(pieces, bytesPerSecond, out Task? changed);
                 if (segment is null)
                 {
-                    Task changed;
-                    lock (_gate)
+                    if (changed is null)
                     {
-                        if (!AnyInFlightHeldBy(pieces))
-                        {
-                            return;
-                        }
-
-                        changed = _changed.Task;
+                        return;
                     }
 
-                    // Another source holds pieces this one has too; if it fails they come back to the queue.
+                    // Another source is fetching pieces this one holds too; if it fails they come back to the queue.
                     await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
@@ -173,7 +167,7 @@ internal sealed class PieceDownload
             RangeReply reply = await connection.RequestRangeAsync(_remotePath, offset, length, cancellationToken).ConfigureAwait(false);
             if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != _digest.LastWriteTimeUtc || reply.DataLength != length)
             {
-                // Take the promised bytes off the wire is pointless: the connection is dropped with the source.
+                // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.
                 throw FileDownloader.Changed(connection.Endpoint, _remotePath);
             }
 
@@ -194,11 +188,16 @@ internal sealed class PieceDownload
 
     private long PieceLength(int piece) => Math.Min(_digest.PieceSize, _digest.Length - ((long)piece * _digest.PieceSize));
 
-    /// <summary>The next run of missing pieces this source holds, marked in flight; null when there is none now.</summary>
-    private (int First, int Count)? Take(PieceMap? pieces, double bytesPerSecond)
+    /// <summary>
+    /// The next run of missing pieces this source holds, marked in flight. When there is none now but another source
+    /// is fetching pieces this one holds, <paramref name="changed"/> completes when that may have changed; when it is
+    /// null too, this source has nothing left to do.
+    /// </summary>
+    private (int First, int Count)? Take(PieceMap? pieces, double bytesPerSecond, out Task? changed)
     {
         lock (_gate)
         {
+            changed = null;
             int limit = _liveWorkers <= 1 ? int.MaxValue
                 : bytesPerSecond <= 0 ? FirstSegmentPieces
                 : (int)Math.Clamp(bytesPerSecond * SegmentTarget.TotalSeconds / _digest.PieceSize, 1, MaxSegmentPieces);
@@ -219,6 +218,7 @@ internal sealed class PieceDownload
                 return (first, count);
             }
 
+            changed = AnyInFlightHeldBy(pieces) ? _changed.Task : null;
             return null;
         }
     }

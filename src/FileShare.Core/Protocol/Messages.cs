@@ -272,7 +272,7 @@ public static class Messages
     }
 
     public static int HashReplySize(FileDigest digest, bool withPieces = false, PieceMap? held = null) =>
-        2 + 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length + (withPieces ? 1 + (held is null ? 0 : PieceMap.ByteLength(held.Count)) : 0);
+        2 + DigestSize(digest) + (withPieces ? 1 + (held is null ? 0 : PieceMap.ByteLength(held.Count)) : 0);
 
     /// <summary>
     /// Hash reply layout: status, length, last write ticks, SHA-256, piece size, piece count, piece hashes; then, when
@@ -281,12 +281,7 @@ public static class Messages
     public static void WriteHashReply(ref SpanWriter writer, FileDigest digest, bool withPieces = false, PieceMap? held = null)
     {
         writer.WriteUInt16((ushort)StatusCode.Ok);
-        writer.WriteInt64(digest.Length);
-        writer.WriteInt64(digest.LastWriteTimeUtc.Ticks);
-        writer.WriteBytes(digest.Sha256);
-        writer.WriteUInt32((uint)digest.PieceSize);
-        writer.WriteUInt32((uint)digest.PieceCount);
-        writer.WriteBytes(digest.PieceHashes);
+        WriteDigest(ref writer, digest);
         if (withPieces)
         {
             writer.WriteByte(held is null ? (byte)0 : (byte)1);
@@ -311,6 +306,36 @@ public static class Messages
             return null;
         }
 
+        FileDigest digest = ReadDigest(ref reader);
+        if (withPieces && reader.ReadByte() != 0)
+        {
+            if (digest.PieceCount == 0)
+            {
+                throw new ProtocolException("Hash reply has a piece map but no piece hashes.");
+            }
+
+            held = PieceMap.FromBytes(reader.ReadBytes(PieceMap.ByteLength(digest.PieceCount)), digest.PieceCount);
+        }
+
+        reader.EnsureEnd();
+        return digest;
+    }
+
+    public static int DigestSize(FileDigest digest) => 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length;
+
+    /// <summary>Digest layout (hash replies and partial-download records): length, last write ticks, SHA-256, piece size, piece count, piece hashes.</summary>
+    public static void WriteDigest(ref SpanWriter writer, FileDigest digest)
+    {
+        writer.WriteInt64(digest.Length);
+        writer.WriteInt64(digest.LastWriteTimeUtc.Ticks);
+        writer.WriteBytes(digest.Sha256);
+        writer.WriteUInt32((uint)digest.PieceSize);
+        writer.WriteUInt32((uint)digest.PieceCount);
+        writer.WriteBytes(digest.PieceHashes);
+    }
+
+    public static FileDigest ReadDigest(ref SpanReader reader)
+    {
         long length = reader.ReadInt64();
         DateTime lastWrite = reader.ReadUtcTime();
         byte[] sha256 = reader.ReadBytes(ProtocolConstants.Sha256Length);
@@ -320,21 +345,10 @@ public static class Messages
             || pieceCount > (uint)(reader.Remaining / ProtocolConstants.Sha256Length)
             || (pieceCount != 0 && pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize)))
         {
-            throw new ProtocolException("Hash reply has an impossible length or piece layout.");
+            throw new ProtocolException("Digest has an impossible length or piece layout.");
         }
 
         byte[] pieces = reader.ReadBytes((int)pieceCount * ProtocolConstants.Sha256Length);
-        if (withPieces && reader.ReadByte() != 0)
-        {
-            if (pieceCount == 0)
-            {
-                throw new ProtocolException("Hash reply has a piece map but no piece hashes.");
-            }
-
-            held = PieceMap.FromBytes(reader.ReadBytes(PieceMap.ByteLength((int)pieceCount)), (int)pieceCount);
-        }
-
-        reader.EnsureEnd();
         return new FileDigest(length, lastWrite, sha256, (int)pieceSize, pieces);
     }
 }
