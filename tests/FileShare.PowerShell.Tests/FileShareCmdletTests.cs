@@ -38,7 +38,8 @@ public sealed class FileShareCmdletTests : IDisposable
         string partial = Path.Join(_destination, ".large.bin.partial");
         using RunningInvocation download = _session.Begin("param($Port, $Dest) Get-RemoteFile -Name large.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
             new { _server.Port, Dest = _destination });
-        Eventually.True(() => new FileInfo(partial) is { Exists: true, Length: > 0 } || download.IsCompleted, "the partial file is being written");
+        // The server hashes the 1 GiB file first, which on a loaded machine takes a while.
+        Eventually.True(() => new FileInfo(partial) is { Exists: true, Length: > 0 } || download.IsCompleted, "the partial file is being written", TimeSpan.FromSeconds(30));
         Assert.False(download.IsCompleted, "The download finished before it could be stopped; the test file is too small for this machine.");
 
         TimeSpan stopping = Eventually.Within(download.Shell.Stop, TimeSpan.FromSeconds(10), "PowerShell.Stop()");

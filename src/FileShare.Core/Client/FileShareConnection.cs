@@ -71,7 +71,7 @@ public sealed class FileShareConnection : IDisposable
             do
             {
                 // With hashes the server may first hash large files; that is work, not silence.
-                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
+                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, folder, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
                 last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
                 ThrowIfFailed(status, message, folder);
             }
@@ -137,7 +137,7 @@ public sealed class FileShareConnection : IDisposable
             SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
             Messages.WritePathRequest(ref writer, path, withPieces);
             await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
-            Frame frame = await ReadReplyAsync(reply, id, deadline, timeout).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(reply, id, path, deadline, timeout).ConfigureAwait(false);
             T? result = read(frame.Body.Span, out StatusCode status, out string? message);
             ThrowIfFailed(status, message, path);
             return result!;
@@ -161,7 +161,7 @@ public sealed class FileShareConnection : IDisposable
             SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 16);
             Messages.WriteReadRequest(ref writer, path, offset, length);
             await _channel.SendFrameAsync(FrameType.ReadRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
-            Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, deadline).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, path, deadline).ConfigureAwait(false);
             RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
             ThrowIfFailed(status, message, path);
             _pendingRange = reply!.Value.DataLength;
@@ -293,13 +293,13 @@ public sealed class FileShareConnection : IDisposable
         return deadline;
     }
 
-    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, CancellationTokenSource deadline, TimeSpan? timeout = null)
+    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, string path, CancellationTokenSource deadline, TimeSpan? timeout = null)
     {
         deadline.CancelAfter(timeout ?? _options.ReadTimeout);
         Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
         if (frame is null)
         {
-            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection.", Endpoint);
+            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection before answering the request for '{path}'.", Endpoint, path);
         }
 
         if ((frame.Value.Type != expected && frame.Value.Type != FrameType.ErrorReply) || frame.Value.RequestId != requestId)
