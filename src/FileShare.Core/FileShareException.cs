@@ -34,11 +34,15 @@ public enum FileShareErrorKind
 
     /// <summary>TLS could not be set up: the certificate was refused, or the server offers no TLS.</summary>
     TlsFailed,
+
     /// <summary>The server refused a request that broke one of its limits (e.g. a name too long).</summary>
     LimitExceeded,
 
     /// <summary>A listing grew past the client's cap on entries or bytes; the server is broken or hostile.</summary>
     ListingTooLarge,
+
+    /// <summary>No source holds some piece of the file (or a partial copy was asked for a piece it lacks).</summary>
+    PiecesUnavailable,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

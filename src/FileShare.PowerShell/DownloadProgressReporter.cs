@@ -48,13 +48,27 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
                 }
 
                 transfer.ProgressShown = true;
-                cmdlet.WriteProgress(Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, OverallActivityId));
+                ProgressRecord file = Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, OverallActivityId);
+                file.StatusDescription += PerSource(transfer.Progress);
+                cmdlet.WriteProgress(file);
             }
         }
 
         ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, -1);
         overall.StatusDescription = $"{done} of {transfers.Count} files; " + overall.StatusDescription;
         cmdlet.WriteProgress(overall);
+    }
+
+    /// <summary>"; a:5000 12 MiB, b:5000 30 MiB (dropped)" for a download drawing on several sources, else nothing.</summary>
+    internal static string PerSource(Client.TransferProgress progress)
+    {
+        IReadOnlyList<Client.TransferProgress> sources = progress.Sources;
+        if (sources.Count < 2)
+        {
+            return "";
+        }
+
+        return "; " + string.Join(", ", sources.Select(s => $"{s.Endpoint} {Units.Bytes(s.BytesReceived)}{(s.Dropped ? " (dropped)" : "")}"));
     }
 
     public void Complete(IReadOnlyList<Transfer> transfers)

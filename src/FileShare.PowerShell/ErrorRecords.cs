@@ -41,6 +41,7 @@ public static class ErrorRecords
         FileShareErrorKind.TlsFailed => ("TlsHandshakeFailed", ErrorCategory.SecurityError),
         FileShareErrorKind.LimitExceeded => ("ServerLimitExceeded", ErrorCategory.LimitsExceeded),
         FileShareErrorKind.ListingTooLarge => ("ListingTooLarge", ErrorCategory.LimitsExceeded),
+        FileShareErrorKind.PiecesUnavailable => ("PiecesUnavailable", ErrorCategory.ResourceUnavailable),
         _ => ("FileShareError", ErrorCategory.NotSpecified),
     };
 }

@@ -1,3 +1,6 @@
+using FileShare.Protocol;
+using FileShare.Tests.Support;
+
 namespace FileShare.Tests;
 
 public sealed class PartialFileTests
@@ -21,8 +24,34 @@ public sealed class PartialFileTests
     [InlineData("a.partial", false)]
     [InlineData(".a.partial.txt", false)]
     [InlineData(".a.PARTIAL", false)]
+    [InlineData(".a.partial.state", true)]
+    [InlineData(".a.partial.state.tmp", true)]
+    [InlineData("a.partial.state", false)]
+    [InlineData(".a.state", false)]
     public void Only_names_the_downloader_creates_count_as_partial(string name, bool partial)
     {
         Assert.Equal(partial, PartialFile.IsPartialName(name));
+    }
+
+    [Fact]
+    public void A_state_record_survives_a_round_trip_and_a_torn_one_reads_as_none()
+    {
+        using var temp = new TempDirectory();
+        string path = Path.Join(temp.Path, ".x.bin.partial.state");
+        byte[] pieces = new byte[3 * ProtocolConstants.Sha256Length];
+        Random.Shared.NextBytes(pieces);
+        var held = new PieceMap(3);
+        held.Set(1);
+        var digest = new FileDigest((2L * ProtocolConstants.PieceSize) + 5, new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc), new byte[32], ProtocolConstants.PieceSize, pieces);
+
+        new PartialState("sub/x.bin", ["a:5000", "[::1]:5001"], digest, held).Write(path);
+        PartialState back = PartialState.TryRead(path)!;
+
+        Assert.Equal("sub/x.bin", back.RemotePath);
+        Assert.Equal(["a:5000", "[::1]:5001"], back.Sources);
+        Assert.True(back.Describes(digest));
+        Assert.Equal([false, true, false], Enumerable.Range(0, 3).Select(back.Held.Has));
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..40]);
+        Assert.Null(PartialState.TryRead(path));
     }
 }

@@ -66,6 +66,18 @@ public sealed class DownloadProgressReporterTests : IDisposable
         Assert.Single(overall, p => p.RecordType == ProgressRecordType.Completed);
     }
 
+    [Fact]
+    public void FromTwoSources_TheFileRecordShowsTheBytesOfEach()
+    {
+        using var second = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
+
+        IReadOnlyList<ProgressRecord> progress = Download(suffix: $"-Source 127.0.0.1:{second.Port}").Progress;
+
+        ProgressRecord[] file = progress.Where(p => p.ActivityId != OverallActivity && p.RecordType == ProgressRecordType.Processing).ToArray();
+        Assert.Contains(file, p => p.StatusDescription.Contains($"127.0.0.1:{_relay.Port} ") && p.StatusDescription.Contains($"127.0.0.1:{second.Port} "));
+        Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
+    }
+
     [Theory]
     [InlineData("$ProgressPreference = 'SilentlyContinue';", "")]
     [InlineData("", "-ProgressAction SilentlyContinue")]

@@ -213,7 +213,7 @@ public sealed class HostileServerTests : IDisposable
     private static async Task SendListAsync(FrameChannel channel, uint requestId, bool isLast, string[] names, CancellationToken cancellationToken)
     {
         RemoteEntry[] entries = names.Select(n => new RemoteEntry(n, FileLength, DateTime.UtcNow)).ToArray();
-        SpanWriter writer = channel.BeginFrame(Messages.ListReplyPrefix + entries.Sum(Messages.EntrySize));
+        SpanWriter writer = channel.BeginFrame(Messages.ListReplyPrefix + entries.Sum(e => Messages.EntrySize(e)));
         Messages.WriteListReplyPrefix(ref writer, isLast, entries.Length);
         foreach (RemoteEntry entry in entries)
         {

@@ -106,8 +106,10 @@ Describe 'Get-RemoteFile' {
             Test-Path (Join-Path $TestDrive 'escape.txt') | Should -BeFalse
         }
 
-        It 'reports two servers offering the same name into one destination as DestinationConflict' {
-            $other = Start-FileShareServer -Port 0 -Path $share
+        It 'reports two servers offering different files under one name as DestinationConflict, keeping the first' {
+            $otherShare = Join-Path $TestDrive 'other-hello'
+            $null = New-TestFile (Join-Path $otherShare 'hello.txt') -Length 12 -Seed 99
+            $other = Start-FileShareServer -Port 0 -Path $otherShare
             $wanted = @(
                 [pscustomobject]@{ Name = 'hello.txt'; ComputerName = 'localhost'; Port = $job.Port }
                 [pscustomobject]@{ Name = 'hello.txt'; ComputerName = 'localhost'; Port = $other.Port }
@@ -117,7 +119,21 @@ Describe 'Get-RemoteFile' {
 
             $getErrors.Count | Should -Be 1
             $getErrors[0].FullyQualifiedErrorId | Should -BeLike 'DestinationConflict,*'
+            $getErrors[0].Exception.Message | Should -BeLike "*localhost:$($other.Port)*localhost:$($job.Port)*"
             Get-Sha256 (Join-Path $destination 'hello.txt') | Should -Be $hashes['hello.txt']
+        }
+
+        It 'downloads one file offered by two servers once, drawing pieces from both' {
+            $other = Start-FileShareServer -Port 0 -Path $share
+
+            $file = Get-RemoteFileList -Port $job.Port, $other.Port -Name quarter.bin | Get-RemoteFile -Destination $destination -PassThru -ErrorAction Stop
+
+            @($file).Count | Should -Be 1
+            $file.Sha256 | Should -Be $hashes['quarter.bin']
+            Get-Sha256 $file.FullName | Should -Be $hashes['quarter.bin']
+            @($file.Sources).Count | Should -Be 2
+            ($file.Sources | Measure-Object Bytes -Sum).Sum | Should -Be 256MB
+            $null = Wait-Until -Because 'each byte to come from one of the two servers, once' { $job.BytesSent + $other.BytesSent -eq 256MB }
         }
 
         It 'downloads a sparse file larger than 4 GiB with data across the 4 GiB boundary intact' {
@@ -171,7 +187,7 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
             Stop-ServerHost $serverHost
         }
 
-        It 'stops on Ctrl+C in a terminal mid-download: the process ends promptly and leaves neither the file nor a .partial' -Tag Pty {
+        It 'stops on Ctrl+C in a terminal mid-download: the process ends promptly, no file, and the partial file keeps its record' -Tag Pty {
             $script = New-ChildScript -ArgumentList $port, $destination -ScriptBlock {
                 param($Port, $Destination)
                 Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination
@@ -185,11 +201,11 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
             $verdict.seconds_to_exit | Should -BeLessThan 5
             $verdict.output | Should -Not -Match 'download finished'
             Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
-            @(Get-PartialFiles $destination).Count | Should -Be 0
+            Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial.state') | Should -BeTrue -Because 'Ctrl+C keeps the verified pieces for a resume'
         }
 
         It 'leaves no destination file when the client is killed (kill -9) mid-download' {
-            # A killed process cannot clean up: its hidden .big.bin.partial may stay behind (next download overwrites it).
+            # A killed process cannot tidy up: its hidden .big.bin.partial (and record) stay for the next download to resume.
             $partial = Join-Path $destination '.big.bin.partial'
             $client = Start-ChildPwsh -ArgumentList $port, $destination -ScriptBlock {
                 param($Port, $Destination)
@@ -206,13 +222,13 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
     }
 
     Context 'from a server that fails mid-transfer' {
-        It 'reports a server process killed mid-transfer promptly, and leaves no file' {
+        It 'reports a server process killed mid-transfer promptly, leaves no file, and the next run fetches only the missing part' {
             $serverHost = Start-ServerHost -Path $share
             $download = Invoke-InRunspace -ArgumentList $serverHost.Ports[0], $destination -ScriptBlock {
                 param($Port, $Destination)
                 Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination -TimeoutSec 30
             }
-            $null = Wait-Until -TimeoutSec 20 -Because 'the download to start' { Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial') }
+            $null = Wait-Until -TimeoutSec 20 -Because 'the first verified pieces to be recorded' { Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial.state') }
 
             Send-Signal -ProcessId $serverHost.Id -Signal KILL
             $killed = [Diagnostics.Stopwatch]::StartNew()
@@ -223,10 +239,24 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
             $result.Errors[0].FullyQualifiedErrorId | Should -Match '^(IncompleteTransfer|ServerUnreachable),'
             $result.Errors[0].Exception.Message | Should -Match "localhost:$($serverHost.Ports[0])"
             Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
+
+            $restarted = Start-ServerHost -Path $share
+            try {
+                $file = Get-RemoteFile -Name big.bin -Port $restarted.Ports[0] -Destination $destination -PassThru -ErrorAction Stop
+                $log = Get-ServerHostLog $restarted
+            }
+            finally { Stop-ServerHost $restarted }
+
+            $file.BytesResumed | Should -BeGreaterThan 0
+            [long]$sent = 0
+            foreach ($record in $log.Records) { if ($record.Request -eq 'Read') { $sent += [long]$record.Bytes } }
+            $sent | Should -Be (2GB - $file.BytesResumed) -Because 'the restarted server sends only the pieces the first run did not verify'
+            $sourceHash, $downloadedHash = Get-Sha256 (Join-Path $share 'big.bin'), $file.FullName
+            $downloadedHash | Should -Be $sourceHash
             @(Get-PartialFiles $destination).Count | Should -Be 0
         }
 
-        It 'reports a server hung mid-transfer (SIGSTOP) as ServerTimeout within -TimeoutSec, and leaves no file' {
+        It 'reports a server hung mid-transfer (SIGSTOP) as ServerTimeout within -TimeoutSec, and leaves no file but the resumable partial' {
             $serverHost = Start-ServerHost -Path $share
             try {
                 $download = Invoke-InRunspace -ArgumentList $serverHost.Ports[0], $destination -ScriptBlock {
@@ -244,7 +274,7 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
                 $result.Errors[0].FullyQualifiedErrorId | Should -BeLike 'ServerTimeout,*'
                 $result.Errors[0].CategoryInfo.Category | Should -Be OperationTimeout
                 Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
-                @(Get-PartialFiles $destination).Count | Should -Be 0
+                Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial.state') | Should -BeTrue
             }
             finally {
                 Send-Signal -ProcessId $serverHost.Id -Signal CONT

@@ -254,8 +254,16 @@ function Start-ServerHost {
     and returns once it has reported the real ports: an object with Process, Id, Ports (in Path order), Child.
     The host then obeys lines on its stdin: 'log <file>' writes every request record of its servers as JSON to <file>,
     'exit' stops the servers and exits; end of input (the test run went away) exits too.
+    With -Separate, each Path gets a host process of its own, all started at once, and one object per host is returned.
     #>
-    param([Parameter(Mandatory)] [string[]] $Path, [int[]] $Port = @(0) * $Path.Count, [double] $TimeoutSec = 30, [hashtable] $Environment = @{})
+    param([Parameter(Mandatory)] [string[]] $Path, [int[]] $Port = @(0) * $Path.Count, [double] $TimeoutSec = 30, [hashtable] $Environment = @{}, [switch] $Separate)
+    $starting = if ($Separate) { for ($i = 0; $i -lt $Path.Count; $i++) { Start-ServerHostProcess -Path $Path[$i] -Port $Port[$i] -Environment $Environment } }
+    else { Start-ServerHostProcess -Path $Path -Port $Port -Environment $Environment }
+    foreach ($pending in $starting) { Wait-ServerHostReady $pending -TimeoutSec $TimeoutSec }
+}
+
+function Start-ServerHostProcess {
+    param([Parameter(Mandatory)] [string[]] $Path, [Parameter(Mandatory)] [int[]] $Port, [hashtable] $Environment = @{})
     $ready = Join-Path $global:FileShareTestTemp ("host-{0}.json" -f [guid]::NewGuid().ToString('n'))
     $arguments = @(, $Path) + @(, $Port) + @($ready)
     $child = Start-ChildPwsh -ArgumentList $arguments -Environment $Environment -ScriptBlock {
@@ -280,6 +288,12 @@ function Start-ServerHost {
         }
         Stop-FileShareServer -All
     }
+    [pscustomobject]@{ Child = $child; Ready = $ready }
+}
+
+function Wait-ServerHostReady {
+    param([Parameter(Mandatory)] $Starting, [double] $TimeoutSec = 30)
+    $child, $ready = $Starting.Child, $Starting.Ready
     try {
         $null = Wait-Until -TimeoutSec $TimeoutSec -Because "server host $($child.Id) to report its ports" {
             if ($child.Process.HasExited) { throw "The server host exited early ($($child.Process.ExitCode)): $(Get-TaskText $child.StdErr)" }

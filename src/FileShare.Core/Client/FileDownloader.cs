@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using FileShare.Protocol;
@@ -6,15 +7,52 @@ using Microsoft.Win32.SafeHandles;
 namespace FileShare.Client;
 
 /// <summary>One finished download; <see cref="Sha256"/> is the verified content hash when the server offers hashes.</summary>
-public sealed record DownloadResult(string Path, long Length, TimeSpan Duration, string Endpoint, WireProtocol Protocol, string? Sha256 = null, bool Skipped = false);
+public sealed record DownloadResult(string Path, long Length, TimeSpan Duration, string Endpoint, WireProtocol Protocol, string? Sha256 = null, bool Skipped = false)
+{
+    /// <summary>Bytes each source sent for this download (a source that was dropped may appear with what it sent before).</summary>
+    public IReadOnlyList<SourceBytes> Sources { get; init; } = [];
+
+    /// <summary>Bytes a resumed download found verified in its partial file and did not fetch again.</summary>
+    public long BytesResumed { get; init; }
+}
+
+public readonly record struct SourceBytes(string Endpoint, long Bytes);
+
+/// <summary>What to download, from where, and how to tell the caller what happened on the way.</summary>
+public sealed class DownloadRequest
+{
+    public required string RemotePath { get; init; }
+
+    public required string Destination { get; init; }
+
+    /// <summary>Servers that may offer the file; the first one's content is the one wanted.</summary>
+    public required IReadOnlyList<DownloadSource> Sources { get; init; }
+
+    public bool Overwrite { get; init; } = true;
+
+    /// <summary>Continue from a partial file whose state record describes the same source content.</summary>
+    public bool Resume { get; init; } = true;
+
+    public TransferProgress? Progress { get; init; }
+
+    /// <summary>Explanations (why a download resumes or starts over); any thread.</summary>
+    public Action<string>? Notice { get; init; }
+
+    /// <summary>A source that was not used (different content) or was dropped while the others went on; any thread.</summary>
+    public Action<FileShareException>? SourceProblem { get; init; }
+}
 
 /// <summary>
 /// Downloads whole files into a hidden ".partial" beside the destination and renames it into place only when
-/// every promised byte has arrived and matched the server's piece hashes, so the destination never holds a half
-/// or damaged file. Any failure or cancellation removes the partial file.
+/// every piece has arrived and matched the servers' SHA-256 digest, so the destination never holds a half or
+/// damaged file. Pieces come from every source that offers the same content (see <see cref="PieceDownload"/>).
+/// An interrupted download keeps its partial file and a state record of the verified pieces, and the next one
+/// continues from there if the source is still the same; damage or a changed source discards them.
 /// </summary>
 public sealed class FileDownloader(ConnectionPool pool)
 {
+    private static readonly TimeSpan StateSaveInterval = TimeSpan.FromMilliseconds(500);
+
     public FileShareClientOptions Options => pool.Options;
 
     /// <summary>Check every piece against the server's SHA-256 digest (servers that cannot hash are trusted as before).</summary>
@@ -23,60 +61,100 @@ public sealed class FileDownloader(ConnectionPool pool)
     /// <summary>Leave an existing destination alone when its SHA-256 already equals the server's.</summary>
     public bool SkipIdentical { get; init; }
 
-    public async Task<DownloadResult> DownloadAsync(string host, int port, string remotePath, string destinationPath, bool overwrite, TransferProgress? progress, CancellationToken cancellationToken)
+    public Task<DownloadResult> DownloadAsync(string host, int port, string remotePath, string destinationPath, bool overwrite, TransferProgress? progress, CancellationToken cancellationToken) =>
+        DownloadAsync(new DownloadRequest { RemotePath = remotePath, Destination = destinationPath, Sources = [new DownloadSource(host, port)], Overwrite = overwrite, Progress = progress }, cancellationToken);
+
+    public async Task<DownloadResult> DownloadAsync(DownloadRequest request, CancellationToken cancellationToken)
     {
         long started = Stopwatch.GetTimestamp();
-        string endpoint = Endpoint.Format(host, port);
+        DownloadSource primary = request.Sources[0];
+        string remotePath = request.RemotePath;
+        string destinationPath = request.Destination;
         Directory.CreateDirectory(Path.GetDirectoryName(destinationPath)!);
-        if (!overwrite && !SkipIdentical && File.Exists(destinationPath))
+        if (!request.Overwrite && !SkipIdentical && File.Exists(destinationPath))
         {
-            throw DestinationExists(destinationPath, endpoint, remotePath);
+            throw DestinationExists(destinationPath, primary.Endpoint, remotePath);
         }
 
         string partial = PartialFile.PathFor(destinationPath);
-        try
+        if (Options.Protocol == WireProtocol.Seed || pool.IsSeedServer(primary.Host, primary.Port))
         {
-            bool seed = Options.Protocol == WireProtocol.Seed || pool.IsSeedServer(host, port);
-            Fetched fetched = seed
-                ? await FetchFromSeedAsync(host, port, remotePath, partial, progress, cancellationToken).ConfigureAwait(false)
-                : await FetchAsync(host, port, remotePath, destinationPath, partial, overwrite, progress, cancellationToken).ConfigureAwait(false);
-            if (fetched.SpeaksSeedOnly)
-            {
-                seed = true;
-                fetched = await FetchFromSeedAsync(host, port, remotePath, partial, progress, cancellationToken).ConfigureAwait(false);
-            }
-
-            if (fetched.Skipped)
-            {
-                return new DownloadResult(destinationPath, fetched.Length, Stopwatch.GetElapsedTime(started), endpoint, WireProtocol.FileShare, fetched.Digest?.Sha256Hex, Skipped: true);
-            }
-
-            if (fetched.LastWrite is { } time)
-            {
-                File.SetLastWriteTimeUtc(partial, time);
-            }
-
-            try
-            {
-                File.Move(partial, destinationPath, overwrite);
-            }
-            catch (IOException) when (!overwrite && File.Exists(destinationPath))
-            {
-                throw DestinationExists(destinationPath, endpoint, remotePath);
-            }
-
-            return new DownloadResult(destinationPath, fetched.Length, Stopwatch.GetElapsedTime(started), endpoint, seed ? WireProtocol.Seed : WireProtocol.FileShare, fetched.Digest?.Sha256Hex);
+            return await FromSeedServerAsync(request, partial, started, cancellationToken).ConfigureAwait(false);
         }
-        catch
+
+        List<Probe> probes = await ProbeAsync(request, cancellationToken).ConfigureAwait(false);
+        Probe? reference = probes.FirstOrDefault(p => p.Error is null);
+        if (reference is null)
         {
-            PartialFile.TryDelete(partial);
-            throw;
+            Probe first = probes[0];
+            if (first.Error!.Kind == FileShareErrorKind.NotSupportedBySeedServer && Options.Protocol == WireProtocol.Auto)
+            {
+                pool.MarkSeedServer(first.Source.Host, first.Source.Port);
+                return await FromSeedServerAsync(request, partial, started, cancellationToken).ConfigureAwait(false);
+            }
+
+            throw first.Error;
         }
+
+        var group = new List<Probe>();
+        foreach (Probe probe in probes)
+        {
+            if (probe.Error is not null)
+            {
+                request.SourceProblem?.Invoke(probe.Error);
+            }
+            else if (probe == reference || (reference.Digest is not null && probe.Digest is not null && SameContent(probe.Digest, reference.Digest)))
+            {
+                group.Add(probe);
+            }
+            else
+            {
+                request.SourceProblem?.Invoke(new FileShareException(FileShareErrorKind.DestinationConflict,
+                    $"'{remotePath}' from {probe.Source.Endpoint} {(probe.Digest is null || reference.Digest is null ? "cannot be shown to have the same content" : "has different content")} than the copy from {reference.Source.Endpoint} being downloaded; fetch one of them into another -Destination.",
+                    probe.Source.Endpoint, remotePath));
+            }
+        }
+
+        FileDigest? digest = reference.Digest;
+        if (digest is not null && File.Exists(destinationPath))
+        {
+            if (SkipIdentical && await IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
+            {
+                return new DownloadResult(destinationPath, digest.Length, Stopwatch.GetElapsedTime(started), reference.Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex, Skipped: true);
+            }
+
+            if (!request.Overwrite)
+            {
+                throw DestinationExists(destinationPath, reference.Source.Endpoint, remotePath);
+            }
+        }
+
+        TransferProgress progress = request.Progress ?? new TransferProgress();
+        if (digest is null || digest.PieceCount == 0)
+        {
+            // Without piece hashes nothing can be resumed or split: one stream from one server, as before.
+            if (File.Exists(partial))
+            {
+                request.Notice?.Invoke($"'{remotePath}' from {reference.Source.Endpoint} cannot resume: {(digest is null ? "the server offers no hashes" : "the file is too large for piece hashes")}; starting over.");
+            }
+
+            PartialFile.Discard(partial);
+            return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await PiecesAsync(request, group, digest, partial, progress, started, cancellationToken).ConfigureAwait(false);
     }
 
-    private readonly record struct Fetched(long Length, DateTime? LastWrite = null, FileDigest? Digest = null, bool Skipped = false, bool SpeaksSeedOnly = false);
+    private sealed record Probe(DownloadSource Source, FileDigest? Digest, PieceMap? Pieces, FileShareException? Error);
 
-    private async Task<Fetched> FetchAsync(string host, int port, string remotePath, string destinationPath, string partial, bool overwrite, TransferProgress? progress, CancellationToken cancellationToken)
+    /// <summary>Asks every source, at once, for the file's digest and which pieces it holds.</summary>
+    private async Task<List<Probe>> ProbeAsync(DownloadRequest request, CancellationToken cancellationToken)
+    {
+        Task<Probe>[] probes = request.Sources.Select(source => ProbeAsync(source, request.RemotePath, cancellationToken)).ToArray();
+        return [.. await Task.WhenAll(probes).ConfigureAwait(false)];
+    }
+
+    private async Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -84,39 +162,245 @@ public sealed class FileDownloader(ConnectionPool pool)
             bool reused;
             try
             {
-                (connection, reused) = await pool.RentAsync(host, port, cancellationToken).ConfigureAwait(false);
+                (connection, reused) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
             }
-            catch (FileShareException e) when (e.Kind == FileShareErrorKind.NotSupportedBySeedServer && Options.Protocol == WireProtocol.Auto)
+            catch (FileShareException e)
             {
-                pool.MarkSeedServer(host, port);
-                return new Fetched(-1, SpeaksSeedOnly: true);
+                return new Probe(source, null, null, e);
             }
 
-            FileDigest? digest = null;
             try
             {
-                digest = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : null;
-                if (File.Exists(destinationPath))
+                (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
+                pool.Return(connection);
+                return new Probe(source, digest, pieces, null);
+            }
+            catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
+            {
+                // A pooled connection the server has since closed; one fresh attempt tells a stale socket from a dead server.
+                connection.Dispose();
+            }
+            catch (FileShareException e)
+            {
+                pool.Return(connection);
+                return new Probe(source, null, null, e);
+            }
+        }
+    }
+
+    private static bool SameContent(FileDigest a, FileDigest b) =>
+        a.Length == b.Length && a.PieceSize == b.PieceSize && a.Sha256.AsSpan().SequenceEqual(b.Sha256);
+
+    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<Probe> group, FileDigest digest, string partial, TransferProgress progress, long started, CancellationToken cancellationToken)
+    {
+        string remotePath = request.RemotePath;
+        string statePath = PartialState.PathFor(partial);
+        var state = new PartialState(remotePath, group.Select(p => p.Source.Endpoint).ToList(), digest, new PieceMap(digest.PieceCount));
+        bool resuming = await TryResumeAsync(request, digest, partial, state.Held, cancellationToken).ConfigureAwait(false);
+        progress.SetTotal(digest.Length);
+        long resumed = state.Held.HeldCount == 0 ? 0 : Enumerable.Range(0, digest.PieceCount).Where(state.Held.Has).Sum(p => Math.Min(digest.PieceSize, digest.Length - ((long)p * digest.PieceSize)));
+        progress.AddResumed(resumed);
+
+        bool keep = false;
+        PieceDownload? download = null;
+        try
+        {
+            using (SafeFileHandle handle = resuming ? OpenToResume(partial, digest.Length) : OpenPartial(partial, digest.Length))
+            {
+                download = new PieceDownload(pool, remotePath, digest, handle, state.Held, progress);
+                keep = true;
+                using var saving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                Task saver = SaveWhileRunningAsync(download, state, statePath, saving.Token);
+                try
                 {
-                    if (digest is not null && SkipIdentical && await IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
+                    await download.RunAsync(group.Select(p => (p.Source, p.Pieces)).ToList(), cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    saving.Cancel();
+                    await LocalFile.SettleAsync(new ValueTask(saver)).ConfigureAwait(false);
+                }
+            }
+
+            if (!state.Held.IsComplete)
+            {
+                throw await ExplainShortfallAsync(request, group, digest, download, cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach ((DownloadSource source, FileShareException error) in download.Dropped)
+            {
+                request.SourceProblem?.Invoke(error);
+            }
+
+            File.SetLastWriteTimeUtc(partial, digest.LastWriteTimeUtc);
+            MoveIntoPlace(partial, request.Destination, request.Overwrite, group[0].Source.Endpoint, remotePath);
+            PartialFile.TryDelete(statePath);
+            return new DownloadResult(request.Destination, digest.Length, Stopwatch.GetElapsedTime(started), group[0].Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex)
+            {
+                Sources = progress.Sources.Select(s => new SourceBytes(s.Endpoint!, s.BytesReceived)).ToList(),
+                BytesResumed = resumed,
+            };
+        }
+        catch (Exception e)
+        {
+            if (!keep || e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists })
+            {
+                PartialFile.Discard(partial);
+            }
+            else
+            {
+                SaveState(state, statePath);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Marks the pieces of an earlier partial file that still verify, when its record describes the same content;
+    /// otherwise says why the download starts over. Returns whether there is anything to continue from.
+    /// </summary>
+    private static async Task<bool> TryResumeAsync(DownloadRequest request, FileDigest digest, string partial, PieceMap held, CancellationToken cancellationToken)
+    {
+        string statePath = PartialState.PathFor(partial);
+        if (!File.Exists(partial))
+        {
+            PartialFile.TryDelete(statePath);
+            return false;
+        }
+
+        string name = request.RemotePath;
+        PartialState? previous = PartialState.TryRead(statePath);
+        string? reason = !request.Resume ? "-Resume is off"
+            : previous is null ? "its partial file has no state record to resume from"
+            : !previous.Describes(digest) ? $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)"
+            : null;
+        if (reason is not null)
+        {
+            request.Notice?.Invoke($"'{name}': starting over, {reason}.");
+            PartialFile.Discard(partial);
+            return false;
+        }
+
+        // The record may claim pieces whose bytes a crash lost before they reached the disk: check each one.
+        int claimed = 0, kept = 0;
+        await using (var file = new FileStream(partial, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite, bufferSize: 0, FileOptions.Asynchronous))
+        {
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
+            try
+            {
+                for (int piece = 0; piece < digest.PieceCount; piece++)
+                {
+                    if (!previous!.Held.Has(piece))
                     {
-                        pool.Return(connection);
-                        return new Fetched(digest.Length, digest.LastWriteTimeUtc, digest, Skipped: true);
+                        continue;
                     }
 
-                    if (!overwrite)
+                    claimed++;
+                    long offset = (long)piece * digest.PieceSize;
+                    int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
+                    int read = 0;
+                    while (read < length)
                     {
-                        throw DestinationExists(destinationPath, connection.Endpoint, remotePath);
+                        int n = await RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
+                        if (n == 0)
+                        {
+                            break;
+                        }
+
+                        read += n;
+                    }
+
+                    if (read == length && SHA256.HashData(buffer.AsSpan(0, length)).AsSpan().SequenceEqual(digest.PieceHash(piece)))
+                    {
+                        held.Set(piece);
+                        kept++;
                     }
                 }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
 
-                RangeReply reply = await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
+        request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
+        return true;
+    }
+
+    /// <summary>Why pieces are still missing: the only source's own failure, or which byte ranges no source could give.</summary>
+    private async Task<FileShareException> ExplainShortfallAsync(DownloadRequest request, List<Probe> group, FileDigest digest, PieceDownload download, CancellationToken cancellationToken)
+    {
+        List<(DownloadSource Source, FileShareException Error)> dropped = download.Dropped;
+
+        // Every source gave up: a changed source explains the lot; otherwise their common reason, if they share one.
+        if (dropped.Count == group.Count && dropped.FirstOrDefault(d => d.Error.Kind == FileShareErrorKind.RemoteFileChanged).Error is { } changed)
+        {
+            return changed;
+        }
+
+        if (dropped.Count == group.Count && dropped.All(d => d.Error.Kind == dropped[0].Error.Kind))
+        {
+            (DownloadSource source, FileShareException error) = dropped[0];
+            return error.Kind == FileShareErrorKind.ContentMismatch
+                ? await ExplainMismatchAsync(source.Host, source.Port, request.RemotePath, digest, error, cancellationToken).ConfigureAwait(false)
+                : error;
+        }
+
+        foreach ((DownloadSource _, FileShareException error) in dropped)
+        {
+            request.SourceProblem?.Invoke(error);
+        }
+
+        string ranges = PieceMap.DescribeRanges(download.MissingPieces, digest.Length, digest.PieceSize);
+        string sources = string.Join(", ", group.Select(p => p.Source.Endpoint));
+        string why = dropped.Count == 0 ? "" : "; dropped on the way: " + string.Join("; ", dropped.Select(d => d.Error.Message));
+        return new FileShareException(FileShareErrorKind.PiecesUnavailable,
+            $"'{request.RemotePath}': no source has bytes {ranges} of its {digest.Length:N0} (asked {sources}){why}. The verified pieces are kept for a later Get-RemoteFile.",
+            group[0].Source.Endpoint, request.RemotePath);
+    }
+
+    private static async Task SaveWhileRunningAsync(PieceDownload download, PartialState state, string statePath, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(StateSaveInterval, cancellationToken).ConfigureAwait(false);
+            if (download.Dirty)
+            {
+                download.Dirty = false;
+                SaveState(state, statePath);
+            }
+        }
+    }
+
+    private static void SaveState(PartialState state, string statePath)
+    {
+        try
+        {
+            state.Write(statePath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Without a record the partial file is merely not resumable; the download itself goes on.
+        }
+    }
+
+    /// <summary>One stream from one server, for servers without piece hashes; nothing to resume, so a failure discards it.</summary>
+    private async Task<DownloadResult> WholeFileAsync(DownloadSource source, string remotePath, string destinationPath, string partial, bool overwrite, FileDigest? digest, TransferProgress progress, long started, CancellationToken cancellationToken)
+    {
+        try
+        {
+            (FileShareConnection connection, _) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
+            RangeReply reply;
+            try
+            {
+                reply = await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
                 if (digest is not null && (reply.FileLength != digest.Length || reply.LastWriteTimeUtc != digest.LastWriteTimeUtc))
                 {
                     throw Changed(connection.Endpoint, remotePath);
                 }
 
-                progress?.SetTotal(reply.DataLength);
+                progress.SetTotal(reply.DataLength);
                 using PieceVerifier? verifier = digest is null ? null : new PieceVerifier(digest, remotePath, connection.Endpoint);
                 using (SafeFileHandle handle = OpenPartial(partial, reply.DataLength))
                 {
@@ -124,38 +408,97 @@ public sealed class FileDownloader(ConnectionPool pool)
                 }
 
                 verifier?.Complete();
-                pool.Return(connection);
-                return new Fetched(reply.DataLength, reply.LastWriteTimeUtc, digest);
             }
-            catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
-            {
-                // A pooled connection the server has since closed; one fresh attempt tells a stale socket from a dead server.
-                connection.Dispose();
-            }
-            catch (FileShareException e) when (e.Kind == FileShareErrorKind.ContentMismatch && digest is not null)
-            {
-                pool.Return(connection);
-                throw await ExplainMismatchAsync(host, port, remotePath, digest, e, cancellationToken).ConfigureAwait(false);
-            }
-            catch
+            finally
             {
                 // A refusal (not found, path refused) leaves the connection in step; the pool disposes any other.
                 pool.Return(connection);
-                throw;
             }
+
+            File.SetLastWriteTimeUtc(partial, reply.LastWriteTimeUtc);
+            MoveIntoPlace(partial, destinationPath, overwrite, source.Endpoint, remotePath);
+            return new DownloadResult(destinationPath, reply.DataLength, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.FileShare, digest?.Sha256Hex)
+            {
+                Sources = [new SourceBytes(source.Endpoint, reply.DataLength)],
+            };
+        }
+        catch (FileShareException e) when (e.Kind == FileShareErrorKind.ContentMismatch && digest is not null)
+        {
+            PartialFile.Discard(partial);
+            throw await ExplainMismatchAsync(source.Host, source.Port, remotePath, digest, e, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            PartialFile.Discard(partial);
+            throw;
         }
     }
 
-    /// <summary>The digest, or null from a server that does not know the request (it then cannot be verified).</summary>
-    private static async Task<FileDigest?> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
+    private async Task<DownloadResult> FromSeedServerAsync(DownloadRequest request, string partial, long started, CancellationToken cancellationToken)
+    {
+        DownloadSource source = request.Sources[0];
+        foreach (DownloadSource other in request.Sources.Skip(1))
+        {
+            request.SourceProblem?.Invoke(new FileShareException(FileShareErrorKind.DestinationConflict,
+                $"'{request.RemotePath}' from {other.Endpoint} cannot be shown to have the same content as the copy from {source.Endpoint} being downloaded (that server speaks only the original protocol); fetch one of them into another -Destination.",
+                other.Endpoint, request.RemotePath));
+        }
+
+        PartialFile.Discard(partial);
+        try
+        {
+            long length;
+            using (SafeFileHandle handle = OpenPartial(partial, 0))
+            {
+                length = await SeedClient.DownloadAsync(source.Host, source.Port, request.RemotePath, handle, Options, request.Progress, cancellationToken).ConfigureAwait(false);
+            }
+
+            MoveIntoPlace(partial, request.Destination, request.Overwrite, source.Endpoint, request.RemotePath);
+            return new DownloadResult(request.Destination, length, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.Seed)
+            {
+                Sources = [new SourceBytes(source.Endpoint, length)],
+            };
+        }
+        catch
+        {
+            PartialFile.Discard(partial);
+            throw;
+        }
+    }
+
+    private static void MoveIntoPlace(string partial, string destinationPath, bool overwrite, string endpoint, string remotePath)
     {
         try
         {
-            return await connection.HashAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            File.Move(partial, destinationPath, overwrite);
+        }
+        catch (IOException) when (!overwrite && File.Exists(destinationPath))
+        {
+            throw DestinationExists(destinationPath, endpoint, remotePath);
+        }
+    }
+
+    /// <summary>
+    /// The digest and, for a partial copy, the pieces the server holds; a server that predates piece maps is asked
+    /// again for the digest alone, and one that cannot hash gives null (its file then cannot be verified).
+    /// </summary>
+    private static async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await connection.HashWithPiecesAsync(remotePath, cancellationToken).ConfigureAwait(false);
         }
         catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
         {
-            return null;
+        }
+
+        try
+        {
+            return (await connection.HashAsync(remotePath, cancellationToken).ConfigureAwait(false), null);
+        }
+        catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
+        {
+            return default;
         }
     }
 
@@ -193,15 +536,25 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    private async Task<Fetched> FetchFromSeedAsync(string host, int port, string remotePath, string partial, TransferProgress? progress, CancellationToken cancellationToken)
+    private static SafeFileHandle OpenToResume(string partial, long length)
     {
-        using SafeFileHandle handle = OpenPartial(partial, 0);
-        return new Fetched(await SeedClient.DownloadAsync(host, port, remotePath, handle, Options, progress, cancellationToken).ConfigureAwait(false));
+        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Open, FileAccess.ReadWrite, System.IO.FileShare.Read, FileOptions.None);
+        try
+        {
+            RandomAccess.SetLength(handle, length);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
+        return handle;
     }
 
     private static SafeFileHandle OpenPartial(string partial, long length)
     {
-        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.None, FileOptions.None, length);
+        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, length);
         if (OperatingSystem.IsWindows())
         {
             File.SetAttributes(partial, File.GetAttributes(partial) | FileAttributes.Hidden);
@@ -213,6 +566,6 @@ public sealed class FileDownloader(ConnectionPool pool)
     private static FileShareException DestinationExists(string destinationPath, string endpoint, string remotePath) =>
         new(FileShareErrorKind.DestinationExists, $"'{destinationPath}' already exists.", endpoint, remotePath);
 
-    private static FileShareException Changed(string endpoint, string remotePath) =>
+    internal static FileShareException Changed(string endpoint, string remotePath) =>
         new(FileShareErrorKind.RemoteFileChanged, $"'{remotePath}' on {endpoint} changed while it was being downloaded; nothing was kept. Try again once it stops changing.", endpoint, remotePath);
 }

@@ -78,7 +78,7 @@ public sealed class FileShareConnection : IDisposable
             do
             {
                 // With hashes the server may first hash large files; that is work, not silence.
-                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
+                Frame frame = await ReadReplyAsync(FrameType.ListReply, id, folder, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
                 last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
                 ThrowIfFailed(status, message, folder);
                 replyBytes += frame.Body.Length;
@@ -110,25 +110,47 @@ public sealed class FileShareConnection : IDisposable
     public Task<RemoteEntry> StatAsync(string path, CancellationToken cancellationToken) =>
         PathRequestAsync(FrameType.StatRequest, FrameType.StatReply, path, _options.ReadTimeout, Messages.ReadStatReply, cancellationToken);
 
+    /// <summary>
+    /// Stat that also asks which pieces the server holds (<see cref="RemoteEntry.Pieces"/> is null for a whole file)
+    /// and finds partial copies. A server that predates piece maps answers <see cref="FileShareErrorKind.BadRequest"/>.
+    /// </summary>
+    public Task<RemoteEntry> StatWithPiecesAsync(string path, CancellationToken cancellationToken) =>
+        PathRequestAsync(FrameType.StatRequest, FrameType.StatReply, path, _options.ReadTimeout,
+            static (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadStatReply(body, withPieces: true, out status, out message),
+            cancellationToken, withPieces: true);
+
     /// <summary>The server's digest of a file: whole-file and per-piece SHA-256 of its current version.</summary>
     /// <remarks>Hashing a large file for the first time takes the server a while; that is work, not a dead server.</remarks>
     public Task<FileDigest> HashAsync(string path, CancellationToken cancellationToken) =>
         PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout, Messages.ReadHashReply, cancellationToken);
 
+    /// <summary>
+    /// The digest, and for a partial copy the pieces the server holds (null: the whole file). A server that predates
+    /// piece maps answers <see cref="FileShareErrorKind.BadRequest"/>; ask with <see cref="HashAsync"/> then.
+    /// </summary>
+    public async Task<(FileDigest Digest, PieceMap? Held)> HashWithPiecesAsync(string path, CancellationToken cancellationToken)
+    {
+        PieceMap? held = null;
+        FileDigest digest = await PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout,
+            (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadHashReply(body, withPieces: true, out held, out status, out message),
+            cancellationToken, withPieces: true).ConfigureAwait(false);
+        return (digest, held);
+    }
+
     private delegate T? ReplyReader<T>(ReadOnlySpan<byte> body, out StatusCode status, out string? message);
 
     /// <summary>A request whose body is one path, answered by one reply frame.</summary>
-    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken)
+    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken, bool withPieces = false)
         where T : class
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
         try
         {
             uint id = ++_nextRequestId;
-            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path));
-            Messages.WritePathRequest(ref writer, path);
+            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
+            Messages.WritePathRequest(ref writer, path, withPieces);
             await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
-            Frame frame = await ReadReplyAsync(reply, id, deadline, timeout).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(reply, id, path, deadline, timeout).ConfigureAwait(false);
             T? result = read(frame.Body.Span, out StatusCode status, out string? message);
             ThrowIfFailed(status, message, path);
             return result!;
@@ -152,7 +174,7 @@ public sealed class FileShareConnection : IDisposable
             SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 16);
             Messages.WriteReadRequest(ref writer, path, offset, length);
             await _channel.SendFrameAsync(FrameType.ReadRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
-            Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, deadline).ConfigureAwait(false);
+            Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, path, deadline).ConfigureAwait(false);
             RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
             ThrowIfFailed(status, message, path);
             _pendingRange = reply!.Value.DataLength;
@@ -361,13 +383,13 @@ public sealed class FileShareConnection : IDisposable
         return deadline;
     }
 
-    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, CancellationTokenSource deadline, TimeSpan? timeout = null)
+    private async Task<Frame> ReadReplyAsync(FrameType expected, uint requestId, string path, CancellationTokenSource deadline, TimeSpan? timeout = null)
     {
         deadline.CancelAfter(timeout ?? _options.ReadTimeout);
         Frame? frame = await _channel.ReadFrameAsync(deadline.Token).ConfigureAwait(false);
         if (frame is null)
         {
-            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection.", Endpoint);
+            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"{Endpoint} closed the connection before answering the request for '{path}'.", Endpoint, path);
         }
 
         if ((frame.Value.Type != expected && frame.Value.Type != FrameType.ErrorReply) || frame.Value.RequestId != requestId)
@@ -394,6 +416,7 @@ public sealed class FileShareConnection : IDisposable
             StatusCode.UnsupportedVersion => (FileShareErrorKind.UnsupportedVersion, "unsupported protocol version"),
             StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
             StatusCode.LimitExceeded => (FileShareErrorKind.LimitExceeded, "server limit exceeded"),
+            StatusCode.PieceNotAvailable => (FileShareErrorKind.PiecesUnavailable, "piece not held"),
             _ => (FileShareErrorKind.BadRequest, "bad request"),
         };
         string subject = path is null ? Endpoint : $"'{path}' on {Endpoint}";
@@ -404,7 +427,7 @@ public sealed class FileShareConnection : IDisposable
     private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
     {
         // Only a refusal the server sent as a status reply leaves the stream in step for the next request.
-        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded })
+        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded or FileShareErrorKind.PiecesUnavailable })
         {
             _broken = true;
         }

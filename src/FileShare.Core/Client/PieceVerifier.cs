@@ -15,18 +15,29 @@ public sealed class PieceVerifier : IDisposable
     private readonly string _path;
     private readonly string _endpoint;
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly Action<int>? _pieceVerified;
     private long _position;
     private long _pieceFilled;
     private int _piece;
 
     public PieceVerifier(FileDigest digest, string path, string endpoint)
+        : this(digest, path, endpoint, firstPiece: 0, pieceVerified: null)
+    {
+    }
+
+    /// <summary>Checks bytes that start at <paramref name="firstPiece"/>, reporting each piece that matches as it completes.</summary>
+    public PieceVerifier(FileDigest digest, string path, string endpoint, int firstPiece, Action<int>? pieceVerified)
     {
         _digest = digest;
         _path = path;
         _endpoint = endpoint;
+        _piece = firstPiece;
+        _position = (long)firstPiece * digest.PieceSize;
+        _pieceVerified = pieceVerified;
     }
 
-    private bool ByPiece => _digest.PieceCount > 0;
+    /// <summary>Whether a piece hash has been checked; a digest without piece hashes is checked only whole.</summary>
+    public bool ByPiece => _digest.PieceCount > 0;
 
     public void Append(ReadOnlySpan<byte> data)
     {
@@ -82,6 +93,7 @@ public sealed class PieceVerifier : IDisposable
             throw Mismatch($"piece {_piece} (bytes {start:N0}-{_position - 1:N0}) does not match the server's SHA-256");
         }
 
+        _pieceVerified?.Invoke(_piece);
         _piece++;
         _pieceFilled = 0;
     }

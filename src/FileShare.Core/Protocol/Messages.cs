@@ -102,10 +102,15 @@ public static class Messages
         return status;
     }
 
-    /// <summary>Entry layout: name, length, last write ticks, kind, hash length (0 or 32), hash.</summary>
-    public static int EntrySize(RemoteEntry entry) => SpanWriter.StringSize(entry.Name) + 8 + 8 + 1 + 1 + (entry.Sha256?.Length ?? 0);
+    /// <summary>
+    /// Entry layout: name, length, last write ticks, kind, hash length (0 or 32), hash; then, when piece maps were
+    /// asked for, u8 partial (0: the whole file) and for a partial copy u32 piece size, u32 piece count, the map.
+    /// </summary>
+    public static int EntrySize(RemoteEntry entry, bool withPieces = false) =>
+        SpanWriter.StringSize(entry.Name) + 8 + 8 + 1 + 1 + (entry.Sha256?.Length ?? 0)
+        + (withPieces ? 1 + (entry.Pieces is null ? 0 : 8 + PieceMap.ByteLength(entry.Pieces.Held.Count)) : 0);
 
-    public static void WriteEntry(ref SpanWriter writer, RemoteEntry entry)
+    public static void WriteEntry(ref SpanWriter writer, RemoteEntry entry, bool withPieces = false)
     {
         writer.WriteString(entry.Name);
         writer.WriteInt64(entry.Length);
@@ -113,9 +118,22 @@ public static class Messages
         writer.WriteByte((byte)entry.Kind);
         writer.WriteByte((byte)(entry.Sha256?.Length ?? 0));
         writer.WriteBytes(entry.Sha256);
+        if (!withPieces)
+        {
+            return;
+        }
+
+        writer.WriteByte(entry.Pieces is null ? (byte)0 : (byte)1);
+        if (entry.Pieces is { } pieces)
+        {
+            writer.WriteUInt32((uint)pieces.PieceSize);
+            writer.WriteUInt32((uint)pieces.Held.Count);
+            byte[] map = pieces.Held.ToBytes();
+            writer.WriteBytes(map);
+        }
     }
 
-    public static RemoteEntry ReadEntry(ref SpanReader reader)
+    public static RemoteEntry ReadEntry(ref SpanReader reader, bool withPieces = false)
     {
         string name = reader.ReadString();
         long length = reader.ReadInt64();
@@ -128,16 +146,35 @@ public static class Messages
         }
 
         byte[]? hash = hashLength == 0 ? null : reader.ReadBytes(hashLength);
-        return new RemoteEntry(name, length, lastWrite, kind, hash);
+        PieceAvailability? pieces = null;
+        if (withPieces && reader.ReadByte() != 0)
+        {
+            uint pieceSize = reader.ReadUInt32();
+            uint pieceCount = reader.ReadUInt32();
+            if (pieceSize == 0 || pieceSize > int.MaxValue || pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize))
+            {
+                throw new ProtocolException($"Entry '{name}' has an impossible piece map.");
+            }
+
+            pieces = new PieceAvailability((int)pieceSize, PieceMap.FromBytes(reader.ReadBytes(PieceMap.ByteLength((int)pieceCount)), (int)pieceCount));
+        }
+
+        return new RemoteEntry(name, length, lastWrite, kind, hash, pieces);
     }
 
-    /// <summary>List reply layout: status, isLast byte, entry count, entries.</summary>
+    /// <summary>
+    /// List reply layout: status, flags byte (bit 0: last frame; bit 1: entries carry piece maps), entry count,
+    /// entries. A server that predates piece maps sends only 0 or 1, so its entries are read without them.
+    /// </summary>
     public const int ListReplyPrefix = 2 + 1 + 4;
 
-    public static void WriteListReplyPrefix(ref SpanWriter writer, bool isLast, int count)
+    private const byte LastFrame = 1;
+    private const byte EntriesCarryPieces = 2;
+
+    public static void WriteListReplyPrefix(ref SpanWriter writer, bool isLast, int count, bool withPieces = false)
     {
         writer.WriteUInt16((ushort)StatusCode.Ok);
-        writer.WriteByte(isLast ? (byte)1 : (byte)0);
+        writer.WriteByte((byte)((isLast ? LastFrame : 0) | (withPieces ? EntriesCarryPieces : 0)));
         writer.WriteUInt32((uint)count);
     }
 
@@ -150,24 +187,48 @@ public static class Messages
             return true;
         }
 
-        bool isLast = reader.ReadByte() != 0;
+        byte flags = reader.ReadByte();
+        bool isLast = (flags & LastFrame) != 0;
+        bool withPieces = (flags & EntriesCarryPieces) != 0;
         uint count = reader.ReadUInt32();
         for (uint i = 0; i < count; i++)
         {
-            into.Add(ReadEntry(ref reader));
+            into.Add(ReadEntry(ref reader, withPieces));
         }
 
         reader.EnsureEnd();
         return isLast;
     }
 
-    public static void WriteStatReply(ref SpanWriter writer, RemoteEntry entry)
+    /// <summary>Stat and hash requests: the path, then optionally a u8 of <see cref="ListOptions"/> (only WithPieceMaps means anything).</summary>
+    public static void WritePathRequest(ref SpanWriter writer, string path, bool withPieces)
     {
-        writer.WriteUInt16((ushort)StatusCode.Ok);
-        WriteEntry(ref writer, entry);
+        writer.WriteString(path);
+        if (withPieces)
+        {
+            writer.WriteByte((byte)ListOptions.WithPieceMaps);
+        }
     }
 
-    public static RemoteEntry? ReadStatReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message)
+    public static (string Path, bool WithPieces) ReadPathRequestWithOptions(ReadOnlySpan<byte> body)
+    {
+        var reader = new SpanReader(body);
+        string path = reader.ReadString();
+        bool withPieces = reader.Remaining > 0 && ((ListOptions)reader.ReadByte()).HasFlag(ListOptions.WithPieceMaps);
+        reader.EnsureEnd();
+        return (path, withPieces);
+    }
+
+    public static void WriteStatReply(ref SpanWriter writer, RemoteEntry entry, bool withPieces = false)
+    {
+        writer.WriteUInt16((ushort)StatusCode.Ok);
+        WriteEntry(ref writer, entry, withPieces);
+    }
+
+    public static RemoteEntry? ReadStatReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message) =>
+        ReadStatReply(body, withPieces: false, out status, out message);
+
+    public static RemoteEntry? ReadStatReply(ReadOnlySpan<byte> body, bool withPieces, out StatusCode status, out string? message)
     {
         var reader = new SpanReader(body);
         status = ReadStatus(ref reader, out message);
@@ -176,7 +237,7 @@ public static class Messages
             return null;
         }
 
-        RemoteEntry entry = ReadEntry(ref reader);
+        RemoteEntry entry = ReadEntry(ref reader, withPieces);
         reader.EnsureEnd();
         return entry;
     }
@@ -210,12 +271,61 @@ public static class Messages
         return new RangeReply(dataLength, fileLength, lastWrite);
     }
 
-    public static int HashReplySize(FileDigest digest) => 2 + 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length;
+    public static int HashReplySize(FileDigest digest, bool withPieces = false, PieceMap? held = null) =>
+        2 + DigestSize(digest) + (withPieces ? 1 + (held is null ? 0 : PieceMap.ByteLength(held.Count)) : 0);
 
-    /// <summary>Hash reply layout: status, length, last write ticks, SHA-256, piece size, piece count, piece hashes.</summary>
-    public static void WriteHashReply(ref SpanWriter writer, FileDigest digest)
+    /// <summary>
+    /// Hash reply layout: status, length, last write ticks, SHA-256, piece size, piece count, piece hashes; then, when
+    /// the request asked for piece maps, u8 partial (0: whole file) and for a partial copy the map of held pieces.
+    /// </summary>
+    public static void WriteHashReply(ref SpanWriter writer, FileDigest digest, bool withPieces = false, PieceMap? held = null)
     {
         writer.WriteUInt16((ushort)StatusCode.Ok);
+        WriteDigest(ref writer, digest);
+        if (withPieces)
+        {
+            writer.WriteByte(held is null ? (byte)0 : (byte)1);
+            if (held is not null)
+            {
+                writer.WriteBytes(held.ToBytes());
+            }
+        }
+    }
+
+    public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message) =>
+        ReadHashReply(body, withPieces: false, out _, out status, out message);
+
+    /// <summary>As above; <paramref name="held"/> is the piece map of a partial copy, null for a whole file.</summary>
+    public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, bool withPieces, out PieceMap? held, out StatusCode status, out string? message)
+    {
+        held = null;
+        var reader = new SpanReader(body);
+        status = ReadStatus(ref reader, out message);
+        if (status != StatusCode.Ok)
+        {
+            return null;
+        }
+
+        FileDigest digest = ReadDigest(ref reader);
+        if (withPieces && reader.ReadByte() != 0)
+        {
+            if (digest.PieceCount == 0)
+            {
+                throw new ProtocolException("Hash reply has a piece map but no piece hashes.");
+            }
+
+            held = PieceMap.FromBytes(reader.ReadBytes(PieceMap.ByteLength(digest.PieceCount)), digest.PieceCount);
+        }
+
+        reader.EnsureEnd();
+        return digest;
+    }
+
+    public static int DigestSize(FileDigest digest) => 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length;
+
+    /// <summary>Digest layout (hash replies and partial-download records): length, last write ticks, SHA-256, piece size, piece count, piece hashes.</summary>
+    public static void WriteDigest(ref SpanWriter writer, FileDigest digest)
+    {
         writer.WriteInt64(digest.Length);
         writer.WriteInt64(digest.LastWriteTimeUtc.Ticks);
         writer.WriteBytes(digest.Sha256);
@@ -224,15 +334,8 @@ public static class Messages
         writer.WriteBytes(digest.PieceHashes);
     }
 
-    public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message)
+    public static FileDigest ReadDigest(ref SpanReader reader)
     {
-        var reader = new SpanReader(body);
-        status = ReadStatus(ref reader, out message);
-        if (status != StatusCode.Ok)
-        {
-            return null;
-        }
-
         long length = reader.ReadInt64();
         DateTime lastWrite = reader.ReadUtcTime();
         byte[] sha256 = reader.ReadBytes(ProtocolConstants.Sha256Length);
@@ -242,11 +345,10 @@ public static class Messages
             || pieceCount > (uint)(reader.Remaining / ProtocolConstants.Sha256Length)
             || (pieceCount != 0 && pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize)))
         {
-            throw new ProtocolException("Hash reply has an impossible length or piece layout.");
+            throw new ProtocolException("Digest has an impossible length or piece layout.");
         }
 
         byte[] pieces = reader.ReadBytes((int)pieceCount * ProtocolConstants.Sha256Length);
-        reader.EnsureEnd();
         return new FileDigest(length, lastWrite, sha256, (int)pieceSize, pieces);
     }
 }

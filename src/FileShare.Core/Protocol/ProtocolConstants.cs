@@ -83,6 +83,10 @@ public enum StatusCode : ushort
 
     /// <summary>The server speaks only TLS and the client did not ask for it (handshake only).</summary>
     TlsRequired = 11,
+
+    /// <summary>A read asked a partial copy for bytes of pieces it does not hold (yet).</summary>
+    PieceNotAvailable = 12,
+
     /// <summary>The request broke a server limit (e.g. a name longer than the server accepts). Numbered apart from handshake codes.</summary>
     LimitExceeded = 20,
 
@@ -98,6 +102,13 @@ public enum ListOptions : byte
 
     /// <summary>Each entry carries the file's SHA-256 (the server hashes files it has not hashed yet).</summary>
     WithHashes = 2,
+
+    /// <summary>
+    /// Each entry says which pieces the server holds, and partial copies (downloads in progress, seeded ranges) are
+    /// listed too; on a stat request the same bit asks for the same. Servers that predate it ignore it in a list
+    /// (their reply says so: see <see cref="Messages.ReadListReply"/>) and refuse it in a stat.
+    /// </summary>
+    WithPieceMaps = 4,
 }
 
 public enum EntryKind : byte

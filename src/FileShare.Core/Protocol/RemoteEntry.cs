@@ -1,8 +1,14 @@
 namespace FileShare.Protocol;
 
 /// <summary>One file as a server describes it: a '/'-separated path relative to the share root.</summary>
-/// <remarks><see cref="Sha256"/> is present only when the listing asked for hashes.</remarks>
-public sealed record RemoteEntry(string Name, long Length, DateTime LastWriteTimeUtc, EntryKind Kind = EntryKind.File, byte[]? Sha256 = null);
+/// <remarks>
+/// <see cref="Sha256"/> is present only when the listing asked for hashes (or the copy is partial: its record knows).
+/// <see cref="Pieces"/> is null for a whole file; for a partial copy it says which pieces the server holds.
+/// </remarks>
+public sealed record RemoteEntry(string Name, long Length, DateTime LastWriteTimeUtc, EntryKind Kind = EntryKind.File, byte[]? Sha256 = null, PieceAvailability? Pieces = null);
+
+/// <summary>The pieces of <see cref="PieceSize"/> bytes a partial copy holds.</summary>
+public sealed record PieceAvailability(int PieceSize, PieceMap Held);
 
 /// <summary>What the server promises before the raw bytes of a range follow its reply.</summary>
 public readonly record struct RangeReply(long DataLength, long FileLength, DateTime LastWriteTimeUtc);

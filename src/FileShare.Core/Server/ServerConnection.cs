@@ -222,12 +222,12 @@ internal sealed class ServerConnection
                     await ListAsync(channel, frame.RequestId, path, options, started).ConfigureAwait(false);
                     return;
                 case FrameType.StatRequest:
-                    path = Messages.ReadPathRequest(frame.Body.Span);
-                    await StatAsync(channel, frame.RequestId, path, started).ConfigureAwait(false);
+                    (path, bool withPieces) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
+                    await StatAsync(channel, frame.RequestId, path, withPieces, started).ConfigureAwait(false);
                     return;
                 case FrameType.HashRequest:
-                    path = Messages.ReadPathRequest(frame.Body.Span);
-                    await HashAsync(channel, frame.RequestId, path, started).ConfigureAwait(false);
+                    (path, bool hashWithPieces) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
+                    await HashAsync(channel, frame.RequestId, path, hashWithPieces, started).ConfigureAwait(false);
                     return;
                 case FrameType.ReadRequest:
                     (path, long offset, long length) = Messages.ReadReadRequest(frame.Body.Span);
@@ -257,18 +257,20 @@ internal sealed class ServerConnection
         var batch = new List<RemoteEntry>();
         int batchBytes = 0;
         long total = 0;
-        foreach (RemoteEntry listed in ShareListing.Enumerate(_server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive)))
+        bool withPieces = options.HasFlag(ListOptions.WithPieceMaps);
+        foreach (RemoteEntry listed in ShareListing.Enumerate(_server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive), withPieces))
         {
-            RemoteEntry? entry = options.HasFlag(ListOptions.WithHashes) ? await WithHashAsync(listed).ConfigureAwait(false) : listed;
+            // A partial copy's record already carries its hash.
+            RemoteEntry? entry = options.HasFlag(ListOptions.WithHashes) && listed.Pieces is null ? await WithHashAsync(listed).ConfigureAwait(false) : listed;
             if (entry is null)
             {
                 continue;
             }
 
-            int size = Messages.EntrySize(entry);
+            int size = Messages.EntrySize(entry, withPieces);
             if (batchBytes + size > ProtocolConstants.ListChunkTarget && batch.Count > 0)
             {
-                total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: false).ConfigureAwait(false);
+                total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: false, withPieces).ConfigureAwait(false);
                 batch.Clear();
                 batchBytes = 0;
             }
@@ -277,7 +279,7 @@ internal sealed class ServerConnection
             batchBytes += size;
         }
 
-        total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: true).ConfigureAwait(false);
+        total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: true, withPieces).ConfigureAwait(false);
         Log(RequestKind.List, folder, total, started, nameof(StatusCode.Ok));
     }
 
@@ -300,25 +302,32 @@ internal sealed class ServerConnection
         }
     }
 
-    private async Task HashAsync(FrameChannel channel, uint requestId, string path, long started)
+    private async Task HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
     {
         FileDigest digest;
+        PieceMap? held = null;
         using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
         {
-            if (file is null)
+            if (file is null && status == StatusCode.NotFound && FindPartialCopy(path) is { } copy)
+            {
+                (digest, held) = (copy.Digest, copy.State.Held);
+            }
+            else if (file is null)
             {
                 await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, status, reason!, started).ConfigureAwait(false);
                 return;
             }
-
-            try
+            else
             {
-                digest = await _server.Hashes.GetAsync(file.Name, _aborting).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, Classify(e), e.Message, started).ConfigureAwait(false);
-                return;
+                try
+                {
+                    digest = await _server.Hashes.GetAsync(file.Name, _aborting).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, Classify(e), e.Message, started).ConfigureAwait(false);
+                    return;
+                }
             }
         }
 
@@ -328,19 +337,19 @@ internal sealed class ServerConnection
             digest = digest with { PieceHashes = [] };
         }
 
-        SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest));
-        Messages.WriteHashReply(ref writer, digest);
+        SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held));
+        Messages.WriteHashReply(ref writer, digest, withPieces, held);
         await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
         Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
     }
 
-    private async Task<int> SendListBatchAsync(FrameChannel channel, uint requestId, List<RemoteEntry> batch, int batchBytes, bool isLast)
+    private async Task<int> SendListBatchAsync(FrameChannel channel, uint requestId, List<RemoteEntry> batch, int batchBytes, bool isLast, bool withPieces)
     {
         SpanWriter writer = channel.BeginFrame(Messages.ListReplyPrefix + batchBytes);
-        Messages.WriteListReplyPrefix(ref writer, isLast, batch.Count);
+        Messages.WriteListReplyPrefix(ref writer, isLast, batch.Count, withPieces);
         foreach (RemoteEntry entry in batch)
         {
-            Messages.WriteEntry(ref writer, entry);
+            Messages.WriteEntry(ref writer, entry, withPieces);
         }
 
         int length = writer.Position;
@@ -348,37 +357,45 @@ internal sealed class ServerConnection
         return length;
     }
 
-    private async Task StatAsync(FrameChannel channel, uint requestId, string path, long started)
+    private async Task StatAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
     {
         RemoteEntry entry;
         // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
         using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
         {
-            if (file is null)
+            if (file is not null)
+            {
+                entry = new RemoteEntry(path, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle));
+            }
+            else if (withPieces && status == StatusCode.NotFound && FindPartialCopy(path) is { } copy)
+            {
+                entry = copy.Entry(path);
+            }
+            else
             {
                 await RefuseAsync(channel, FrameType.StatReply, requestId, RequestKind.Stat, path, status, reason!, started).ConfigureAwait(false);
                 return;
             }
-
-            entry = new RemoteEntry(path, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle));
         }
 
-        SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry));
-        Messages.WriteStatReply(ref writer, entry);
+        SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry, withPieces));
+        Messages.WriteStatReply(ref writer, entry, withPieces);
         await channel.SendFrameAsync(FrameType.StatReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
         Log(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
     }
 
     private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
     {
-        using FileStream? stream = TryOpenForRead(path, out StatusCode status, out string? reason);
+        FileStream? opened = TryOpenForRead(path, out StatusCode status, out string? reason);
+        PartialCopy? copy = opened is null && status == StatusCode.NotFound ? FindPartialCopy(path) : null;
+        using FileStream? stream = opened ?? copy?.OpenRead(_server.Root);
         if (stream is null)
         {
             await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, status, reason!, started).ConfigureAwait(false);
             return;
         }
 
-        long fileLength = stream.Length;
+        long fileLength = copy?.Digest.Length ?? stream.Length;
         if (offset < 0 || offset > fileLength || length < -1)
         {
             await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, StatusCode.RangeNotSatisfiable, $"Range starting at {offset} does not fit a file of {fileLength} bytes.", started).ConfigureAwait(false);
@@ -386,8 +403,16 @@ internal sealed class ServerConnection
         }
 
         long count = length == -1 ? fileLength - offset : Math.Min(length, fileLength - offset);
+        if (copy is not null && !copy.State.Held.HoldsRange(offset, count, copy.Digest.PieceSize))
+        {
+            await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, StatusCode.PieceNotAvailable,
+                $"This server holds only {copy.State.Held.HeldCount} of {copy.State.Held.Count} pieces of the file; bytes {offset}-{offset + count - 1} are not all here.", started).ConfigureAwait(false);
+            return;
+        }
+
         SpanWriter writer = channel.BeginFrame(32);
-        Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, File.GetLastWriteTimeUtc(stream.SafeFileHandle)));
+        DateTime lastWrite = copy?.Digest.LastWriteTimeUtc ?? File.GetLastWriteTimeUtc(stream.SafeFileHandle);
+        Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, lastWrite));
         await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
 
         long sent = 0;
@@ -495,6 +520,10 @@ internal sealed class ServerConnection
         file = info;
         return true;
     }
+
+    /// <summary>The partial copy offered under <paramref name="path"/> when the share has no whole file of that name.</summary>
+    private PartialCopy? FindPartialCopy(string path) =>
+        path.Length > 0 && SharePath.TryResolve(_server.Root, path, out string fullPath, out _) ? PartialCopy.Find(fullPath) : null;
 
     private FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason)
     {

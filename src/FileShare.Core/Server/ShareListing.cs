@@ -13,7 +13,8 @@ internal static class ShareListing
         ReturnSpecialDirectories = false,
     };
 
-    public static IEnumerable<RemoteEntry> Enumerate(string root, string folder, string prefix, bool recursive)
+    /// <param name="withPartialCopies">Also yield partial copies (see <see cref="PartialCopy"/>) under their final names.</param>
+    public static IEnumerable<RemoteEntry> Enumerate(string root, string folder, string prefix, bool recursive, bool withPartialCopies = false)
     {
         var pending = new Stack<(string Folder, string Prefix)>();
         pending.Push((folder, prefix));
@@ -39,6 +40,11 @@ internal static class ShareListing
                 if (target is FileInfo file && !PartialFile.IsPartialName(child.Name))
                 {
                     yield return new RemoteEntry(name, file.Length, file.LastWriteTimeUtc);
+                }
+                else if (target is FileInfo && withPartialCopies && PartialFile.FinalNameOf(child.Name) is { } finalName
+                    && PartialCopy.Find(Path.Join(current, finalName)) is { } copy)
+                {
+                    yield return copy.Entry(currentPrefix + finalName);
                 }
                 else if (target is DirectoryInfo && recursive)
                 {

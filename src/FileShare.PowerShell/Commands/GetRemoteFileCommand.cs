@@ -6,52 +6,70 @@ namespace FileShare.PowerShell.Commands;
 
 /// <summary>
 /// Downloads files from FileShare servers, several at once, each into a hidden partial file that is renamed into
-/// place only when complete. Binds Name, ComputerName and Port by property name from Get-RemoteFileList.
+/// place only when complete. Binds Name, ComputerName and Port by property name from Get-RemoteFileList; copies of
+/// one name from several servers become one download that draws pieces from all of them.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "RemoteFile")]
+[Cmdlet(VerbsCommon.Get, "RemoteFile", DefaultParameterSetName = DownloadSet)]
 [OutputType(typeof(FileInfo))]
 public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 {
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    private const string DownloadSet = "Download";
+    private const string CleanSet = "CleanPartial";
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(RemoteNameCompleter))]
     public string[] Name { get; set; } = [];
 
-    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
     [ValidateNotNullOrEmpty]
     public string ComputerName { get; set; } = "localhost";
 
-    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
     [ValidateRange(1, 65535)]
     public int Port { get; set; } = 5000;
+
+    /// <summary>More servers ("host:port") that offer the same files; pieces come from all of them at once.</summary>
+    [Parameter(ParameterSetName = DownloadSet)]
+    [ValidateNotNullOrEmpty]
+    public string[] Source { get; set; } = [];
 
     [Parameter(Position = 2)]
     [ValidateNotNullOrEmpty]
     public string Destination { get; set; } = "localStorage";
 
-    [Parameter]
+    [Parameter(ParameterSetName = DownloadSet)]
     [ValidateRange(1, 256)]
     public int ThrottleLimit { get; set; } = 4;
 
-    [Parameter]
+    [Parameter(ParameterSetName = DownloadSet)]
     public SwitchParameter NoClobber { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = DownloadSet)]
     public SwitchParameter PassThru { get; set; }
 
     /// <summary>Download even when the destination already holds a file with the server's SHA-256.</summary>
-    [Parameter]
+    [Parameter(ParameterSetName = DownloadSet)]
     public SwitchParameter Force { get; set; }
+
+    /// <summary>Continue an interrupted download from its verified pieces (on by default; -Resume:$false starts over).</summary>
+    [Parameter(ParameterSetName = DownloadSet)]
+    public SwitchParameter Resume { get; set; } = true;
+
+    /// <summary>Instead of downloading, remove partial downloads under -Destination whose source no longer offers them.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CleanSet)]
+    public SwitchParameter CleanPartial { get; set; }
 
     [Parameter]
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 30;
 
-    [Parameter]
+    [Parameter(ParameterSetName = DownloadSet)]
     public WireProtocol Protocol { get; set; } = WireProtocol.Auto;
 
-    private readonly Dictionary<string, string> _claimed = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, (string Name, List<DownloadSource> Sources)> _wanted = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
     private readonly List<Transfer> _transfers = [];
+    private readonly List<DownloadSource> _extraSources = [];
     private ConnectionPool? _pool;
     private FileDownloader? _downloader;
     private SemaphoreSlim? _throttle;
@@ -65,6 +83,13 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol));
         _downloader = new FileDownloader(_pool) { SkipIdentical = !Force };
         _throttle = new SemaphoreSlim(ThrottleLimit);
+        foreach (string text in Source)
+        {
+            DownloadSource source = DownloadSource.TryParse(text)
+                ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source));
+            _extraSources.Add(source);
+        }
+
         if (DownloadProgressReporter.ShouldReport(this))
         {
             _progress = new DownloadProgressReporter(this);
@@ -73,16 +98,31 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
     protected override void ProcessRecord()
     {
-        foreach (string name in Name)
+        if (CleanPartial)
         {
-            Schedule(name);
+            return;
         }
 
-        DrainPosted();
+        foreach (string name in Name)
+        {
+            Collect(name);
+        }
     }
 
     protected override void EndProcessing()
     {
+        if (CleanPartial)
+        {
+            Await(new PartialCleaner(_pool!, message => Post(() => WriteVerbose(message))).CleanAsync(_destinationRoot, Cancellation));
+            return;
+        }
+
+        // Every copy of a name is known only once the input has ended, so downloads start here.
+        foreach ((string destination, (string name, List<DownloadSource> sources)) in _wanted)
+        {
+            Start(name, destination, sources);
+        }
+
         Task all = Task.WhenAll(_transfers.Select(t => t.Completion));
         PumpUntil(all, _progress is null ? null : () => _progress.Report(_transfers));
         _progress?.Complete(_transfers);
@@ -97,13 +137,12 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             running = _transfers.Select(t => t.Completion).ToArray();
         }
 
-        // Let every cancelled download delete its partial file before the pipeline (or the process) goes away.
+        // Let every cancelled download record its verified pieces before the pipeline (or the process) goes away.
         Task.WhenAll(running).ContinueWith(static _ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(10));
     }
 
-    private void Schedule(string name)
+    private void Collect(string name)
     {
-        string endpoint = $"{ComputerName}:{Port}";
         string destination;
         try
         {
@@ -115,38 +154,60 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             return;
         }
 
-        if (_claimed.TryGetValue(destination, out string? claimedBy))
+        if (!_wanted.TryGetValue(destination, out var wanted))
         {
-            if (claimedBy != endpoint)
-            {
-                WriteFileShareError(new FileShareException(FileShareErrorKind.DestinationConflict,
-                    $"'{name}' from {endpoint} would overwrite the file of the same name from {claimedBy} in this download; fetch one of them into another -Destination.",
-                    endpoint, name), name);
-            }
-            else
-            {
-                WriteVerbose($"'{name}' from {endpoint} is already being downloaded.");
-            }
-
-            return;
+            wanted = (name, []);
+            _wanted[destination] = wanted;
         }
 
-        _claimed[destination] = endpoint;
+        foreach (DownloadSource source in _extraSources.Prepend(new DownloadSource(ComputerName, Port)))
+        {
+            if (!wanted.Sources.Contains(source))
+            {
+                wanted.Sources.Add(source);
+            }
+        }
+    }
+
+    private void Start(string name, string destination, List<DownloadSource> sources)
+    {
+        string endpoint = sources.Count == 1 ? sources[0].Endpoint : $"{sources[0].Endpoint} and {sources.Count - 1} more";
         var transfer = new Transfer(name, endpoint, new TransferProgress());
-        transfer.Completion = RunAsync(transfer, ComputerName, Port, destination);
+        var request = new DownloadRequest
+        {
+            RemotePath = name,
+            Destination = destination,
+            Sources = sources,
+            Overwrite = !NoClobber,
+            Resume = Resume,
+            Progress = transfer.Progress,
+            Notice = message => Post(() => WriteVerbose(message)),
+            SourceProblem = problem => Post(() =>
+            {
+                if (problem.Kind == FileShareErrorKind.DestinationConflict)
+                {
+                    WriteFileShareError(problem, name);
+                }
+                else
+                {
+                    WriteWarning($"{problem.Message} The download went on without {problem.Endpoint}.");
+                }
+            }),
+        };
+        transfer.Completion = RunAsync(transfer, request);
         lock (_transfers)
         {
             _transfers.Add(transfer);
         }
     }
 
-    private async Task RunAsync(Transfer transfer, string host, int port, string destination)
+    private async Task RunAsync(Transfer transfer, DownloadRequest request)
     {
         await _throttle!.WaitAsync(Cancellation).ConfigureAwait(false);
         try
         {
             transfer.Started = true;
-            DownloadResult result = await _downloader!.DownloadAsync(host, port, transfer.Name, destination, overwrite: !NoClobber, transfer.Progress, Cancellation).ConfigureAwait(false);
+            DownloadResult result = await _downloader!.DownloadAsync(request, Cancellation).ConfigureAwait(false);
             Post(() => Completed(result));
         }
         catch (FileShareException e)
@@ -156,7 +217,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Post(() => WriteError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
-                $"Could not write '{destination}' for '{transfer.Name}' from {transfer.Endpoint}: {e.Message}", destination, e)));
+                $"Could not write '{request.Destination}' for '{transfer.Name}' from {transfer.Endpoint}: {e.Message}", request.Destination, e)));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -175,21 +236,32 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         if (result.Skipped)
         {
             WriteVerbose($"Skipped '{result.Path}': it already has the SHA-256 of the file on {result.Endpoint} ({result.Sha256}). Use -Force to download it anyway.");
-            WritePassThru(result.Path);
+            WritePassThru(result);
             return;
         }
 
         double seconds = Math.Max(result.Duration.TotalSeconds, 1e-6);
-        WriteVerbose($"Downloaded '{result.Path}' ({result.Length:N0} bytes) from {result.Endpoint} in {seconds:0.###} s ({result.Length / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol{(result.Sha256 is null ? ", not verified" : ", SHA-256 " + result.Sha256 + " verified")}).");
-        WritePassThru(result.Path);
+        long fetched = result.Length - result.BytesResumed;
+        string sources = result.Sources.Count > 1 ? " from " + string.Join(", ", result.Sources.Select(s => $"{s.Endpoint} ({Units.Bytes(s.Bytes)})")) : $" from {result.Endpoint}";
+        string resumed = result.BytesResumed > 0 ? $", resumed: {Units.Bytes(result.BytesResumed)} were already here" : "";
+        WriteVerbose($"Downloaded '{result.Path}' ({result.Length:N0} bytes){sources} in {seconds:0.###} s ({fetched / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol{(result.Sha256 is null ? ", not verified" : ", SHA-256 " + result.Sha256 + " verified")}{resumed}).");
+        WritePassThru(result);
     }
 
-    private void WritePassThru(string path)
+    private void WritePassThru(DownloadResult result)
     {
-        if (PassThru)
+        if (!PassThru)
         {
-            // Through the provider, so the object carries PSPath and formats like Get-ChildItem's output.
-            WriteObject(InvokeProvider.Item.Get([path], force: true, literalPath: true), enumerateCollection: true);
+            return;
+        }
+
+        // Through the provider, so the object carries PSPath and formats like Get-ChildItem's output.
+        foreach (PSObject file in InvokeProvider.Item.Get([result.Path], force: true, literalPath: true))
+        {
+            file.Properties.Add(new PSNoteProperty("Sha256", result.Sha256));
+            file.Properties.Add(new PSNoteProperty("Sources", result.Sources.Select(s => new PSObject(new { s.Endpoint, s.Bytes })).ToArray()));
+            file.Properties.Add(new PSNoteProperty("BytesResumed", result.BytesResumed));
+            WriteObject(file);
         }
     }
 

@@ -71,7 +71,8 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
     private async Task<IReadOnlyList<RemoteEntry>> ListAsync(string host, int port, FileShareClientOptions options)
     {
         using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, Cancellation).ConfigureAwait(false);
-        ListOptions listing = (Recurse ? ListOptions.Recursive : ListOptions.None) | (Hash ? ListOptions.WithHashes : ListOptions.None);
+        // Piece maps always: partial copies are listed (IsPartial) so Get-RemoteFile can draw pieces from them too.
+        ListOptions listing = ListOptions.WithPieceMaps | (Recurse ? ListOptions.Recursive : ListOptions.None) | (Hash ? ListOptions.WithHashes : ListOptions.None);
         return await connection.ListAsync(Path, listing, Cancellation).ConfigureAwait(false);
     }
 }

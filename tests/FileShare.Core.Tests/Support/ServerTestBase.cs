@@ -36,11 +36,11 @@ public abstract class ServerTestBase : IAsyncLifetime
         Protocol = protocol,
     };
 
-    protected FileShareServer StartServer(int port = 0, int maxConnections = 256, TimeSpan? idleTimeout = null, TimeSpan? handshakeTimeout = null, TimeSpan? sendTimeout = null) =>
+    protected FileShareServer StartServer(int port = 0, int maxConnections = 256, TimeSpan? idleTimeout = null, TimeSpan? handshakeTimeout = null, TimeSpan? sendTimeout = null, string? root = null) =>
         StartServer(new FileShareServerOptions
         {
             Port = port,
-            Root = ShareRoot,
+            Root = root ?? ShareRoot,
             BindAddress = IPAddress.Loopback,
             MaxConnections = maxConnections,
             HandshakeTimeout = handshakeTimeout ?? TimeSpan.FromSeconds(5),

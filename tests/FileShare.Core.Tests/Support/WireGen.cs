@@ -25,7 +25,7 @@ public static class WireGen
         Name.Select(name => Write(SpanWriter.StringSize(name), (ref SpanWriter w) => Messages.WritePathRequest(ref w, name))),
         Gen.Select(Name, Int64, Int64, (name, offset, length) => Write(SpanWriter.StringSize(name) + 16, (ref SpanWriter w) => Messages.WriteReadRequest(ref w, name, offset, length))),
         Gen.Select(Gen.UShort, Name, (status, message) => Write(2 + SpanWriter.StringSize(message), (ref SpanWriter w) => Messages.WriteError(ref w, (StatusCode)status, message))),
-        Gen.Select(Gen.Bool, Entry.Array[0, 8], (last, entries) => Write(Messages.ListReplyPrefix + entries.Sum(Messages.EntrySize), (ref SpanWriter w) =>
+        Gen.Select(Gen.Bool, Entry.Array[0, 8], (last, entries) => Write(Messages.ListReplyPrefix + entries.Sum(e => Messages.EntrySize(e)), (ref SpanWriter w) =>
         {
             Messages.WriteListReplyPrefix(ref w, last, entries.Length);
             foreach (RemoteEntry entry in entries)

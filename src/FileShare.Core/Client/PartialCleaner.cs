@@ -1,0 +1,102 @@
+using FileShare.Protocol;
+
+namespace FileShare.Client;
+
+/// <summary>
+/// Removes partial downloads nobody can finish: those without a state record (nothing to resume from) and those
+/// whose recorded sources all answer that the file is gone or now has other content. A partial file whose sources
+/// cannot be reached is kept, since it may still be resumed once they are back.
+/// </summary>
+public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
+{
+    /// <summary>Cleans <paramref name="root"/> and its subfolders; returns the partial files removed.</summary>
+    public async Task<IReadOnlyList<string>> CleanAsync(string root, CancellationToken cancellationToken)
+    {
+        var removed = new List<string>();
+        if (!Directory.Exists(root))
+        {
+            return removed;
+        }
+
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        foreach (string statePath in Directory.EnumerateFiles(root, "*" + PartialFile.Suffix + PartialState.Suffix, options))
+        {
+            string partial = statePath[..^PartialState.Suffix.Length];
+            if (PartialFile.FinalNameOf(Path.GetFileName(partial)) is not null && !File.Exists(partial))
+            {
+                PartialFile.TryDelete(statePath);
+            }
+        }
+
+        foreach (string partial in Directory.EnumerateFiles(root, "*" + PartialFile.Suffix, options).ToList())
+        {
+            if (PartialFile.FinalNameOf(Path.GetFileName(partial)) is null)
+            {
+                continue;
+            }
+
+            PartialState? state = PartialState.TryRead(PartialState.PathFor(partial));
+            string? why = state is null ? "it has no state record, so it cannot be resumed" : await WhyStaleAsync(state, cancellationToken).ConfigureAwait(false);
+            if (why is null)
+            {
+                continue;
+            }
+
+            PartialFile.Discard(partial);
+            removed.Add(partial);
+            notice($"Removed '{partial}': {why}.");
+        }
+
+        return removed;
+    }
+
+    /// <summary>Why the record's source content is gone, or null when some source still offers it or none could be asked.</summary>
+    private async Task<string?> WhyStaleAsync(PartialState state, CancellationToken cancellationToken)
+    {
+        var answers = new List<string>();
+        foreach (string endpoint in state.Sources)
+        {
+            if (DownloadSource.TryParse(endpoint) is not { } source)
+            {
+                continue;
+            }
+
+            FileShareConnection? connection = null;
+            try
+            {
+                (connection, _) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
+                FileDigest digest = await connection.HashAsync(state.RemotePath, cancellationToken).ConfigureAwait(false);
+                if (digest.Length == state.Digest.Length && digest.Sha256.AsSpan().SequenceEqual(state.Digest.Sha256))
+                {
+                    notice($"Kept the partial download of '{state.RemotePath}': {source.Endpoint} still offers the same content.");
+                    return null;
+                }
+
+                answers.Add($"{source.Endpoint} now has other content (SHA-256 {digest.Sha256Hex})");
+            }
+            catch (FileShareException e) when (e.Kind is FileShareErrorKind.NotFound or FileShareErrorKind.NotAFile or FileShareErrorKind.PathRefused)
+            {
+                answers.Add($"{source.Endpoint} no longer has it");
+            }
+            catch (FileShareException e)
+            {
+                notice($"Could not ask {source.Endpoint} about '{state.RemotePath}': {e.Message}");
+            }
+            finally
+            {
+                if (connection is not null)
+                {
+                    pool.Return(connection);
+                }
+            }
+        }
+
+        if (answers.Count == 0)
+        {
+            notice($"Kept the partial download of '{state.RemotePath}': none of its sources ({string.Join(", ", state.Sources)}) could be asked.");
+            return null;
+        }
+
+        return string.Join("; ", answers);
+    }
+}

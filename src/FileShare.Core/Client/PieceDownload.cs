@@ -1,0 +1,274 @@
+using System.Diagnostics;
+using FileShare.Protocol;
+using Microsoft.Win32.SafeHandles;
+
+namespace FileShare.Client;
+
+/// <summary>A server that offers the file: where it is and which pieces it holds (null: all of them).</summary>
+public sealed record DownloadSource(string Host, int Port)
+{
+    public string Endpoint => Client.Endpoint.Format(Host, Port);
+
+    /// <summary>Reads "host:port" or "[IPv6 address]:port"; null for anything else (a bare IPv6 address is ambiguous).</summary>
+    public static DownloadSource? TryParse(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
+        {
+            return null;
+        }
+
+        string host = text[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']'))
+        {
+            host = host[1..^1];
+        }
+        else if (host.Contains(':'))
+        {
+            return null;
+        }
+
+        return host.Length == 0 ? null : new DownloadSource(host, port);
+    }
+
+    public override string ToString() => Endpoint;
+}
+
+/// <summary>
+/// Fetches the missing pieces of one file from every source at once. Each source has one connection and takes
+/// piece-aligned segments from a shared queue: with one source the whole missing run in one read (the fast path),
+/// with several about a second of its measured rate, so faster sources take more. Every piece is checked against
+/// the digest as it lands and only then counts. A source that fails, stalls past the read timeout or sends a bad
+/// piece is dropped; its unfinished pieces go back to the queue for the others.
+/// </summary>
+internal sealed class PieceDownload
+{
+    private const byte Missing = 0;
+    private const byte InFlight = 1;
+    private const byte Done = 2;
+    private const int FirstSegmentPieces = 2;
+    private const int MaxSegmentPieces = 16;
+    private static readonly TimeSpan SegmentTarget = TimeSpan.FromSeconds(1);
+
+    private readonly ConnectionPool _pool;
+    private readonly string _remotePath;
+    private readonly FileDigest _digest;
+    private readonly SafeFileHandle _target;
+    private readonly PieceMap _held;
+    private readonly TransferProgress _progress;
+    private readonly byte[] _state;
+    private readonly object _gate = new();
+    private TaskCompletionSource _changed = NewSignal();
+    private int _liveWorkers;
+
+    public PieceDownload(ConnectionPool pool, string remotePath, FileDigest digest, SafeFileHandle target, PieceMap held, TransferProgress progress)
+    {
+        _pool = pool;
+        _remotePath = remotePath;
+        _digest = digest;
+        _target = target;
+        _held = held;
+        _progress = progress;
+        _state = new byte[digest.PieceCount];
+        for (int piece = 0; piece < _state.Length; piece++)
+        {
+            _state[piece] = held.Has(piece) ? Done : Missing;
+        }
+    }
+
+    /// <summary>Pieces verified since the state record was last written.</summary>
+    public volatile bool Dirty;
+
+    /// <summary>Why each dropped source was dropped, in the order it happened.</summary>
+    public List<(DownloadSource Source, FileShareException Error)> Dropped { get; } = [];
+
+    public IEnumerable<int> MissingPieces => Enumerable.Range(0, _state.Length).Where(p => !_held.Has(p));
+
+    /// <summary>Runs until every piece is verified or no live source holds a missing one; cancellation throws.</summary>
+    public async Task RunAsync(IReadOnlyList<(DownloadSource Source, PieceMap? Pieces)> sources, CancellationToken cancellationToken)
+    {
+        _liveWorkers = sources.Count;
+        Task[] workers = sources.Select(s => Task.Run(() => WorkAsync(s.Source, s.Pieces, cancellationToken), cancellationToken)).ToArray();
+        await Task.WhenAll(workers).ConfigureAwait(false);
+    }
+
+    private async Task WorkAsync(DownloadSource source, PieceMap? pieces, CancellationToken cancellationToken)
+    {
+        TransferProgress counter = _progress.AddSource(source.Endpoint);
+        FileShareConnection? connection = null;
+        var clock = new Stopwatch();
+        double bytesPerSecond = 0;
+        (int First, int Count)? segment = null;
+        try
+        {
+            while (true)
+            {
+                segment = Take(pieces, bytesPerSecond, out Task? changed);
+                if (segment is null)
+                {
+                    if (changed is null)
+                    {
+                        return;
+                    }
+
+                    // Another source is fetching pieces this one holds too; if it fails they come back to the queue.
+                    await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                connection ??= (await _pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
+                clock.Restart();
+                long before = counter.BytesReceived;
+                await FetchSegmentAsync(connection, segment.Value, counter, cancellationToken).ConfigureAwait(false);
+                Release(segment.Value);
+                segment = null;
+                bytesPerSecond = (counter.BytesReceived - before) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
+            }
+        }
+        catch (FileShareException e)
+        {
+            counter.MarkDropped();
+            lock (_gate)
+            {
+                Dropped.Add((source, e));
+            }
+
+            connection?.Dispose();
+            connection = null;
+        }
+        finally
+        {
+            if (segment is { } unfinished)
+            {
+                Release(unfinished);
+            }
+
+            if (connection is not null)
+            {
+                _pool.Return(connection);
+            }
+
+            lock (_gate)
+            {
+                _liveWorkers--;
+                Pulse();
+            }
+        }
+    }
+
+    private async Task FetchSegmentAsync(FileShareConnection connection, (int First, int Count) segment, TransferProgress counter, CancellationToken cancellationToken)
+    {
+        long offset = (long)segment.First * _digest.PieceSize;
+        long length = Math.Min(_digest.Length, (long)(segment.First + segment.Count) * _digest.PieceSize) - offset;
+        long received = counter.BytesReceived;
+        long verified = 0;
+        try
+        {
+            RangeReply reply = await connection.RequestRangeAsync(_remotePath, offset, length, cancellationToken).ConfigureAwait(false);
+            if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != _digest.LastWriteTimeUtc || reply.DataLength != length)
+            {
+                // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.
+                throw FileDownloader.Changed(connection.Endpoint, _remotePath);
+            }
+
+            using var verifier = new PieceVerifier(_digest, _remotePath, connection.Endpoint, segment.First, piece =>
+            {
+                Interlocked.Add(ref verified, PieceLength(piece));
+                MarkDone(piece);
+            });
+            await connection.ReceiveRangeAsync(_remotePath, _target, offset, counter, verifier, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Bytes of pieces that never verified will be fetched again; the overall count must not run ahead.
+            _progress.Subtract(counter.BytesReceived - received - Interlocked.Read(ref verified));
+            throw;
+        }
+    }
+
+    private long PieceLength(int piece) => Math.Min(_digest.PieceSize, _digest.Length - ((long)piece * _digest.PieceSize));
+
+    /// <summary>
+    /// The next run of missing pieces this source holds, marked in flight. When there is none now but another source
+    /// is fetching pieces this one holds, <paramref name="changed"/> completes when that may have changed; when it is
+    /// null too, this source has nothing left to do.
+    /// </summary>
+    private (int First, int Count)? Take(PieceMap? pieces, double bytesPerSecond, out Task? changed)
+    {
+        lock (_gate)
+        {
+            changed = null;
+            int limit = _liveWorkers <= 1 ? int.MaxValue
+                : bytesPerSecond <= 0 ? FirstSegmentPieces
+                : (int)Math.Clamp(bytesPerSecond * SegmentTarget.TotalSeconds / _digest.PieceSize, 1, MaxSegmentPieces);
+            for (int first = 0; first < _state.Length; first++)
+            {
+                if (_state[first] != Missing || !(pieces?.Has(first) ?? true))
+                {
+                    continue;
+                }
+
+                int count = 0;
+                while (first + count < _state.Length && count < limit && _state[first + count] == Missing && (pieces?.Has(first + count) ?? true))
+                {
+                    _state[first + count] = InFlight;
+                    count++;
+                }
+
+                return (first, count);
+            }
+
+            changed = AnyInFlightHeldBy(pieces) ? _changed.Task : null;
+            return null;
+        }
+    }
+
+    private bool AnyInFlightHeldBy(PieceMap? pieces)
+    {
+        for (int piece = 0; piece < _state.Length; piece++)
+        {
+            if (_state[piece] == InFlight && (pieces?.Has(piece) ?? true))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void MarkDone(int piece)
+    {
+        lock (_gate)
+        {
+            _state[piece] = Done;
+        }
+
+        _held.Set(piece);
+        Dirty = true;
+    }
+
+    /// <summary>Pieces of a finished or failed segment that did not verify go back to the queue.</summary>
+    private void Release((int First, int Count) segment)
+    {
+        lock (_gate)
+        {
+            for (int piece = segment.First; piece < segment.First + segment.Count; piece++)
+            {
+                if (_state[piece] == InFlight)
+                {
+                    _state[piece] = Missing;
+                }
+            }
+
+            Pulse();
+        }
+    }
+
+    private void Pulse()
+    {
+        _changed.TrySetResult();
+        _changed = NewSignal();
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

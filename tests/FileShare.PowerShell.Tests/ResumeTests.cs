@@ -1,0 +1,128 @@
+using System.Management.Automation;
+using FileShare.PowerShell.Jobs;
+using FileShare.PowerShell.Tests.Support;
+
+namespace FileShare.PowerShell.Tests;
+
+/// <summary>
+/// Get-RemoteFile stopped mid-file (PowerShell.Stop, as Ctrl+C does) keeps its verified pieces, and the next run
+/// fetches only the rest: the server's own byte count proves it. A relay paces the first run so "mid-file" is real.
+/// </summary>
+public sealed class ResumeTests : IDisposable
+{
+    private const int Length = 40 << 20;
+    private const long RelayBytesPerSecond = 12L << 20;
+    private readonly TempDirectory _temp = new();
+    private readonly PowerShellSession _session;
+    private readonly string _share;
+    private readonly string _destination;
+    private readonly FileShareServerJob _server;
+
+    public ResumeTests()
+    {
+        _session = new PowerShellSession(_temp.Path);
+        _share = _temp.Folder("share");
+        _destination = _temp.Join("dest");
+        TestFiles.Write(_share, "data.bin", Length, seed: 11);
+        _server = _session.StartServer(_share);
+
+        // Hashed now, so the relay's pacing (counted from connection time) is not spent waiting for the first hash.
+        _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Hash", new { _server.Port }).AssertNoErrors();
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public void StoppedMidFile_TheNextRunFetchesOnlyTheMissingPieces_AndTheFileIsIntact()
+    {
+        StopMidFile().Dispose();
+        long sentBefore = _server.BytesSent;
+
+        Invocation second = Download("-PassThru -Verbose").AssertNoErrors();
+
+        PSObject file = Assert.Single(second.Output);
+        long resumed = (long)file.Properties["BytesResumed"].Value;
+        Assert.InRange(resumed, 4L << 20, Length - 1);
+        Assert.Equal(Length - resumed, _server.BytesSent - sentBefore);
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "data.bin")), TestFiles.Sha256(Path.Join(_destination, "data.bin")));
+        Assert.Contains(second.Verbose, v => v.Message.Contains("'data.bin': resuming with"));
+        Assert.Equal(["data.bin"], TestFiles.List(_destination));
+    }
+
+    [Theory]
+    [InlineData("-Resume:$false", false, "starting over, -Resume is off")]
+    [InlineData("", true, "starting over, the source changed since the partial download")]
+    public void AStartOver_FetchesTheWholeFile_AndVerboseSaysWhy(string extra, bool rewriteSource, string why)
+    {
+        StopMidFile().Dispose();
+        if (rewriteSource)
+        {
+            TestFiles.Write(_share, "data.bin", Length, seed: 12);
+        }
+
+        long sentBefore = _server.BytesSent;
+
+        Invocation second = Download(extra + " -Verbose").AssertNoErrors();
+
+        Assert.Equal(Length, _server.BytesSent - sentBefore);
+        Assert.Contains(second.Verbose, v => v.Message.Contains(why));
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "data.bin")), TestFiles.Sha256(Path.Join(_destination, "data.bin")));
+    }
+
+    [Fact]
+    public void CleanPartial_RemovesAPartialWhoseSourceIsGone_AndKeepsOneStillOffered()
+    {
+        // The partial file records the relay as its source, so the relay stays up for the source to be asked.
+        using ThrottledRelay source = StopMidFile();
+        Invocation kept = CleanPartial();
+        Assert.Equal([".data.bin.partial", ".data.bin.partial.state"], TestFiles.List(_destination));
+        Assert.Contains(kept.Verbose, v => v.Message.Contains("still offers the same content"));
+
+        File.Delete(Path.Join(_share, "data.bin"));
+        Invocation cleaned = CleanPartial();
+
+        Assert.Empty(TestFiles.List(_destination));
+        Assert.Contains(cleaned.Verbose, v => v.Message.Contains("no longer has it"));
+    }
+
+    [Fact]
+    public void CleanPartial_KeepsAPartialWhoseSourceCannotBeReached()
+    {
+        StopMidFile().Dispose();
+
+        Invocation result = CleanPartial();
+
+        Assert.Equal([".data.bin.partial", ".data.bin.partial.state"], TestFiles.List(_destination));
+        Assert.Contains(result.Verbose, v => v.Message.Contains("none of its sources"));
+    }
+
+    private Invocation CleanPartial() =>
+        _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest -Verbose", new { Dest = _destination }).AssertNoErrors();
+
+    /// <summary>
+    /// Starts a download paced by a relay, stops it once some pieces are verified and recorded, and waits for the
+    /// server to let go. Returns the relay (the partial file's recorded source), which the caller disposes.
+    /// </summary>
+    private ThrottledRelay StopMidFile()
+    {
+        var relay = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
+        using RunningInvocation download = _session.Begin("param($Port, $Dest) Get-RemoteFile -Name data.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { relay.Port, Dest = _destination });
+        Eventually.True(() => File.Exists(Path.Join(_destination, ".data.bin.partial.state")) || download.IsCompleted, "the first verified pieces are recorded");
+        Assert.False(download.IsCompleted, "The download finished before it could be stopped.");
+
+        Eventually.Within(download.Shell.Stop, TimeSpan.FromSeconds(10), "PowerShell.Stop()");
+
+        Assert.Equal([".data.bin.partial", ".data.bin.partial.state"], TestFiles.List(_destination));
+        Eventually.True(() => _server.ActiveConnections == 0, "the server has closed the stopped download's connection");
+        return relay;
+    }
+
+    private Invocation Download(string extra) =>
+        _session.Run($"param($Port, $Dest) Get-RemoteFile -Name data.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest {extra}",
+            new { _server.Port, Dest = _destination });
+}
