@@ -12,7 +12,8 @@ public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemo
 /// </summary>
 public sealed class FrameChannel : IDisposable
 {
-    private const int InitialBuffer = 4096;
+    // Requests and most replies are a few hundred bytes; a list batch grows the buffer when it needs to.
+    private const int InitialBuffer = 1024;
     private readonly Stream _stream;
     private readonly int _maxBody;
     private byte[] _receive;
