@@ -12,8 +12,8 @@ public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemo
 /// </summary>
 public sealed class FrameChannel : IDisposable
 {
-    // Requests and most replies are a few hundred bytes; a list batch grows the buffer when it needs to.
-    private const int InitialBuffer = 1024;
+    // Requests and most replies (a hash reply up to 10 pieces) fit; a list batch grows the buffer once it needs to.
+    private const int InitialBuffer = 512;
     private readonly Stream _stream;
     private readonly int _maxBody;
     private byte[] _receive;

@@ -486,13 +486,14 @@ internal sealed class ServerConnection
             return false;
         }
 
-        if (path.Length == 0 || Directory.Exists(fullPath))
+        // One stat for the usual case, a file; a folder (FileInfo.Exists is false for one) costs a second.
+        var info = new FileInfo(fullPath);
+        if (path.Length == 0 || (!info.Exists && Directory.Exists(fullPath)))
         {
             (status, reason) = (StatusCode.NotAFile, "not a file");
             return false;
         }
 
-        var info = new FileInfo(fullPath);
         if (!info.Exists || PartialFile.IsPartialName(info.Name))
         {
             (status, reason) = (StatusCode.NotFound, "no such file");
