@@ -92,6 +92,8 @@ internal sealed class FileHashCache
                 long next = offset + read;
                 if (next < length)
                 {
+                    // A file that fit one buffer needs a second only if the kernel returned it in parts.
+                    reading = reading.Length > 0 ? reading : s_buffers.Rent(hashing.Length);
                     pendingRead = ReadAsync(file, reading, next, length);
                 }
 
