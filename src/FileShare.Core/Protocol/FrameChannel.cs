@@ -12,7 +12,8 @@ public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemo
 /// </summary>
 public sealed class FrameChannel : IDisposable
 {
-    private const int InitialBuffer = 4096;
+    // Requests and most replies (a hash reply up to 10 pieces) fit; a list batch grows the buffer once it needs to.
+    private const int InitialBuffer = 512;
     private readonly Stream _stream;
     private readonly int _maxBody;
     private byte[] _receive;

@@ -134,7 +134,7 @@ internal sealed class RangeSender : IDisposable
 /// <summary>
 /// Times the chunks of one range: each must be taken within the stall timeout and without the client falling behind
 /// the minimum data rate; the next chunk is sized to take about a second at the pace the client has shown, growing
-/// from 64 KiB by doubling.
+/// from 64 KiB at most fourfold per chunk, so a fast client reaches the largest chunk on the fourth.
 /// </summary>
 internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate, CancellationTokenSource deadline)
 {
@@ -171,7 +171,8 @@ internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate, Cancell
     public void End(int bytes)
     {
         double seconds = Math.Max(Stopwatch.GetElapsedTime(_chunkStarted).TotalSeconds, 0.001);
-        // At most double: a first chunk swallowed by socket buffers says nothing yet about the client's pace.
-        _nextChunk = Math.Clamp(Math.Min(2L * bytes, (long)(bytes / seconds)), MinChunk, int.MaxValue);
+        // At most fourfold: a first chunk swallowed by socket buffers says nothing yet about the client's pace, and a
+        // client too slow for the next one (1 MiB at most while the buffers still swallow) falls back to 64 KiB after it.
+        _nextChunk = Math.Clamp(Math.Min(4L * bytes, (long)(bytes / seconds)), MinChunk, int.MaxValue);
     }
 }

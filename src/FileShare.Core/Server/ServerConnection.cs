@@ -74,27 +74,25 @@ internal sealed class ServerConnection
         using CancellationTokenRegistration abort = _aborting.UnsafeRegister(static s => ((Socket)s!).Dispose(), _socket);
         _socket.NoDelay = true;
         using var stream = new NetworkStream(_socket, ownsSocket: true);
-        byte[] first = ArrayPool<byte>.Shared.Rent(SeedMaxName);
+        byte[] dialect = new byte[1];
         long connected = Stopwatch.GetTimestamp();
         using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         try
         {
             handshake.CancelAfter(Options.HandshakeTimeout);
-            int peeked = await _socket.ReceiveAsync(first.AsMemory(0, SeedMaxName), SocketFlags.Peek, handshake.Token).ConfigureAwait(false);
+            int peeked = await _socket.ReceiveAsync(dialect, SocketFlags.Peek, handshake.Token).ConfigureAwait(false);
             if (peeked == 0)
             {
                 return;
             }
 
-            if (first[0] == 0)
+            if (dialect[0] == 0)
             {
                 await ServeFileShareAsync(stream, handshake).ConfigureAwait(false);
             }
             else
             {
-                int taken = await _socket.ReceiveAsync(first.AsMemory(0, peeked), SocketFlags.None, handshake.Token).ConfigureAwait(false);
-                _handshakeDone = true;
-                await ServeSeedAsync(stream, first.AsMemory(0, taken)).ConfigureAwait(false);
+                await ServeSeedAsync(stream, handshake.Token).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (!_handshakeDone && handshake.IsCancellationRequested && !_stopping.IsCancellationRequested)
@@ -105,10 +103,6 @@ internal sealed class ServerConnection
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or ProtocolException or TransferAbortedException)
         {
             // The peer went away, timed out, broke the protocol, or the server is stopping: the connection just ends.
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(first);
         }
     }
 
@@ -430,10 +424,23 @@ internal sealed class ServerConnection
         Log(RequestKind.Read, path, sent, started, nameof(StatusCode.Ok));
     }
 
-    private async Task ServeSeedAsync(NetworkStream stream, ReadOnlyMemory<byte> request)
+    private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)
     {
         long started = Stopwatch.GetTimestamp();
-        string name = Encoding.UTF8.GetString(request.Span);
+        string name;
+        // Rented only for the name: a FileShare connection holds no buffer while it waits between requests.
+        byte[] request = ArrayPool<byte>.Shared.Rent(SeedMaxName);
+        try
+        {
+            int taken = await _socket.ReceiveAsync(request.AsMemory(0, SeedMaxName), SocketFlags.None, handshakeToken).ConfigureAwait(false);
+            name = Encoding.UTF8.GetString(request, 0, taken);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(request);
+        }
+
+        _handshakeDone = true;
         if (_busy)
         {
             await stream.WriteAsync(SeedServerError, _aborting).ConfigureAwait(false);
@@ -504,13 +511,14 @@ internal sealed class ServerConnection
             return false;
         }
 
-        if (path.Length == 0 || Directory.Exists(fullPath))
+        // One stat for the usual case, a file; a folder (FileInfo.Exists is false for one) costs a second.
+        var info = new FileInfo(fullPath);
+        if (path.Length == 0 || (!info.Exists && Directory.Exists(fullPath)))
         {
             (status, reason) = (StatusCode.NotAFile, "not a file");
             return false;
         }
 
-        var info = new FileInfo(fullPath);
         if (!info.Exists || PartialFile.IsPartialName(info.Name))
         {
             (status, reason) = (StatusCode.NotFound, "no such file");
