@@ -4,11 +4,16 @@ using System.Management.Automation;
 namespace FileShare.PowerShell;
 
 /// <summary>
-/// Turns the counters of running downloads into progress records: one overall and one per file in flight,
-/// written from the pipeline thread a few times a second, never from the transfers themselves.
+/// Turns the counters of running downloads into progress records, written from the pipeline thread a few times a
+/// second, never from the transfers themselves: one overall bar (files done, bytes, rate, time left) and, under it,
+/// a bar for each file that has been running longer than <see cref="FileBarAfter"/>. Files that finish sooner (most
+/// small files) never get a bar of their own, so thousands of them cost a handful of records, not two each.
 /// </summary>
 internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
 {
+    /// <summary>A file bar shown for less than this would only flicker.</summary>
+    internal static readonly TimeSpan FileBarAfter = TimeSpan.FromMilliseconds(500);
+
     private const int OverallActivityId = 1;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private int _nextActivityId = OverallActivityId + 1;
@@ -39,8 +44,11 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
             {
                 done++;
                 CompleteFile(transfer);
+                continue;
             }
-            else if (transfer.Started && (total >= 0 || bytes > 0))
+
+            TimeSpan running = transfer.Running;
+            if (running >= FileBarAfter && (total >= 0 || bytes > 0))
             {
                 if (transfer.ActivityId == 0)
                 {
@@ -48,13 +56,13 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
                 }
 
                 transfer.ProgressShown = true;
-                ProgressRecord file = Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, OverallActivityId);
+                ProgressRecord file = Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, bytes - transfer.Progress.BytesResumed, running, OverallActivityId);
                 file.StatusDescription += PerSource(transfer.Progress);
                 cmdlet.WriteProgress(file);
             }
         }
 
-        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, -1);
+        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, received, _clock.Elapsed, -1);
         overall.StatusDescription = $"{done} of {transfers.Count} files; " + overall.StatusDescription;
         cmdlet.WriteProgress(overall);
     }
@@ -71,6 +79,7 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         return "; " + string.Join(", ", sources.Select(s => $"{s.Endpoint} {Units.Bytes(s.BytesReceived)}{(s.Dropped ? " (dropped)" : "")}"));
     }
 
+    /// <summary>Ends every bar that was shown; the overall Completed record is always the last one.</summary>
     public void Complete(IReadOnlyList<Transfer> transfers)
     {
         foreach (Transfer transfer in transfers)
@@ -90,10 +99,10 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         }
     }
 
-    private ProgressRecord Record(int id, string activity, long bytes, long total, int parent)
+    /// <param name="fetched">Bytes that came over the network in <paramref name="elapsed"/> (the rate leaves resumed bytes out).</param>
+    private static ProgressRecord Record(int id, string activity, long bytes, long total, long fetched, TimeSpan elapsed, int parent)
     {
-        double seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
-        double rate = bytes / seconds;
+        double rate = Math.Max(fetched, 0) / Math.Max(elapsed.TotalSeconds, 0.001);
         var record = new ProgressRecord(id, activity, total >= 0
             ? $"{Units.Bytes(bytes)} of {Units.Bytes(total)} at {Units.Bytes((long)rate)}/s"
             : $"{Units.Bytes(bytes)} at {Units.Bytes((long)rate)}/s")

@@ -206,7 +206,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         await _throttle!.WaitAsync(Cancellation).ConfigureAwait(false);
         try
         {
-            transfer.Started = true;
+            transfer.Start();
             DownloadResult result = await _downloader!.DownloadAsync(request, Cancellation).ConfigureAwait(false);
             Post(() => Completed(result));
         }
