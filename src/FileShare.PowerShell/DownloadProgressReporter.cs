@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using FileShare.Client;
 
 namespace FileShare.PowerShell;
 
@@ -16,7 +17,8 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
 
     private const int OverallActivityId = 1;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private int _nextActivityId = OverallActivityId + 1;
+    private readonly Dictionary<FileTransfer, int> _activityIds = [];
+    private readonly HashSet<FileTransfer> _shown = [];
 
     /// <summary>No progress when the user silenced it, or when nobody watches a console (CI logs, redirected output).</summary>
     public static bool ShouldReport(PSCmdlet cmdlet)
@@ -29,12 +31,12 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         return cmdlet.Host.Name != "ConsoleHost" || (Environment.UserInteractive && !Console.IsOutputRedirected);
     }
 
-    public void Report(IReadOnlyList<Transfer> transfers)
+    public void Report(IReadOnlyList<FileTransfer> transfers)
     {
         long received = 0;
         long known = 0;
         int done = 0;
-        foreach (Transfer transfer in transfers)
+        foreach (FileTransfer transfer in transfers)
         {
             long total = transfer.Progress.TotalBytes;
             long bytes = transfer.Progress.BytesReceived;
@@ -50,13 +52,14 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
             TimeSpan running = transfer.Running;
             if (running >= FileBarAfter && (total >= 0 || bytes > 0))
             {
-                if (transfer.ActivityId == 0)
+                if (!_activityIds.TryGetValue(transfer, out int activityId))
                 {
-                    transfer.ActivityId = _nextActivityId++;
+                    activityId = OverallActivityId + 1 + _activityIds.Count;
+                    _activityIds[transfer] = activityId;
                 }
 
-                transfer.ProgressShown = true;
-                ProgressRecord file = Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, bytes - transfer.Progress.BytesResumed, running, OverallActivityId);
+                _shown.Add(transfer);
+                ProgressRecord file = Record(activityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, bytes - transfer.Progress.BytesResumed, running, OverallActivityId);
                 file.StatusDescription += PerSource(transfer.Progress);
                 cmdlet.WriteProgress(file);
             }
@@ -68,9 +71,9 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
     }
 
     /// <summary>"; a:5000 12 MiB, b:5000 30 MiB (dropped)" for a download drawing on several sources, else nothing.</summary>
-    internal static string PerSource(Client.TransferProgress progress)
+    internal static string PerSource(TransferProgress progress)
     {
-        IReadOnlyList<Client.TransferProgress> sources = progress.Sources;
+        IReadOnlyList<TransferProgress> sources = progress.Sources;
         if (sources.Count < 2)
         {
             return "";
@@ -80,9 +83,9 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
     }
 
     /// <summary>Ends every bar that was shown; the overall Completed record is always the last one.</summary>
-    public void Complete(IReadOnlyList<Transfer> transfers)
+    public void Complete(IReadOnlyList<FileTransfer> transfers)
     {
-        foreach (Transfer transfer in transfers)
+        foreach (FileTransfer transfer in transfers)
         {
             CompleteFile(transfer);
         }
@@ -90,12 +93,11 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         cmdlet.WriteProgress(new ProgressRecord(OverallActivityId, "Get-RemoteFile", "Done") { RecordType = ProgressRecordType.Completed });
     }
 
-    private void CompleteFile(Transfer transfer)
+    private void CompleteFile(FileTransfer transfer)
     {
-        if (transfer.ProgressShown)
+        if (_shown.Remove(transfer))
         {
-            transfer.ProgressShown = false;
-            cmdlet.WriteProgress(new ProgressRecord(transfer.ActivityId, transfer.Name, "Done") { RecordType = ProgressRecordType.Completed, ParentActivityId = OverallActivityId });
+            cmdlet.WriteProgress(new ProgressRecord(_activityIds[transfer], transfer.Name, "Done") { RecordType = ProgressRecordType.Completed, ParentActivityId = OverallActivityId });
         }
     }
 
