@@ -119,10 +119,7 @@ public sealed class HostileServerTests : IDisposable
         using var server = new ScriptedServer(async (_, stream, ct) =>
         {
             using var channel = new FrameChannel(stream);
-            byte[] hello = new byte[ProtocolConstants.HelloLength];
-            await stream.ReadExactlyAsync(hello, ct);
-            Messages.WriteServerHello(hello, 1, StatusCode.Ok, 0);
-            await stream.WriteAsync(hello, ct);
+            await ScriptedServer.AnswerHelloAsync(stream, ct);
             while (await channel.ReadFrameAsync(ct) is { } request)
             {
                 if (request.Type == FrameType.HashRequest)

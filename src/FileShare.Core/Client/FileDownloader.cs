@@ -186,7 +186,23 @@ public sealed class FileDownloader(ConnectionPool pool)
         return [.. await Task.WhenAll(probes).ConfigureAwait(false)];
     }
 
-    private async Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken)
+    private Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
+        AskAsync(source, async connection =>
+        {
+            (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
+            pool.Return(connection);
+            return new Probe(source, digest, pieces, null);
+        }, cancellationToken);
+
+    private Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
+        AskAsync(source, async connection =>
+        {
+            (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            return new Probe(source, digest, held, null) { Opened = connection, Range = range };
+        }, cancellationToken);
+
+    /// <summary>Rents a connection to <paramref name="source"/> and asks; a server's refusal becomes the probe's error.</summary>
+    private async Task<Probe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<Probe>> ask, CancellationToken cancellationToken)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -203,45 +219,11 @@ public sealed class FileDownloader(ConnectionPool pool)
 
             try
             {
-                (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
-                pool.Return(connection);
-                return new Probe(source, digest, pieces, null);
+                return await ask(connection).ConfigureAwait(false);
             }
             catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
             {
                 // A pooled connection the server has since closed; one fresh attempt tells a stale socket from a dead server.
-                connection.Dispose();
-            }
-            catch (FileShareException e)
-            {
-                pool.Return(connection);
-                return new Probe(source, null, null, e);
-            }
-        }
-    }
-
-    private async Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            FileShareConnection connection;
-            bool reused;
-            try
-            {
-                (connection, reused) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
-            }
-            catch (FileShareException e)
-            {
-                return new Probe(source, null, null, e);
-            }
-
-            try
-            {
-                (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync(remotePath, cancellationToken).ConfigureAwait(false);
-                return new Probe(source, digest, held, null) { Opened = connection, Range = range };
-            }
-            catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
-            {
                 connection.Dispose();
             }
             catch (FileShareException e)

@@ -42,10 +42,7 @@ public sealed class FileDownloaderTests : ServerTestBase
         using var server = new ScriptedServer(async (_, stream, ct) =>
         {
             using var channel = new FrameChannel(stream);
-            byte[] hello = new byte[ProtocolConstants.HelloLength];
-            await stream.ReadExactlyAsync(hello, ct);
-            Messages.WriteServerHello(hello, 1, StatusCode.Ok, 0);
-            await stream.WriteAsync(hello, ct);
+            await ScriptedServer.AnswerHelloAsync(stream, ct);
             int hashes = 0;
             while (await channel.ReadFrameAsync(ct) is { } request)
             {
