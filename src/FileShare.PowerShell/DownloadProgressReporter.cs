@@ -1,17 +1,24 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using FileShare.Client;
 
 namespace FileShare.PowerShell;
 
 /// <summary>
-/// Turns the counters of running downloads into progress records: one overall and one per file in flight,
-/// written from the pipeline thread a few times a second, never from the transfers themselves.
+/// Turns the counters of running downloads into progress records, written from the pipeline thread a few times a
+/// second, never from the transfers themselves: one overall bar (files done, bytes, rate, time left) and, under it,
+/// a bar for each file that has been running longer than <see cref="FileBarAfter"/>. Files that finish sooner (most
+/// small files) never get a bar of their own, so thousands of them cost a handful of records, not two each.
 /// </summary>
 internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
 {
+    /// <summary>A file bar shown for less than this would only flicker.</summary>
+    internal static readonly TimeSpan FileBarAfter = TimeSpan.FromMilliseconds(500);
+
     private const int OverallActivityId = 1;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private int _nextActivityId = OverallActivityId + 1;
+    private readonly Dictionary<FileTransfer, int> _activityIds = [];
+    private readonly HashSet<FileTransfer> _shown = [];
 
     /// <summary>No progress when the user silenced it, or when nobody watches a console (CI logs, redirected output).</summary>
     public static bool ShouldReport(PSCmdlet cmdlet)
@@ -24,12 +31,12 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         return cmdlet.Host.Name != "ConsoleHost" || (Environment.UserInteractive && !Console.IsOutputRedirected);
     }
 
-    public void Report(IReadOnlyList<Transfer> transfers)
+    public void Report(IReadOnlyList<FileTransfer> transfers)
     {
         long received = 0;
         long known = 0;
         int done = 0;
-        foreach (Transfer transfer in transfers)
+        foreach (FileTransfer transfer in transfers)
         {
             long total = transfer.Progress.TotalBytes;
             long bytes = transfer.Progress.BytesReceived;
@@ -39,30 +46,34 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
             {
                 done++;
                 CompleteFile(transfer);
+                continue;
             }
-            else if (transfer.Started && (total >= 0 || bytes > 0))
+
+            TimeSpan running = transfer.Running;
+            if (running >= FileBarAfter && (total >= 0 || bytes > 0))
             {
-                if (transfer.ActivityId == 0)
+                if (!_activityIds.TryGetValue(transfer, out int activityId))
                 {
-                    transfer.ActivityId = _nextActivityId++;
+                    activityId = OverallActivityId + 1 + _activityIds.Count;
+                    _activityIds[transfer] = activityId;
                 }
 
-                transfer.ProgressShown = true;
-                ProgressRecord file = Record(transfer.ActivityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, OverallActivityId);
+                _shown.Add(transfer);
+                ProgressRecord file = Record(activityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, bytes - transfer.Progress.BytesResumed, running, OverallActivityId);
                 file.StatusDescription += PerSource(transfer.Progress);
                 cmdlet.WriteProgress(file);
             }
         }
 
-        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, -1);
+        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, received, _clock.Elapsed, -1);
         overall.StatusDescription = $"{done} of {transfers.Count} files; " + overall.StatusDescription;
         cmdlet.WriteProgress(overall);
     }
 
     /// <summary>"; a:5000 12 MiB, b:5000 30 MiB (dropped)" for a download drawing on several sources, else nothing.</summary>
-    internal static string PerSource(Client.TransferProgress progress)
+    internal static string PerSource(TransferProgress progress)
     {
-        IReadOnlyList<Client.TransferProgress> sources = progress.Sources;
+        IReadOnlyList<TransferProgress> sources = progress.Sources;
         if (sources.Count < 2)
         {
             return "";
@@ -71,9 +82,10 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         return "; " + string.Join(", ", sources.Select(s => $"{s.Endpoint} {Units.Bytes(s.BytesReceived)}{(s.Dropped ? " (dropped)" : "")}"));
     }
 
-    public void Complete(IReadOnlyList<Transfer> transfers)
+    /// <summary>Ends every bar that was shown; the overall Completed record is always the last one.</summary>
+    public void Complete(IReadOnlyList<FileTransfer> transfers)
     {
-        foreach (Transfer transfer in transfers)
+        foreach (FileTransfer transfer in transfers)
         {
             CompleteFile(transfer);
         }
@@ -81,19 +93,18 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         cmdlet.WriteProgress(new ProgressRecord(OverallActivityId, "Get-RemoteFile", "Done") { RecordType = ProgressRecordType.Completed });
     }
 
-    private void CompleteFile(Transfer transfer)
+    private void CompleteFile(FileTransfer transfer)
     {
-        if (transfer.ProgressShown)
+        if (_shown.Remove(transfer))
         {
-            transfer.ProgressShown = false;
-            cmdlet.WriteProgress(new ProgressRecord(transfer.ActivityId, transfer.Name, "Done") { RecordType = ProgressRecordType.Completed, ParentActivityId = OverallActivityId });
+            cmdlet.WriteProgress(new ProgressRecord(_activityIds[transfer], transfer.Name, "Done") { RecordType = ProgressRecordType.Completed, ParentActivityId = OverallActivityId });
         }
     }
 
-    private ProgressRecord Record(int id, string activity, long bytes, long total, int parent)
+    /// <param name="fetched">Bytes that came over the network in <paramref name="elapsed"/> (the rate leaves resumed bytes out).</param>
+    private static ProgressRecord Record(int id, string activity, long bytes, long total, long fetched, TimeSpan elapsed, int parent)
     {
-        double seconds = Math.Max(_clock.Elapsed.TotalSeconds, 0.001);
-        double rate = bytes / seconds;
+        double rate = Math.Max(fetched, 0) / Math.Max(elapsed.TotalSeconds, 0.001);
         var record = new ProgressRecord(id, activity, total >= 0
             ? $"{Units.Bytes(bytes)} of {Units.Bytes(total)} at {Units.Bytes((long)rate)}/s"
             : $"{Units.Bytes(bytes)} at {Units.Bytes((long)rate)}/s")

@@ -14,6 +14,15 @@ public static class ErrorRecords
     public static ErrorRecord Create(string id, ErrorCategory category, string message, object? target, Exception? inner = null) =>
         new(new InvalidOperationException(message, inner), id, category, target);
 
+    /// <summary>Why one file of Get-RemoteFile failed: the server's or protocol's error, or a local write that failed.</summary>
+    public static ErrorRecord ForDownload(FileShare.Client.FileTransfer transfer, Exception error) => error switch
+    {
+        FileShareException e => From(e, transfer.Name),
+        IOException or UnauthorizedAccessException => Create("DestinationWriteFailed", ErrorCategory.WriteError,
+            $"Could not write '{transfer.Destination}' for '{transfer.Name}' from {transfer.Endpoint}: {error.Message}", transfer.Destination, error),
+        _ => Create("DownloadFailed", ErrorCategory.NotSpecified, $"Downloading '{transfer.Name}' from {transfer.Endpoint} failed: {error.Message}", transfer.Name, error),
+    };
+
     public static (string Id, ErrorCategory Category) Classify(FileShareErrorKind kind) => kind switch
     {
         FileShareErrorKind.ConnectionFailed => ("ServerUnreachable", ErrorCategory.ConnectionError),

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Management.Automation;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using FileShare.PowerShell.Tests.Support;
 using FileShare.Protocol;
 using FileShare.Tests.Support;
@@ -105,9 +106,42 @@ public sealed class HostileServerTests : IDisposable
 
         Invocation result = Get(server, "file.bin");
 
-        ErrorRecord error = Assert.Single(result.Errors);
-        Assert.Contains(error.FullyQualifiedErrorId.Split(',')[0], new[] { "IncompleteTransfer", "DestinationWriteFailed" });
+        // IncompleteTransfer, not DestinationWriteFailed: without a digest the promise is not trusted with disk space up front.
+        result.SingleError("IncompleteTransfer", ErrorCategory.ConnectionError);
         Assert.Empty(TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void A_read_reply_promising_more_than_the_digest_is_a_protocol_error_and_nothing_is_sized_past_the_digest()
+    {
+        byte[] content = "0123456789"u8.ToArray();
+        var digest = new FileDigest(content.Length, DateTime.UtcNow, SHA256.HashData(content), ProtocolConstants.PieceSize, SHA256.HashData(content));
+        using var server = new ScriptedServer(async (_, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            await ScriptedServer.AnswerHelloAsync(stream, ct);
+            while (await channel.ReadFrameAsync(ct) is { } request)
+            {
+                if (request.Type == FrameType.HashRequest)
+                {
+                    SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces: true));
+                    Messages.WriteHashReply(ref writer, digest, withPieces: true);
+                    await channel.SendFrameAsync(FrameType.HashReply, request.RequestId, writer.Position, ct);
+                }
+                else
+                {
+                    await SendReadReplyAsync(channel, request.RequestId, 1L << 40, 1L << 40, ct);
+                    await stream.WriteAsync(new byte[1000], ct);
+                }
+            }
+        }, everyConnection: true);
+
+        ErrorRecord error = Get(server, "file.bin").SingleError("ProtocolError", ErrorCategory.ProtocolError);
+
+        Assert.Contains($"127.0.0.1:{server.Port}", error.Exception.Message);
+        Assert.False(File.Exists(Path.Join(_destination, "file.bin")));
+        var partial = new FileInfo(PartialFile.PathFor(Path.Join(_destination, "file.bin")));
+        Assert.True(!partial.Exists || partial.Length <= content.Length, $"the partial file was sized to {partial.Length:N0} bytes, past the digest's {content.Length}");
     }
 
     [Fact]

@@ -4,12 +4,13 @@ namespace FileShare.Client;
 
 /// <summary>
 /// Keeps handshaken connections per server so many small downloads reuse them instead of paying a connect and a
-/// handshake each. Also remembers which servers answered like the original program.
+/// handshake each. Also remembers which servers answered like the original program, and which answer piece maps.
 /// </summary>
 public sealed class ConnectionPool : IDisposable
 {
     private readonly ConcurrentDictionary<string, ConcurrentBag<FileShareConnection>> _idle = new();
     private readonly ConcurrentDictionary<string, bool> _seedServers = new();
+    private readonly ConcurrentDictionary<string, bool> _pieceServers = new();
     private volatile bool _disposed;
 
     public ConnectionPool(FileShareClientOptions? options = null) => Options = options ?? FileShareClientOptions.Default;
@@ -46,6 +47,11 @@ public sealed class ConnectionPool : IDisposable
     public bool IsSeedServer(string host, int port) => _seedServers.ContainsKey(Endpoint.Format(host, port));
 
     public void MarkSeedServer(string host, int port) => _seedServers[Endpoint.Format(host, port)] = true;
+
+    /// <summary>Whether host:port has answered a hash request with piece maps, so a hash and a read may be sent together.</summary>
+    public bool AnswersPieceMaps(string endpoint) => _pieceServers.ContainsKey(endpoint);
+
+    public void MarkAnswersPieceMaps(string endpoint) => _pieceServers.TryAdd(endpoint, true);
 
     public void Dispose()
     {

@@ -82,7 +82,32 @@ public sealed class FileDownloader(ConnectionPool pool)
             return await FromSeedServerAsync(request, partial, started, cancellationToken).ConfigureAwait(false);
         }
 
-        List<Probe> probes = await ProbeAsync(request, cancellationToken).ConfigureAwait(false);
+        List<Probe> probes = CanAskTogether(request, partial)
+            ? [await ProbeAndOpenAsync(primary, remotePath, cancellationToken).ConfigureAwait(false)]
+            : await ProbeAsync(request, cancellationToken).ConfigureAwait(false);
+        FileShareConnection? opened = probes[0].Opened;
+        try
+        {
+            return await FromProbesAsync(request, probes, partial, started, () => Interlocked.Exchange(ref opened, null), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            opened?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A lone source known to answer piece maps, for a file with nothing here yet: its digest and the whole file are
+    /// asked for in one round trip (nothing to skip, resume or split, so the read is wanted whatever the digest says).
+    /// </summary>
+    private bool CanAskTogether(DownloadRequest request, string partial) =>
+        Verify && request.Sources.Count == 1 && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
+        && !File.Exists(request.Destination) && !File.Exists(partial);
+
+    private async Task<DownloadResult> FromProbesAsync(DownloadRequest request, List<Probe> probes, string partial, long started, Func<FileShareConnection?> takeOpened, CancellationToken cancellationToken)
+    {
+        string remotePath = request.RemotePath;
+        string destinationPath = request.Destination;
         Probe? reference = probes.FirstOrDefault(p => p.Error is null);
         if (reference is null)
         {
@@ -139,13 +164,20 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
 
             PartialFile.Discard(partial);
+            takeOpened()?.Dispose();
             return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, cancellationToken).ConfigureAwait(false);
         }
 
-        return await PiecesAsync(request, group, digest, partial, progress, started, cancellationToken).ConfigureAwait(false);
+        return await PiecesAsync(request, group, digest, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
     }
 
-    private sealed record Probe(DownloadSource Source, FileDigest? Digest, PieceMap? Pieces, FileShareException? Error);
+    /// <summary>What a source said about the file; <see cref="Opened"/> is a connection with the whole file already asked for.</summary>
+    private sealed record Probe(DownloadSource Source, FileDigest? Digest, PieceMap? Pieces, FileShareException? Error)
+    {
+        public FileShareConnection? Opened { get; init; }
+
+        public RangeReply Range { get; init; }
+    }
 
     /// <summary>Asks every source, at once, for the file's digest and which pieces it holds.</summary>
     private async Task<List<Probe>> ProbeAsync(DownloadRequest request, CancellationToken cancellationToken)
@@ -154,7 +186,23 @@ public sealed class FileDownloader(ConnectionPool pool)
         return [.. await Task.WhenAll(probes).ConfigureAwait(false)];
     }
 
-    private async Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken)
+    private Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
+        AskAsync(source, async connection =>
+        {
+            (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
+            pool.Return(connection);
+            return new Probe(source, digest, pieces, null);
+        }, cancellationToken);
+
+    private Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
+        AskAsync(source, async connection =>
+        {
+            (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            return new Probe(source, digest, held, null) { Opened = connection, Range = range };
+        }, cancellationToken);
+
+    /// <summary>Rents a connection to <paramref name="source"/> and asks; a server's refusal becomes the probe's error.</summary>
+    private async Task<Probe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<Probe>> ask, CancellationToken cancellationToken)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -171,9 +219,7 @@ public sealed class FileDownloader(ConnectionPool pool)
 
             try
             {
-                (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
-                pool.Return(connection);
-                return new Probe(source, digest, pieces, null);
+                return await ask(connection).ConfigureAwait(false);
             }
             catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
             {
@@ -182,8 +228,14 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
             catch (FileShareException e)
             {
+                // A refusal (not found, path refused) leaves the connection in step; the pool disposes any other.
                 pool.Return(connection);
                 return new Probe(source, null, null, e);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
             }
         }
     }
@@ -191,7 +243,7 @@ public sealed class FileDownloader(ConnectionPool pool)
     private static bool SameContent(FileDigest a, FileDigest b) =>
         a.Length == b.Length && a.PieceSize == b.PieceSize && a.Sha256.AsSpan().SequenceEqual(b.Sha256);
 
-    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<Probe> group, FileDigest digest, string partial, TransferProgress progress, long started, CancellationToken cancellationToken)
+    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<Probe> group, FileDigest digest, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
     {
         string remotePath = request.RemotePath;
         string statePath = PartialState.PathFor(partial);
@@ -207,7 +259,7 @@ public sealed class FileDownloader(ConnectionPool pool)
         {
             using (SafeFileHandle handle = resuming ? OpenToResume(partial, digest.Length) : OpenPartial(partial, digest.Length))
             {
-                download = new PieceDownload(pool, remotePath, digest, handle, state.Held, progress);
+                download = new PieceDownload(pool, remotePath, digest, handle, state.Held, progress, opened is ({ } connection, RangeReply range) ? (connection, range) : null);
                 keep = true;
                 using var saving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 Task saver = SaveWhileRunningAsync(download, state, statePath, saving.Token);
@@ -402,7 +454,8 @@ public sealed class FileDownloader(ConnectionPool pool)
 
                 progress.SetTotal(reply.DataLength);
                 using PieceVerifier? verifier = digest is null ? null : new PieceVerifier(digest, remotePath, connection.Endpoint);
-                using (SafeFileHandle handle = OpenPartial(partial, reply.DataLength))
+                // Without a digest the promise is all there is to go on: the file grows as bytes arrive, never ahead of them.
+                using (SafeFileHandle handle = OpenPartial(partial, digest is null ? 0 : reply.DataLength))
                 {
                     await connection.ReceiveRangeAsync(remotePath, handle, 0, progress, verifier, cancellationToken).ConfigureAwait(false);
                 }
@@ -482,11 +535,13 @@ public sealed class FileDownloader(ConnectionPool pool)
     /// The digest and, for a partial copy, the pieces the server holds; a server that predates piece maps is asked
     /// again for the digest alone, and one that cannot hash gives null (its file then cannot be verified).
     /// </summary>
-    private static async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
+    private async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
     {
         try
         {
-            return await connection.HashWithPiecesAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            (FileDigest digest, PieceMap? held) = await connection.HashWithPiecesAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            pool.MarkAnswersPieceMaps(connection.Endpoint);
+            return (digest, held);
         }
         catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
         {

@@ -170,20 +170,79 @@ public sealed class FileShareConnection : IDisposable
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
         try
         {
-            uint id = ++_nextRequestId;
-            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 16);
-            Messages.WriteReadRequest(ref writer, path, offset, length);
-            await _channel.SendFrameAsync(FrameType.ReadRequest, id, writer.Position, deadline.Token).ConfigureAwait(false);
-            Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, path, deadline).ConfigureAwait(false);
-            RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
-            ThrowIfFailed(status, message, path);
-            _pendingRange = reply!.Value.DataLength;
-            return reply.Value;
+            uint id = await SendReadRequestAsync(path, offset, length, deadline.Token).ConfigureAwait(false);
+            return await ReadRangeReplyAsync(id, path, length, deadline).ConfigureAwait(false);
         }
         catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
         {
             throw translated;
         }
+    }
+
+    /// <summary>
+    /// The digest (with the pieces the server holds) and a read of the whole file, sent back to back before either
+    /// answer: the server answers in order, so one round trip serves both. On success the whole file is pending, as
+    /// after <see cref="RequestRangeAsync"/>; the caller checks the promise against the digest before taking it.
+    /// A refused hash fails the call with the hash's answer (a server that predates piece maps: BadRequest).
+    /// </summary>
+    public async Task<(FileDigest Digest, PieceMap? Held, RangeReply Range)> HashAndReadAsync(string path, CancellationToken cancellationToken)
+    {
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        try
+        {
+            uint hashId = ++_nextRequestId;
+            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
+            Messages.WritePathRequest(ref writer, path, withPieces: true);
+            await _channel.SendFrameAsync(FrameType.HashRequest, hashId, writer.Position, deadline.Token).ConfigureAwait(false);
+            uint readId = await SendReadRequestAsync(path, 0, -1, deadline.Token).ConfigureAwait(false);
+
+            Frame frame = await ReadReplyAsync(FrameType.HashReply, hashId, path, deadline, _options.HashTimeout).ConfigureAwait(false);
+            FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, withPieces: true, out PieceMap? held, out StatusCode status, out string? message);
+            if (status != StatusCode.Ok)
+            {
+                // Take the read's answer too: a refusal keeps the connection in step, a promise leaves bytes pending (not reusable).
+                try
+                {
+                    await ReadRangeReplyAsync(readId, path, -1, deadline).ConfigureAwait(false);
+                }
+                catch (FileShareException)
+                {
+                }
+
+                ThrowIfFailed(status, message, path);
+            }
+
+            RangeReply range = await ReadRangeReplyAsync(readId, path, -1, deadline).ConfigureAwait(false);
+            return (digest!, held, range);
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    private async ValueTask<uint> SendReadRequestAsync(string path, long offset, long length, CancellationToken cancellationToken)
+    {
+        uint id = ++_nextRequestId;
+        SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 16);
+        Messages.WriteReadRequest(ref writer, path, offset, length);
+        await _channel.SendFrameAsync(FrameType.ReadRequest, id, writer.Position, cancellationToken).ConfigureAwait(false);
+        return id;
+    }
+
+    /// <summary>Reads a read reply; a promise of more bytes than were asked for is refused before anything is sized for it.</summary>
+    private async Task<RangeReply> ReadRangeReplyAsync(uint id, string path, long asked, CancellationTokenSource deadline)
+    {
+        Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, path, deadline).ConfigureAwait(false);
+        RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
+        ThrowIfFailed(status, message, path);
+        if (asked >= 0 && reply!.Value.DataLength > asked)
+        {
+            throw new ProtocolException($"it promised {reply.Value.DataLength:N0} bytes of '{path}' when {asked:N0} were asked for");
+        }
+
+        _pendingRange = reply!.Value.DataLength;
+        return reply.Value;
     }
 
     /// <summary>Receives the bytes promised by the last <see cref="RequestRangeAsync"/> and writes them to <paramref name="target"/> at <paramref name="targetOffset"/>.</summary>

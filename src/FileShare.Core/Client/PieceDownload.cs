@@ -60,9 +60,12 @@ internal sealed class PieceDownload
     private readonly object _gate = new();
     private TaskCompletionSource _changed = NewSignal();
     private int _liveWorkers;
+    private (FileShareConnection Connection, RangeReply Reply)? _opened;
 
-    public PieceDownload(ConnectionPool pool, string remotePath, FileDigest digest, SafeFileHandle target, PieceMap held, TransferProgress progress)
+    /// <param name="opened">A connection on which the whole file has already been asked for, with the server's promise.</param>
+    public PieceDownload(ConnectionPool pool, string remotePath, FileDigest digest, SafeFileHandle target, PieceMap held, TransferProgress progress, (FileShareConnection, RangeReply)? opened = null)
     {
+        _opened = opened;
         _pool = pool;
         _remotePath = remotePath;
         _digest = digest;
@@ -88,8 +91,32 @@ internal sealed class PieceDownload
     public async Task RunAsync(IReadOnlyList<(DownloadSource Source, PieceMap? Pieces)> sources, CancellationToken cancellationToken)
     {
         _liveWorkers = sources.Count;
-        Task[] workers = sources.Select(s => Task.Run(() => WorkAsync(s.Source, s.Pieces, cancellationToken), cancellationToken)).ToArray();
-        await Task.WhenAll(workers).ConfigureAwait(false);
+        try
+        {
+            if (sources.Count == 1)
+            {
+                // One source needs no second thread: running it here saves a hand-off per file.
+                await WorkAsync(sources[0].Source, sources[0].Pieces, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            Task[] workers = sources.Select(s => Task.Run(() => WorkAsync(s.Source, s.Pieces, cancellationToken), cancellationToken)).ToArray();
+            await Task.WhenAll(workers).ConfigureAwait(false);
+        }
+        finally
+        {
+            TakeOpened()?.Connection.Dispose();
+        }
+    }
+
+    private (FileShareConnection Connection, RangeReply Reply)? TakeOpened()
+    {
+        lock (_gate)
+        {
+            (FileShareConnection, RangeReply)? opened = _opened;
+            _opened = null;
+            return opened;
+        }
     }
 
     private async Task WorkAsync(DownloadSource source, PieceMap? pieces, CancellationToken cancellationToken)
@@ -116,10 +143,22 @@ internal sealed class PieceDownload
                     continue;
                 }
 
+                RangeReply? asked = null;
+                if (connection is null && TakeOpened() is { } opened)
+                {
+                    (connection, asked) = opened;
+                    if (segment.Value != (0, _state.Length))
+                    {
+                        // Not the whole file after all: the read already asked for cannot be taken back.
+                        connection.Dispose();
+                        (connection, asked) = (null, null);
+                    }
+                }
+
                 connection ??= (await _pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
                 clock.Restart();
                 long before = counter.BytesReceived;
-                await FetchSegmentAsync(connection, segment.Value, counter, cancellationToken).ConfigureAwait(false);
+                await FetchSegmentAsync(connection, segment.Value, asked, counter, cancellationToken).ConfigureAwait(false);
                 Release(segment.Value);
                 segment = null;
                 bytesPerSecond = (counter.BytesReceived - before) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
@@ -156,7 +195,8 @@ internal sealed class PieceDownload
         }
     }
 
-    private async Task FetchSegmentAsync(FileShareConnection connection, (int First, int Count) segment, TransferProgress counter, CancellationToken cancellationToken)
+    /// <param name="asked">The promise for this segment when it was already asked for on <paramref name="connection"/>.</param>
+    private async Task FetchSegmentAsync(FileShareConnection connection, (int First, int Count) segment, RangeReply? asked, TransferProgress counter, CancellationToken cancellationToken)
     {
         long offset = (long)segment.First * _digest.PieceSize;
         long length = Math.Min(_digest.Length, (long)(segment.First + segment.Count) * _digest.PieceSize) - offset;
@@ -164,7 +204,7 @@ internal sealed class PieceDownload
         long verified = 0;
         try
         {
-            RangeReply reply = await connection.RequestRangeAsync(_remotePath, offset, length, cancellationToken).ConfigureAwait(false);
+            RangeReply reply = asked ?? await connection.RequestRangeAsync(_remotePath, offset, length, cancellationToken).ConfigureAwait(false);
             if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != _digest.LastWriteTimeUtc || reply.DataLength != length)
             {
                 // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.

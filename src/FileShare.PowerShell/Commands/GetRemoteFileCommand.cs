@@ -67,12 +67,9 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     [Parameter(ParameterSetName = DownloadSet)]
     public WireProtocol Protocol { get; set; } = WireProtocol.Auto;
 
-    private readonly Dictionary<string, (string Name, List<DownloadSource> Sources)> _wanted = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
-    private readonly List<Transfer> _transfers = [];
-    private readonly List<DownloadSource> _extraSources = [];
     private ConnectionPool? _pool;
-    private FileDownloader? _downloader;
-    private SemaphoreSlim? _throttle;
+    private DownloadBatch? _batch;
+    private Task? _running;
     private DownloadProgressReporter? _progress;
     private string _destinationRoot = "";
 
@@ -81,15 +78,27 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
         Directory.CreateDirectory(_destinationRoot);
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol));
-        _downloader = new FileDownloader(_pool) { SkipIdentical = !Force };
-        _throttle = new SemaphoreSlim(ThrottleLimit);
-        foreach (string text in Source)
+        List<DownloadSource> extraSources = Source.Select(text => DownloadSource.TryParse(text)
+            ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source))).ToList();
+        _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)
         {
-            DownloadSource source = DownloadSource.TryParse(text)
-                ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source));
-            _extraSources.Add(source);
-        }
-
+            Overwrite = !NoClobber,
+            Resume = Resume,
+            Completed = (_, result) => Post(() => Completed(result)),
+            Failed = (transfer, error) => Post(() => WriteError(ErrorRecords.ForDownload(transfer, error))),
+            Notice = (_, message) => Post(() => WriteVerbose(message)),
+            SourceProblem = (transfer, problem) => Post(() =>
+            {
+                if (problem.Kind == FileShareErrorKind.DestinationConflict)
+                {
+                    WriteFileShareError(problem, transfer.Name);
+                }
+                else
+                {
+                    WriteWarning($"{problem.Message} The download went on without {problem.Endpoint}.");
+                }
+            }),
+        };
         if (DownloadProgressReporter.ShouldReport(this))
         {
             _progress = new DownloadProgressReporter(this);
@@ -103,9 +112,17 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             return;
         }
 
+        var source = new DownloadSource(ComputerName, Port);
         foreach (string name in Name)
         {
-            Collect(name);
+            try
+            {
+                _batch!.Add(name, source);
+            }
+            catch (FileShareException e)
+            {
+                WriteFileShareError(e, name);
+            }
         }
     }
 
@@ -118,133 +135,22 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         }
 
         // Every copy of a name is known only once the input has ended, so downloads start here.
-        foreach ((string destination, (string name, List<DownloadSource> sources)) in _wanted)
-        {
-            Start(name, destination, sources);
-        }
-
-        Task all = Task.WhenAll(_transfers.Select(t => t.Completion));
-        PumpUntil(all, _progress is null ? null : () => _progress.Report(_transfers));
-        _progress?.Complete(_transfers);
+        Volatile.Write(ref _running, _batch!.RunAsync(Cancellation));
+        PumpUntil(_running!, _progress is null ? null : () => _progress.Report(_batch.Transfers));
+        _progress?.Complete(_batch.Transfers);
     }
 
     protected override void StopProcessing()
     {
         base.StopProcessing();
-        Task[] running;
-        lock (_transfers)
-        {
-            running = _transfers.Select(t => t.Completion).ToArray();
-        }
 
         // Let every cancelled download record its verified pieces before the pipeline (or the process) goes away.
-        Task.WhenAll(running).ContinueWith(static _ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(10));
-    }
-
-    private void Collect(string name)
-    {
-        string destination;
-        try
-        {
-            destination = SharePath.ResolveDestination(_destinationRoot, name);
-        }
-        catch (FileShareException e)
-        {
-            WriteFileShareError(e, name);
-            return;
-        }
-
-        if (!_wanted.TryGetValue(destination, out var wanted))
-        {
-            wanted = (name, []);
-            _wanted[destination] = wanted;
-        }
-
-        foreach (DownloadSource source in _extraSources.Prepend(new DownloadSource(ComputerName, Port)))
-        {
-            if (!wanted.Sources.Contains(source))
-            {
-                wanted.Sources.Add(source);
-            }
-        }
-    }
-
-    private void Start(string name, string destination, List<DownloadSource> sources)
-    {
-        string endpoint = sources.Count == 1 ? sources[0].Endpoint : $"{sources[0].Endpoint} and {sources.Count - 1} more";
-        var transfer = new Transfer(name, endpoint, new TransferProgress());
-        var request = new DownloadRequest
-        {
-            RemotePath = name,
-            Destination = destination,
-            Sources = sources,
-            Overwrite = !NoClobber,
-            Resume = Resume,
-            Progress = transfer.Progress,
-            Notice = message => Post(() => WriteVerbose(message)),
-            SourceProblem = problem => Post(() =>
-            {
-                if (problem.Kind == FileShareErrorKind.DestinationConflict)
-                {
-                    WriteFileShareError(problem, name);
-                }
-                else
-                {
-                    WriteWarning($"{problem.Message} The download went on without {problem.Endpoint}.");
-                }
-            }),
-        };
-        transfer.Completion = RunAsync(transfer, request);
-        lock (_transfers)
-        {
-            _transfers.Add(transfer);
-        }
-    }
-
-    private async Task RunAsync(Transfer transfer, DownloadRequest request)
-    {
-        await _throttle!.WaitAsync(Cancellation).ConfigureAwait(false);
-        try
-        {
-            transfer.Started = true;
-            DownloadResult result = await _downloader!.DownloadAsync(request, Cancellation).ConfigureAwait(false);
-            Post(() => Completed(result));
-        }
-        catch (FileShareException e)
-        {
-            Post(() => WriteFileShareError(e, transfer.Name));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Post(() => WriteError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
-                $"Could not write '{request.Destination}' for '{transfer.Name}' from {transfer.Endpoint}: {e.Message}", request.Destination, e)));
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            Post(() => WriteError(ErrorRecords.Create("DownloadFailed", ErrorCategory.NotSpecified,
-                $"Downloading '{transfer.Name}' from {transfer.Endpoint} failed: {e.Message}", transfer.Name, e)));
-        }
-        finally
-        {
-            transfer.Finished = true;
-            _throttle.Release();
-        }
+        Volatile.Read(ref _running)?.ContinueWith(static _ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(10));
     }
 
     private void Completed(DownloadResult result)
     {
-        if (result.Skipped)
-        {
-            WriteVerbose($"Skipped '{result.Path}': it already has the SHA-256 of the file on {result.Endpoint} ({result.Sha256}). Use -Force to download it anyway.");
-            WritePassThru(result);
-            return;
-        }
-
-        double seconds = Math.Max(result.Duration.TotalSeconds, 1e-6);
-        long fetched = result.Length - result.BytesResumed;
-        string sources = result.Sources.Count > 1 ? " from " + string.Join(", ", result.Sources.Select(s => $"{s.Endpoint} ({Units.Bytes(s.Bytes)})")) : $" from {result.Endpoint}";
-        string resumed = result.BytesResumed > 0 ? $", resumed: {Units.Bytes(result.BytesResumed)} were already here" : "";
-        WriteVerbose($"Downloaded '{result.Path}' ({result.Length:N0} bytes){sources} in {seconds:0.###} s ({fetched / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol{(result.Sha256 is null ? ", not verified" : ", SHA-256 " + result.Sha256 + " verified")}{resumed}).");
+        WriteVerbose(DownloadMessages.Describe(result));
         WritePassThru(result);
     }
 
@@ -270,7 +176,6 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         if (disposing)
         {
             _pool?.Dispose();
-            _throttle?.Dispose();
         }
 
         base.Dispose(disposing);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
 using FileShare.Client;
 using FileShare.Protocol;
 using FileShare.Server;
@@ -27,6 +28,56 @@ public sealed class FileDownloaderTests : ServerTestBase
         Assert.Equal((length, WireProtocol.FileShare, EndpointOf(server.Port)), (result.Length, result.Protocol, result.Endpoint));
         Assert.Equal((length, length), (progress.TotalBytes, progress.BytesReceived));
         Assert.Equal([Download("file.bin")], TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task From_a_server_known_to_answer_piece_maps_a_file_costs_one_round_trip_and_is_still_verified()
+    {
+        byte[][] contents = [Random.Shared.GetItems<byte>(Enumerable.Range(0, 256).Select(b => (byte)b).ToArray(), 4096), Random.Shared.GetItems<byte>(Enumerable.Range(0, 256).Select(b => (byte)b).ToArray(), 4096)];
+        DateTime written = DateTime.UtcNow;
+        int pipelined = 0;
+
+        // Answers a hash only once the next request has arrived: a client waiting for the hash before asking for the
+        // bytes would stall here. The first hash of the connection is answered at once (nothing is known about the server yet).
+        using var server = new ScriptedServer(async (_, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            await ScriptedServer.AnswerHelloAsync(stream, ct);
+            int hashes = 0;
+            while (await channel.ReadFrameAsync(ct) is { } request)
+            {
+                Assert.Equal(FrameType.HashRequest, request.Type);
+                byte[] content = contents[int.Parse(Messages.ReadPathRequestWithOptions(request.Body.Span).Path[1..2])];
+                Frame? read = null;
+                if (hashes++ > 0)
+                {
+                    using var patience = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    patience.CancelAfter(TimeSpan.FromSeconds(10));
+                    read = await channel.ReadFrameAsync(patience.Token);
+                    pipelined++;
+                }
+
+                var digest = new FileDigest(content.Length, written, SHA256.HashData(content), ProtocolConstants.PieceSize, SHA256.HashData(content));
+                SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces: true));
+                Messages.WriteHashReply(ref writer, digest, withPieces: true);
+                await channel.SendFrameAsync(FrameType.HashReply, request.RequestId, writer.Position, ct);
+                read ??= await channel.ReadFrameAsync(ct);
+                Assert.Equal(FrameType.ReadRequest, read!.Value.Type);
+                writer = channel.BeginFrame(32);
+                Messages.WriteReadReply(ref writer, new RangeReply(content.Length, content.Length, written));
+                await channel.SendFrameAsync(FrameType.ReadReply, read.Value.RequestId, writer.Position, ct);
+                await stream.WriteAsync(content, ct);
+            }
+        });
+        FileDownloader downloader = NewDownloader();
+
+        await downloader.DownloadAsync(Host, server.Port, "f0.bin", Download("f0.bin"), false, null, CancellationToken.None);
+        DownloadResult second = await downloader.DownloadAsync(Host, server.Port, "f1.bin", Download("f1.bin"), false, null, CancellationToken.None);
+
+        Assert.Equal(1, pipelined);
+        Assert.Equal(contents[0], File.ReadAllBytes(Download("f0.bin")));
+        Assert.Equal(contents[1], File.ReadAllBytes(Download("f1.bin")));
+        Assert.Equal(Convert.ToHexString(SHA256.HashData(contents[1])), second.Sha256);
     }
 
     [Fact]

@@ -197,6 +197,62 @@ public sealed class FileShareConnectionTests : ServerTestBase
     }
 
     [Fact]
+    public async Task Hash_and_read_sent_together_give_the_digest_then_the_whole_file_and_leave_the_connection_in_step()
+    {
+        byte[] content = new byte[(2 * ProtocolConstants.PieceSize) + 7];
+        Random.Shared.NextBytes(content);
+        File.WriteAllBytes(Share("two.bin"), content);
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync("two.bin", CancellationToken.None);
+        string target = Download("two.bin");
+        using (SafeFileHandle handle = File.OpenHandle(target, FileMode.CreateNew, FileAccess.Write))
+        {
+            await connection.ReceiveRangeAsync("two.bin", handle, 0, null, CancellationToken.None);
+        }
+
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData(content), digest.Sha256);
+        Assert.Null(held);
+        Assert.Equal((content.LongLength, content.LongLength), (range.DataLength, range.FileLength));
+        Assert.Equal(content, File.ReadAllBytes(target));
+        Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
+        Assert.Equal(1, server.Statistics.TotalConnections);
+    }
+
+    [Fact]
+    public async Task Hash_and_read_sent_together_for_a_missing_file_fail_with_not_found_and_the_connection_stays_usable()
+    {
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => connection.HashAndReadAsync("gone.bin", CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.NotFound, error.Kind);
+        Assert.Contains(EndpointOf(server.Port), error.Message);
+        Assert.True(connection.IsReusable);
+        Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
+    }
+
+    [Fact]
+    public async Task A_read_reply_promising_more_than_was_asked_for_is_a_protocol_error()
+    {
+        using var server = new ScriptedServer(async (_, stream, ct) =>
+        {
+            using var channel = new FrameChannel(stream);
+            Frame request = await ScriptedServer.AcceptRequestAsync(stream, channel, ct);
+            await ScriptedServer.PromiseAsync(channel, request.RequestId, 1L << 40, ct);
+        });
+        using FileShareConnection connection = await FileShareConnection.ConnectAsync(Host, server.Port, ClientOptions(), CancellationToken.None);
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => connection.RequestRangeAsync("a.bin", 0, 100, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.ProtocolError, error.Kind);
+        Assert.Contains("1,099,511,627,776", error.Message);
+        Assert.False(connection.IsReusable);
+    }
+
+    [Fact]
     public async Task A_request_before_the_promised_bytes_are_taken_is_refused_locally()
     {
         FileShareConnection connection = await ConnectAsync(StartServer());

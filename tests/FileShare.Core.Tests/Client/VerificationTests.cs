@@ -68,6 +68,26 @@ public sealed class VerificationTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_byte_flipped_on_the_wire_fails_a_download_whose_digest_and_bytes_were_asked_for_together()
+    {
+        TestFiles.WriteRandom(Share("first.bin"), 100);
+        TestFiles.WriteRandom(Share("data.bin"), 3L * Piece);
+        FileShareServer server = StartServer();
+        using var relay = new TamperingRelay(server.Port, flipAt: (2L * Piece) + 12345);
+        FileDownloader downloader = NewDownloader();
+
+        // The first download tells the pool this server answers piece maps; the second asks for digest and bytes at once.
+        await downloader.DownloadAsync(Host, relay.Port, "first.bin", Download("first.bin"), false, null, CancellationToken.None);
+        var error = await Assert.ThrowsAsync<FileShareException>(() =>
+            downloader.DownloadAsync(Host, relay.Port, "data.bin", Download("data.bin"), false, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.ContentMismatch, error.Kind);
+        Assert.Contains("piece 2", error.Message);
+        Assert.False(File.Exists(Download("data.bin")));
+        Assert.True(File.Exists(Download("first.bin")));
+    }
+
+    [Fact]
     public async Task A_byte_damaged_at_rest_after_hashing_fails_the_download()
     {
         string source = Share("disk.bin");

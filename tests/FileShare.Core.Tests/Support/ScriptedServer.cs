@@ -34,11 +34,7 @@ public sealed class ScriptedServer : IDisposable
     /// </summary>
     public static async Task<Frame> AcceptRequestAsync(NetworkStream stream, FrameChannel channel, CancellationToken cancellationToken)
     {
-        byte[] hello = new byte[ProtocolConstants.HelloLength];
-        await stream.ReadExactlyAsync(hello, cancellationToken);
-        Messages.ReadHello(hello);
-        Messages.WriteServerHello(hello, 1, StatusCode.Ok, 0);
-        await stream.WriteAsync(hello, cancellationToken);
+        await AnswerHelloAsync(stream, cancellationToken);
         while (true)
         {
             Frame request = (await channel.ReadFrameAsync(cancellationToken))!.Value;
@@ -49,6 +45,16 @@ public sealed class ScriptedServer : IDisposable
 
             await channel.SendErrorAsync(FrameType.ErrorReply, request.RequestId, StatusCode.BadRequest, "no hashes here", cancellationToken);
         }
+    }
+
+    /// <summary>Takes the client's hello and answers it as a version 1 server that asks for nothing.</summary>
+    public static async Task AnswerHelloAsync(NetworkStream stream, CancellationToken cancellationToken)
+    {
+        byte[] hello = new byte[ProtocolConstants.HelloLength];
+        await stream.ReadExactlyAsync(hello, cancellationToken);
+        Messages.ReadHello(hello);
+        Messages.WriteServerHello(hello, 1, StatusCode.Ok, 0);
+        await stream.WriteAsync(hello, cancellationToken);
     }
 
     /// <summary>

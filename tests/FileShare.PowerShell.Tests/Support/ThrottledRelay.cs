@@ -15,6 +15,7 @@ public sealed class ThrottledRelay : IDisposable
     private readonly CancellationTokenSource _closing = new();
     private readonly int _targetPort;
     private readonly long _bytesPerSecond;
+    private long _toClients;
 
     public ThrottledRelay(int targetPort, long bytesPerSecond)
     {
@@ -26,6 +27,9 @@ public sealed class ThrottledRelay : IDisposable
     }
 
     public int Port { get; }
+
+    /// <summary>Bytes passed on from the server to clients so far.</summary>
+    public long BytesToClients => Interlocked.Read(ref _toClients);
 
     public void Dispose()
     {
@@ -90,6 +94,11 @@ public sealed class ThrottledRelay : IDisposable
                 }
 
                 total += read;
+                if (bytesPerSecond is not null)
+                {
+                    Interlocked.Add(ref _toClients, read);
+                }
+
                 if (bytesPerSecond is { } rate && TimeSpan.FromSeconds((double)total / rate) - clock.Elapsed is { } ahead && ahead > TimeSpan.Zero)
                 {
                     // Pacing, not waiting for a condition: this is what makes the relay slow.

@@ -1,0 +1,141 @@
+using System.Diagnostics;
+
+namespace FileShare.Client;
+
+/// <summary>
+/// One file of a <see cref="DownloadBatch"/>: the name as asked for, where it goes, every server that offers it (the
+/// first one's content wins), and counters anyone may read while it runs.
+/// </summary>
+public sealed class FileTransfer(string name, string destination)
+{
+    private readonly List<DownloadSource> _sources = [];
+    private long _startedAt;
+    private volatile bool _finished;
+
+    public string Name { get; } = name;
+
+    public string Destination { get; } = destination;
+
+    public IReadOnlyList<DownloadSource> Sources => _sources;
+
+    /// <summary>"host:port", or "host:port and 2 more" for a download drawing on several servers.</summary>
+    public string Endpoint => _sources.Count == 1 ? _sources[0].Endpoint : $"{_sources[0].Endpoint} and {_sources.Count - 1} more";
+
+    public TransferProgress Progress { get; } = new();
+
+    public bool Started => Volatile.Read(ref _startedAt) != 0;
+
+    /// <summary>How long it has been running; zero before it starts.</summary>
+    public TimeSpan Running => Started ? Stopwatch.GetElapsedTime(Volatile.Read(ref _startedAt)) : TimeSpan.Zero;
+
+    /// <summary>Succeeded, failed or cancelled.</summary>
+    public bool Finished => _finished;
+
+    internal void AddSource(DownloadSource source)
+    {
+        if (!_sources.Contains(source))
+        {
+            _sources.Add(source);
+        }
+    }
+
+    internal void MarkStarted() => Volatile.Write(ref _startedAt, Stopwatch.GetTimestamp());
+
+    internal void MarkFinished() => _finished = true;
+}
+
+/// <summary>
+/// Many files from one request: names become one download per destination path, however many servers offered the
+/// name (copies of one file on several servers become one download that draws on all of them), and run at most
+/// <c>throttleLimit</c> at a time. Outcomes go to callbacks, from any thread; cancellation ends the batch quietly.
+/// Destination paths compare as the platform's file systems usually do (case-sensitive on Linux only).
+/// </summary>
+public sealed class DownloadBatch(FileDownloader downloader, string destinationRoot, IReadOnlyList<DownloadSource> extraSources, int throttleLimit)
+{
+    private readonly Dictionary<string, FileTransfer> _byDestination = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
+    private readonly List<FileTransfer> _transfers = [];
+
+    /// <summary>Every file of the batch, in the order its name was first asked for.</summary>
+    public IReadOnlyList<FileTransfer> Transfers => _transfers;
+
+    public bool Overwrite { get; init; } = true;
+
+    public bool Resume { get; init; } = true;
+
+    public required Action<FileTransfer, DownloadResult> Completed { get; init; }
+
+    /// <summary>A download that failed (anything but cancellation): a FileShareException, or a local I/O error.</summary>
+    public required Action<FileTransfer, Exception> Failed { get; init; }
+
+    public Action<FileTransfer, string>? Notice { get; init; }
+
+    public Action<FileTransfer, FileShareException>? SourceProblem { get; init; }
+
+    /// <summary>Adds a name offered by <paramref name="source"/> (and by every extra source); a name that would land outside the destination throws InvalidPath.</summary>
+    public void Add(string name, DownloadSource source)
+    {
+        string destination = SharePath.ResolveDestination(destinationRoot, name);
+        if (!_byDestination.TryGetValue(destination, out FileTransfer? transfer))
+        {
+            transfer = new FileTransfer(name, destination);
+            _byDestination[destination] = transfer;
+            _transfers.Add(transfer);
+        }
+
+        transfer.AddSource(source);
+        foreach (DownloadSource extra in extraSources)
+        {
+            transfer.AddSource(extra);
+        }
+    }
+
+    /// <summary>Runs every download; ends when all have finished, each having reported through a callback unless cancelled.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        using var throttle = new SemaphoreSlim(throttleLimit);
+        await Task.WhenAll(_transfers.Select(t => RunAsync(t, throttle, cancellationToken))).ConfigureAwait(false);
+    }
+
+    private async Task RunAsync(FileTransfer transfer, SemaphoreSlim throttle, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await throttle.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            transfer.MarkFinished();
+            return;
+        }
+
+        try
+        {
+            transfer.MarkStarted();
+            DownloadResult result = await downloader.DownloadAsync(new DownloadRequest
+            {
+                RemotePath = transfer.Name,
+                Destination = transfer.Destination,
+                Sources = transfer.Sources,
+                Overwrite = Overwrite,
+                Resume = Resume,
+                Progress = transfer.Progress,
+                Notice = Notice is null ? null : message => Notice(transfer, message),
+                SourceProblem = SourceProblem is null ? null : problem => SourceProblem(transfer, problem),
+            }, cancellationToken).ConfigureAwait(false);
+            Completed(transfer, result);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Failed(transfer, e);
+        }
+        catch (OperationCanceledException)
+        {
+            // Cancelled with the batch: the caller knows; a cancelled download keeps its verified pieces for later.
+        }
+        finally
+        {
+            transfer.MarkFinished();
+            throttle.Release();
+        }
+    }
+}
