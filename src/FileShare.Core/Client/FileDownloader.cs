@@ -92,7 +92,11 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         finally
         {
-            opened?.Dispose();
+            // Unused: back to the pool when nothing is pending (an empty file), otherwise the pool closes it.
+            if (opened is not null)
+            {
+                pool.Return(opened);
+            }
         }
     }
 
@@ -164,7 +168,11 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
 
             PartialFile.Discard(partial);
-            takeOpened()?.Dispose();
+            if (takeOpened() is { } unused)
+            {
+                pool.Return(unused);
+            }
+
             return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, cancellationToken).ConfigureAwait(false);
         }
 

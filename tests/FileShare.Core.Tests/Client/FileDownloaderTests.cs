@@ -81,6 +81,28 @@ public sealed class FileDownloaderTests : ServerTestBase
     }
 
     [Fact]
+    public async Task Many_small_and_empty_files_one_after_another_arrive_intact_over_one_connection()
+    {
+        string[] names = ["first.bin", "empty1.bin", "small.bin", "empty2.bin", "piece.bin"];
+        string[] hashes =
+        [
+            TestFiles.WriteRandom(Share(names[0]), 100), TestFiles.WriteRandom(Share(names[1]), 0), TestFiles.WriteRandom(Share(names[2]), 4096),
+            TestFiles.WriteRandom(Share(names[3]), 0), TestFiles.WriteRandom(Share(names[4]), ProtocolConstants.PieceSize + 1),
+        ];
+        FileShareServer server = StartServer();
+        FileDownloader downloader = NewDownloader();
+
+        foreach (string name in names)
+        {
+            await downloader.DownloadAsync(Host, server.Port, name, Download(name), false, null, CancellationToken.None);
+        }
+
+        Assert.Equal(hashes, names.Select(n => TestFiles.Sha256(Download(n))));
+        Assert.Equal(1, server.Statistics.TotalConnections);
+        Assert.Equal(names.Select(Download).Order(), TestFiles.Leftovers(Downloads).Order());
+    }
+
+    [Fact]
     public async Task A_100_MiB_file_arrives_intact()
     {
         string hash = TestFiles.WriteRandom(Share("big.bin"), 100L * TestFiles.MiB);
