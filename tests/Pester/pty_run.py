@@ -7,14 +7,11 @@ The command gets a fresh session whose controlling terminal is the pty, so the b
 turned into SIGINT for its foreground process group by the terminal line discipline (not sent as a signal by us).
 Ctrl+C is pressed once TEXT has appeared in the command's output or PATH exists (whichever comes first; with
 neither, at once). The script then waits up to --exit-timeout seconds for the command to end, killing its process
-group if it does not. While it waits it presses Ctrl+C again every two seconds, as a user would: .NET reads the
-terminal's answer to a cursor-position query (progress rendering asks often) with signals off, so a Ctrl+C that lands
-in that window is read as input and never becomes SIGINT. seconds_to_exit still counts from the first press.
+group if it does not.
 
 Prints one JSON object on stdout:
   triggered       the marker or file was seen before --trigger-timeout
   interrupted     Ctrl+C was written to the terminal
-  presses         how many times Ctrl+C was written
   exited          the command ended by itself (after Ctrl+C, or before any trigger)
   exit_code       its exit code, or -N when killed by signal N; null when it had to be killed here
   seconds_to_exit seconds from Ctrl+C to the command's end; null without Ctrl+C or exit
@@ -90,8 +87,6 @@ def main():
     open_ = True
     triggered = interrupted = False
     interrupted_at = None
-    presses = 0
-    last_press = None
     started = time.monotonic()
 
     def seen():
@@ -116,14 +111,11 @@ def main():
             if seen():
                 triggered = True
                 os.write(fd, b"\x03")
-                interrupted, interrupted_at, last_press, presses = True, now, now, 1
+                interrupted, interrupted_at = True, now
             elif now - started > args.trigger_timeout:
                 break
         elif now - interrupted_at > args.exit_timeout:
             break
-        elif now - last_press >= 2.0:
-            os.write(fd, b"\x03")
-            last_press, presses = now, presses + 1
 
     exited = status is not None
     ended_at = time.monotonic()
@@ -146,7 +138,6 @@ def main():
     print(json.dumps({
         "triggered": triggered,
         "interrupted": interrupted,
-        "presses": presses,
         "exited": exited,
         "exit_code": exit_code,
         "seconds_to_exit": round(ended_at - interrupted_at, 3) if interrupted and exited else None,
