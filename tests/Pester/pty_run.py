@@ -77,6 +77,10 @@ def main():
     if pid == 0:
         # A wide terminal so nothing the command prints is wrapped or truncated.
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+        # A shell gives its foreground job default signal handling; without this a test run started in the
+        # background (where SIGINT is ignored and the ignoring is inherited) would make Ctrl+C do nothing.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         try:
             os.execvp(args.command[0], args.command)
         finally:
