@@ -2,7 +2,9 @@
 .SYNOPSIS
     Builds, tests and demonstrates the FileShare module.
 .DESCRIPTION
-    Build  (default) compiles Release and lays the module out in out/FileShare/<version>/.
+    Build  (default) compiles Release and lays the module out in out/FileShare/<version>/. The assemblies carry
+           ReadyToRun code for PowerShell 7.6's runtime on -Runtime (this machine's platform unless given) besides
+           their net8.0 IL, so they load wherever they did and skip most of the JIT at cold start there.
     Test   builds, runs the xunit suites, then Pester against the built module; ends with "Tests: N passed, N failed".
     Demo   builds, then shares ten folders and downloads every file from them, verifying each SHA-256.
     Package builds, then makes out/packages/FileShare.<version>.nupkg for Install-PSResource / Install-Module.
@@ -25,6 +27,10 @@ param(
     # Demo only: size of the large sample file.
     [long] $DemoLargeFileBytes = 1GB,
 
+    # Build: the platform whose native code the assemblies carry (a .NET runtime identifier such as linux-x64 or
+    # win-x64); this machine's by default. Other platforms run the same files through the JIT.
+    [string] $Runtime,
+
     # Bench only: the one-minute smoke (small sizes, two rounds; leaves docs/ alone).
     [switch] $Quick
 )
@@ -36,6 +42,11 @@ $repo = $PSScriptRoot
 $version = (Select-Xml -Path "$repo/Directory.Build.props" -XPath '//Version').Node.InnerText
 $outRoot = Join-Path $repo 'out'
 $moduleDir = Join-Path $outRoot "FileShare/$version"
+if (-not $Runtime) {
+    # This machine's platform in the portable form the .NET packs are published for (linux-x64, win-arm64, ...).
+    $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
+    $Runtime = "$os-$([Runtime.InteropServices.RuntimeInformation]::OSArchitecture.ToString().ToLowerInvariant())"
+}
 
 function Invoke-Native {
     param([string] $File, [string[]] $Arguments)
@@ -45,13 +56,21 @@ function Invoke-Native {
 
 function Invoke-Build {
     if (-not (Get-Command dotnet -ErrorAction SilentlyContinue)) { throw 'The .NET SDK (dotnet) is required.' }
-    $publish = Join-Path $repo "obj/publish"
+    $publish = Join-Path $repo 'obj/publish'
+    $readyToRun = Join-Path $repo 'obj/publish-r2r'
+    foreach ($folder in $publish, $readyToRun) { if (Test-Path $folder) { Remove-Item $folder -Recurse -Force } }
+    # The portable publish decides what ships; the ReadyToRun publish of the same closure replaces its assemblies.
     Invoke-Native dotnet @('publish', "$repo/src/FileShare.PowerShell/FileShare.PowerShell.csproj", '-c', $Configuration, '-o', $publish, '--nologo', '-v', 'quiet')
+    Invoke-Native dotnet @('publish', "$repo/tools/ReadyToRun/ReadyToRun.csproj", '-c', $Configuration, '-r', $Runtime, '-o', $readyToRun, '--nologo', '-v', 'quiet')
 
     if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
     $bin = New-Item -ItemType Directory -Path (Join-Path $moduleDir 'bin') -Force
-    foreach ($file in 'FileShare.dll', 'FileShare.pdb', 'FileShare.Core.dll', 'FileShare.Core.pdb') {
-        Copy-Item (Join-Path $publish $file) $bin
+    foreach ($file in Get-ChildItem $publish -File -Include '*.dll', '*.pdb' -Recurse) {
+        $relative = [IO.Path]::GetRelativePath($publish, $file.FullName)
+        $target = Join-Path $bin $relative
+        $null = New-Item -ItemType Directory -Path (Split-Path $target) -Force
+        $precompiled = Join-Path $readyToRun $relative
+        if ($file.Extension -eq '.dll' -and (Test-Path $precompiled)) { Copy-Item $precompiled $target } else { Copy-Item $file.FullName $target }
     }
     Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
     (Get-Content "$repo/module/FileShare.psd1" -Raw).Replace('{{ModuleVersion}}', $version) |
@@ -125,7 +144,7 @@ switch ($Task) {
         exit $LASTEXITCODE
     }
     'Clean' {
-        foreach ($path in $outRoot, "$repo/obj/publish") { if (Test-Path $path) { Remove-Item $path -Recurse -Force } }
+        foreach ($path in $outRoot, "$repo/obj/publish", "$repo/obj/publish-r2r") { if (Test-Path $path) { Remove-Item $path -Recurse -Force } }
         Invoke-Native dotnet @('clean', "$repo/FileShare.sln", '-c', $Configuration, '--nologo', '-v', 'quiet')
     }
 }
