@@ -2,12 +2,14 @@
 .SYNOPSIS
     Builds, tests and demonstrates the FileShare module.
 .DESCRIPTION
-    Build  (default) compiles Release and lays the module out in out/FileShare/<version>/. The assemblies carry
-           ReadyToRun code for PowerShell 7.6's runtime on -Runtime (this machine's platform unless given) besides
-           their net8.0 IL, so they load wherever they did and skip most of the JIT at cold start there.
+    Build  (default) compiles Release and lays the module out in out/FileShare/<version>/. Its assemblies carry,
+           besides their net8.0 IL, ReadyToRun code for the .NET 10 of PowerShell 7.6 on -Runtime (this machine's
+           platform by default), which skips most of the JIT at a cold start; such assemblies load only on that
+           platform. -Runtime portable gives IL only, as loads on every platform and PowerShell 7.4+.
     Test   builds, runs the xunit suites, then Pester against the built module; ends with "Tests: N passed, N failed".
     Demo   builds, then shares ten folders and downloads every file from them, verifying each SHA-256.
-    Package builds, then makes out/packages/FileShare.<version>.nupkg for Install-PSResource / Install-Module.
+    Package builds (portable unless -Runtime is given: one package serves every platform), then makes
+           out/packages/FileShare.<version>.nupkg for Install-PSResource / Install-Module.
     Bench  builds, then runs bench/run.py: FileShare against nginx + curl, aria2c, HttpClient, Invoke-WebRequest and
            an iperf3 ceiling on tmpfs (installs missing peers with apt-get); writes out/bench/ and, unless -Quick,
            the results section and chart of docs/benchmarks.md. About 15 minutes; -Quick is a one-minute smoke.
@@ -27,8 +29,8 @@ param(
     # Demo only: size of the large sample file.
     [long] $DemoLargeFileBytes = 1GB,
 
-    # Build: the platform whose native code the assemblies carry (a .NET runtime identifier such as linux-x64 or
-    # win-x64); this machine's by default. Other platforms run the same files through the JIT.
+    # The platform whose native code the assemblies carry: a .NET runtime identifier (linux-x64, win-arm64, ...) or
+    # 'portable' for IL only. Default: this machine's, except for Package.
     [string] $Runtime,
 
     # Bench only: the one-minute smoke (small sizes, two rounds; leaves docs/ alone).
@@ -42,6 +44,7 @@ $repo = $PSScriptRoot
 $version = (Select-Xml -Path "$repo/Directory.Build.props" -XPath '//Version').Node.InnerText
 $outRoot = Join-Path $repo 'out'
 $moduleDir = Join-Path $outRoot "FileShare/$version"
+if (-not $Runtime -and $Task -eq 'Package') { $Runtime = 'portable' }
 if (-not $Runtime) {
     # This machine's platform in the portable form the .NET packs are published for (linux-x64, win-arm64, ...).
     $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
@@ -61,7 +64,9 @@ function Invoke-Build {
     foreach ($folder in $publish, $readyToRun) { if (Test-Path $folder) { Remove-Item $folder -Recurse -Force } }
     # The portable publish decides what ships; the ReadyToRun publish of the same closure replaces its assemblies.
     Invoke-Native dotnet @('publish', "$repo/src/FileShare.PowerShell/FileShare.PowerShell.csproj", '-c', $Configuration, '-o', $publish, '--nologo', '-v', 'quiet')
-    Invoke-Native dotnet @('publish', "$repo/tools/ReadyToRun/ReadyToRun.csproj", '-c', $Configuration, '-r', $Runtime, '-o', $readyToRun, '--nologo', '-v', 'quiet')
+    if ($Runtime -ne 'portable') {
+        Invoke-Native dotnet @('publish', "$repo/tools/ReadyToRun/ReadyToRun.csproj", '-c', $Configuration, '-r', $Runtime, '-o', $readyToRun, '--nologo', '-v', 'quiet')
+    }
 
     if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
     $bin = New-Item -ItemType Directory -Path (Join-Path $moduleDir 'bin') -Force
@@ -69,14 +74,14 @@ function Invoke-Build {
         $relative = [IO.Path]::GetRelativePath($publish, $file.FullName)
         $target = Join-Path $bin $relative
         $null = New-Item -ItemType Directory -Path (Split-Path $target) -Force
-        $precompiled = Join-Path $readyToRun $relative
-        if ($file.Extension -eq '.dll' -and (Test-Path $precompiled)) { Copy-Item $precompiled $target } else { Copy-Item $file.FullName $target }
+        $source = if ($Runtime -eq 'portable' -or $file.Extension -ne '.dll') { $file.FullName } else { Join-Path $readyToRun $relative }
+        Copy-Item $source $target
     }
     Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
     (Get-Content "$repo/module/FileShare.psd1" -Raw).Replace('{{ModuleVersion}}', $version) |
         Set-Content (Join-Path $moduleDir 'FileShare.psd1') -NoNewline
     & "$repo/tools/New-MamlHelp.ps1" -SourcePath "$repo/docs/help" -OutputPath $moduleDir
-    Write-Host "Built FileShare $version into $moduleDir"
+    Write-Host "Built FileShare $version ($(if ($Runtime -eq 'portable') { 'portable IL' } else { "ReadyToRun for $Runtime" })) into $moduleDir"
     Write-Host "To use it: `$env:PSModulePath = '$outRoot' + [IO.Path]::PathSeparator + `$env:PSModulePath; Import-Module FileShare"
 }
 
