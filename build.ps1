@@ -50,7 +50,7 @@ function Invoke-Build {
 
     if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
     $bin = New-Item -ItemType Directory -Path (Join-Path $moduleDir 'bin') -Force
-    foreach ($file in 'FileShare.dll', 'FileShare.pdb', 'FileShare.Core.dll', 'FileShare.Core.pdb') {
+    foreach ($file in 'FileShare.dll', 'FileShare.pdb', 'FileShare.Core.dll', 'FileShare.Core.pdb', 'Blake3.dll') {
         Copy-Item (Join-Path $publish $file) $bin
     }
     Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
