@@ -537,9 +537,9 @@ http {{
             os.makedirs(out(tool), exist_ok=True)
             return os.path.join(out(tool), name)
 
-        def fileshare(worker, tool):
+        def fileshare(worker, tool, extra=""):
             script = (f"Get-RemoteFile {ps_quote(relative)} -ComputerName 127.0.0.1 -Port {fs_port} "
-                      f"-Destination {ps_quote(out(tool))}")
+                      f"-Destination {ps_quote(out(tool))}{extra}")
             return self.in_worker(worker, script)
 
         variants = [Variant("FileShare Get-RemoteFile", "FileShare", fileshare(fs, "fs"), [self.single_host.pid],
@@ -548,9 +548,13 @@ http {{
                                 self.in_worker(fs, self.nowhere_script(fs_port, relative)), [self.single_host.pid],
                                 None, units, "no file written, no SHA-256: the protocol's ceiling on this machine"))
         if peers:
+            # Both progress rows run in one pty worker, so the difference is the progress alone, not another process.
+            progress_worker = self.worker("fileshare-progress", terminal=True)
             variants.append(Variant("FileShare, progress on (pty)", "FileShare (progress on)",
-                                    fileshare(self.worker("fileshare-progress", terminal=True), "fsp"),
-                                    [self.single_host.pid], verify("fsp"), units))
+                                    fileshare(progress_worker, "fsp"), [self.single_host.pid], verify("fsp"), units))
+            variants.append(Variant("FileShare, progress off (same pty worker)", "FileShare (progress off)",
+                                    fileshare(progress_worker, "fsq", " -ProgressAction SilentlyContinue"),
+                                    [self.single_host.pid], verify("fsq"), units))
         if self.available["curl"]:
             variants.append(Variant("nginx + curl", "nginx + curl", self.in_processes(
                 lambda: [["curl", "-sf", "-o", prepare("curl"), nginx_url]]), self.nginx_pids, verify("curl"), units))
@@ -740,10 +744,12 @@ try {{
         def verify(tool):
             return lambda: self.verify([(os.path.join(self.out, tool, folder, n), f"{folder}/{n}") for n in names])
 
-        def fileshare(worker, tool, limit):
+        def fileshare(worker, tool, limit, extra=""):
             remote = ps_array(f"{folder}/{n}" for n in names)
             return self.in_worker(worker, f"Get-RemoteFile -Name {remote} -ComputerName 127.0.0.1 -Port {port} "
-                                          f"-ThrottleLimit {limit} -Destination {ps_quote(os.path.join(self.out, tool))}")
+                                          f"-ThrottleLimit {limit} -Destination {ps_quote(os.path.join(self.out, tool))}{extra}")
+
+        progress_worker = self.worker("fileshare-progress", terminal=True)
 
         urls = [f"http://127.0.0.1:{self.nginx_ports[0]}/{folder}/{n}" for n in names]
 
@@ -767,8 +773,10 @@ try {{
             Variant(f"FileShare -ThrottleLimit {throttle}", "FileShare (throttled)", fileshare(fs, "fsn", throttle),
                     [self.single_host.pid], verify("fsn"), units),
             Variant("FileShare -ThrottleLimit 1, progress on (pty)", "FileShare (progress on)",
-                    fileshare(self.worker("fileshare-progress", terminal=True), "fsp", 1),
-                    [self.single_host.pid], verify("fsp"), units),
+                    fileshare(progress_worker, "fsp", 1), [self.single_host.pid], verify("fsp"), units),
+            Variant("FileShare -ThrottleLimit 1, progress off (same pty worker)", "FileShare (progress off)",
+                    fileshare(progress_worker, "fsq", 1, " -ProgressAction SilentlyContinue"),
+                    [self.single_host.pid], verify("fsq"), units),
             Variant("nginx + one curl, keep-alive, one after another", "nginx + curl", curl("curl", 0),
                     self.nginx_pids, verify("curl"), units),
             Variant(f"nginx + one curl --parallel-max {throttle}", "curl --parallel", curl("curlp", throttle),

@@ -4,7 +4,7 @@ namespace FileShare;
 
 /// <summary>
 /// The small record beside a partial download (".&lt;name&gt;.partial.state"): which file it is a copy of (the
-/// source's digest: length, last write time, whole-file and piece SHA-256), where it came from, and which pieces
+/// source's digest: length, last write time, whole-file SHA-256 and piece hashes), where it came from, and which pieces
 /// have been verified so far. A later download resumes from it only when the source still has the same digest,
 /// and a server whose share holds it offers the pieces it has.
 /// </summary>
@@ -15,7 +15,8 @@ namespace FileShare;
 public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sources, FileDigest Digest, PieceMap Held)
 {
     public const string Suffix = ".state";
-    private const ushort FormatVersion = 1;
+    // Version 1 records predate named piece algorithms: their piece hashes are SHA-256.
+    private const ushort FormatVersion = 2;
     private const int MaxSources = 1024;
     private static ReadOnlySpan<byte> Magic => "FSPS"u8;
 
@@ -59,7 +60,8 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
         }
 
         reader.ReadBytes(Magic.Length);
-        if (reader.ReadUInt16() != FormatVersion)
+        ushort version = reader.ReadUInt16();
+        if (version is not (1 or FormatVersion))
         {
             throw new ProtocolException("unknown state record version");
         }
@@ -72,7 +74,7 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
             sources.Add(reader.ReadString(1024));
         }
 
-        FileDigest digest = Messages.ReadDigest(ref reader);
+        FileDigest digest = Messages.ReadDigest(ref reader, namesAlgorithm: version >= 2);
         if (digest.PieceCount == 0 && digest.Length > 0)
         {
             throw new ProtocolException("a partial download needs piece hashes");
@@ -88,7 +90,7 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
     {
         IReadOnlyList<string> sources = Sources.Count > MaxSources ? Sources.Take(MaxSources).ToList() : Sources;
         int size = Magic.Length + 2 + SpanWriter.StringSize(RemotePath) + 2 + sources.Sum(s => SpanWriter.StringSize(s))
-            + Messages.DigestSize(Digest) + PieceMap.ByteLength(Held.Count);
+            + Messages.DigestSize(Digest, namesAlgorithm: true) + PieceMap.ByteLength(Held.Count);
         byte[] bytes = new byte[size];
         var writer = new SpanWriter(bytes);
         writer.WriteBytes(Magic);
@@ -100,15 +102,18 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
             writer.WriteString(source);
         }
 
-        Messages.WriteDigest(ref writer, Digest);
+        Messages.WriteDigest(ref writer, Digest, namesAlgorithm: true);
         Held.WriteTo(bytes.AsSpan(writer.Position));
         string temporary = statePath + ".tmp";
         File.WriteAllBytes(temporary, bytes);
         File.Move(temporary, statePath, overwrite: true);
     }
 
-    /// <summary>Same content, same piece layout: a copy of this digest can continue this partial file.</summary>
+    /// <summary>
+    /// Same content, same piece layout: a copy of this digest can continue this partial file. Piece hashes in another
+    /// algorithm cannot be compared; the pieces a resume keeps are checked against the new digest anyway.
+    /// </summary>
     public bool Describes(FileDigest digest) =>
         Digest.Length == digest.Length && Digest.PieceSize == digest.PieceSize && Digest.Sha256.AsSpan().SequenceEqual(digest.Sha256)
-        && Digest.PieceHashes.AsSpan().SequenceEqual(digest.PieceHashes);
+        && (Digest.PieceAlgorithm != digest.PieceAlgorithm || Digest.PieceHashes.AsSpan().SequenceEqual(digest.PieceHashes));
 }

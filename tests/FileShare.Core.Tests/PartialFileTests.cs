@@ -42,16 +42,46 @@ public sealed class PartialFileTests
         Random.Shared.NextBytes(pieces);
         var held = new PieceMap(3);
         held.Set(1);
-        var digest = new FileDigest((2L * ProtocolConstants.PieceSize) + 5, new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc), new byte[32], ProtocolConstants.PieceSize, pieces);
+        var digest = new FileDigest((2L * ProtocolConstants.PieceSize) + 5, new DateTime(2026, 11, 26, 0, 0, 0, DateTimeKind.Utc), new byte[32], ProtocolConstants.PieceSize, pieces, PieceHashAlgorithm.Blake3);
 
         new PartialState("sub/x.bin", ["a:5000", "[::1]:5001"], digest, held).Write(path);
         PartialState back = PartialState.TryRead(path)!;
 
         Assert.Equal("sub/x.bin", back.RemotePath);
+        Assert.Equal(PieceHashAlgorithm.Blake3, back.Digest.PieceAlgorithm);
         Assert.Equal(["a:5000", "[::1]:5001"], back.Sources);
         Assert.True(back.Describes(digest));
         Assert.Equal([false, true, false], Enumerable.Range(0, 3).Select(back.Held.Has));
         File.WriteAllBytes(path, File.ReadAllBytes(path)[..40]);
         Assert.Null(PartialState.TryRead(path));
+    }
+
+    [Fact]
+    public void A_record_from_before_piece_algorithms_were_named_reads_as_SHA256_pieces()
+    {
+        using var temp = new TempDirectory();
+        string path = Path.Join(temp.Path, ".x.bin.partial.state");
+        byte[] pieces = new byte[2 * ProtocolConstants.Sha256Length];
+        Random.Shared.NextBytes(pieces);
+        var digest = new FileDigest(ProtocolConstants.PieceSize + 1L, new DateTime(2026, 11, 1, 0, 0, 0, DateTimeKind.Utc), new byte[32], ProtocolConstants.PieceSize, pieces);
+        byte[] record = new byte[4 + 2 + SpanWriter.StringSize("x.bin") + 2 + SpanWriter.StringSize("a:5000") + Messages.DigestSize(digest, namesAlgorithm: false) + 1];
+        var writer = new SpanWriter(record);
+        writer.WriteBytes("FSPS"u8);
+        writer.WriteUInt16(1);
+        writer.WriteString("x.bin");
+        writer.WriteUInt16(1);
+        writer.WriteString("a:5000");
+        Messages.WriteDigest(ref writer, digest, namesAlgorithm: false);
+        writer.WriteByte(0b10);
+        File.WriteAllBytes(path, record);
+
+        PartialState back = PartialState.TryRead(path)!;
+
+        Assert.Equal(PieceHashAlgorithm.Sha256, back.Digest.PieceAlgorithm);
+        Assert.True(back.Describes(digest));
+        Assert.True(back.Held.Has(1));
+        Assert.False(back.Held.Has(0));
+        Assert.True(back.Describes(digest with { PieceHashes = new byte[pieces.Length], PieceAlgorithm = PieceHashAlgorithm.Blake3 }));
+        Assert.False(back.Describes(digest with { PieceHashes = new byte[pieces.Length] }));
     }
 }

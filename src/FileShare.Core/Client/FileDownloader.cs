@@ -371,7 +371,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                         read += n;
                     }
 
-                    if (read == length && SHA256.HashData(buffer.AsSpan(0, length)).AsSpan().SequenceEqual(digest.PieceHash(piece)))
+                    if (read == length && MatchesPiece(digest, piece, buffer.AsSpan(0, length)))
                     {
                         held.Set(piece);
                         kept++;
@@ -386,6 +386,13 @@ public sealed class FileDownloader(ConnectionPool pool)
 
         request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
         return true;
+    }
+
+    private static bool MatchesPiece(FileDigest digest, int piece, ReadOnlySpan<byte> data)
+    {
+        Span<byte> actual = stackalloc byte[ProtocolConstants.Sha256Length];
+        PieceHasher.HashPiece(digest.PieceAlgorithm, data, actual);
+        return actual.SequenceEqual(digest.PieceHash(piece));
     }
 
     /// <summary>Why pieces are still missing: the only source's own failure, or which byte ranges no source could give.</summary>

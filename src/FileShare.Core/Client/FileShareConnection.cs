@@ -38,6 +38,7 @@ public sealed class FileShareConnection : IDisposable
     public bool IsReusable => !_broken && _pendingRange == 0;
 
     private bool _broken;
+    private bool _namesPieceAlgorithm;
     private long _pendingRange;
 
     /// <summary>
@@ -119,10 +120,12 @@ public sealed class FileShareConnection : IDisposable
             static (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadStatReply(body, withPieces: true, out status, out message),
             cancellationToken, withPieces: true);
 
-    /// <summary>The server's digest of a file: whole-file and per-piece SHA-256 of its current version.</summary>
+    /// <summary>The server's digest of a file: whole-file SHA-256 and per-piece hashes of its current version.</summary>
     /// <remarks>Hashing a large file for the first time takes the server a while; that is work, not a dead server.</remarks>
     public Task<FileDigest> HashAsync(string path, CancellationToken cancellationToken) =>
-        PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout, Messages.ReadHashReply, cancellationToken);
+        PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout,
+            (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadHashReply(body, withPieces: false, _namesPieceAlgorithm, out _, out status, out message),
+            cancellationToken);
 
     /// <summary>
     /// The digest, and for a partial copy the pieces the server holds (null: the whole file). A server that predates
@@ -132,7 +135,7 @@ public sealed class FileShareConnection : IDisposable
     {
         PieceMap? held = null;
         FileDigest digest = await PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout,
-            (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadHashReply(body, withPieces: true, out held, out status, out message),
+            (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadHashReply(body, withPieces: true, _namesPieceAlgorithm, out held, out status, out message),
             cancellationToken, withPieces: true).ConfigureAwait(false);
         return (digest, held);
     }
@@ -197,7 +200,7 @@ public sealed class FileShareConnection : IDisposable
             uint readId = await SendReadRequestAsync(path, 0, -1, deadline.Token).ConfigureAwait(false);
 
             Frame frame = await ReadReplyAsync(FrameType.HashReply, hashId, path, deadline, _options.HashTimeout).ConfigureAwait(false);
-            FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, withPieces: true, out PieceMap? held, out StatusCode status, out string? message);
+            FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, withPieces: true, _namesPieceAlgorithm, out PieceMap? held, out StatusCode status, out string? message);
             if (status != StatusCode.Ok)
             {
                 // Take the read's answer too: a refusal keeps the connection in step, a promise leaves bytes pending (not reusable).
@@ -319,7 +322,8 @@ public sealed class FileShareConnection : IDisposable
     private async Task HandshakeAsync(CancellationToken cancellationToken)
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
-        HandshakeFeatures asked = (_options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
+        HandshakeFeatures asked = HandshakeFeatures.PieceAlgorithms
+            | (_options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
             | (_options.UsesTls ? HandshakeFeatures.Tls : HandshakeFeatures.None);
         byte[] hellos = new byte[2 * ProtocolConstants.HelloLength];
         Memory<byte> serverHello = hellos.AsMemory(ProtocolConstants.HelloLength);
@@ -364,6 +368,7 @@ public sealed class FileShareConnection : IDisposable
                 throw new FileShareException(FileShareErrorKind.AuthenticationFailed, $"{Endpoint} holds no access key, so it cannot prove it is the server that shares this key; nothing was requested from it.", Endpoint);
             }
 
+            _namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
             byte[] channelBinding = granted.HasFlag(HandshakeFeatures.Tls) ? await StartTlsAsync(deadline.Token).ConfigureAwait(false) : [];
             if (granted.HasFlag(HandshakeFeatures.AccessKey))
             {

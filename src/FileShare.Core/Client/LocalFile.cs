@@ -18,15 +18,29 @@ internal static class LocalFile
         }
     }
 
+    /// <summary>
+    /// Starts the write of received bytes (the pwrite runs on a pool thread) and meanwhile feeds them to
+    /// <paramref name="verifier"/> on the caller's thread, so the receive loop's two stages are about even on a busy
+    /// machine: reading and hashing on one thread, copying into the page cache on another. The returned task
+    /// completes once the write has let go of the buffer.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask WriteAsync(SafeFileHandle target, ReadOnlyMemory<byte> data, long offset, PieceVerifier? verifier, string remotePath, string endpoint)
     {
         try
         {
-            await RandomAccess.WriteAsync(target, data, offset).ConfigureAwait(false);
+            ValueTask write = RandomAccess.WriteAsync(target, data, offset);
+            try
+            {
+                verifier?.Append(data.Span);
+            }
+            catch
+            {
+                await SettleAsync(write).ConfigureAwait(false);
+                throw;
+            }
 
-            // Hashing here, off the receive loop, overlaps it with the next network read.
-            verifier?.Append(data.Span);
+            await write.ConfigureAwait(false);
         }
         catch (IOException e)
         {

@@ -5,7 +5,7 @@ namespace FileShare.Client;
 
 /// <summary>
 /// Checks bytes against a server's digest as they arrive, piece by piece, so corruption is caught at the piece
-/// where it happened. When every piece matches, the whole file matches the content the server hashed (the pieces
+/// where it happened, in the digest's piece algorithm. When every piece matches, the whole file matches the content the server hashed (the pieces
 /// and the whole-file hash come from one pass over one version of the file), so no second whole-file pass is needed;
 /// a digest without piece hashes (files past ~128 GiB) is checked whole instead.
 /// </summary>
@@ -14,11 +14,11 @@ public sealed class PieceVerifier : IDisposable
     private readonly FileDigest _digest;
     private readonly string _path;
     private readonly string _endpoint;
-    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly PieceHasher? _pieces;
+    private readonly IncrementalHash? _whole;
+    private readonly PieceHashed _checkPiece;
     private readonly Action<int>? _pieceVerified;
     private long _position;
-    private long _pieceFilled;
-    private int _piece;
 
     public PieceVerifier(FileDigest digest, string path, string endpoint)
         : this(digest, path, endpoint, firstPiece: 0, pieceVerified: null)
@@ -31,9 +31,17 @@ public sealed class PieceVerifier : IDisposable
         _digest = digest;
         _path = path;
         _endpoint = endpoint;
-        _piece = firstPiece;
         _position = (long)firstPiece * digest.PieceSize;
         _pieceVerified = pieceVerified;
+        _checkPiece = CheckPiece;
+        if (ByPiece)
+        {
+            _pieces = new PieceHasher(digest.PieceAlgorithm, digest.Length, digest.PieceSize, firstPiece);
+        }
+        else
+        {
+            _whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        }
     }
 
     /// <summary>Whether a piece hash has been checked; a digest without piece hashes is checked only whole.</summary>
@@ -41,24 +49,15 @@ public sealed class PieceVerifier : IDisposable
 
     public void Append(ReadOnlySpan<byte> data)
     {
-        if (!ByPiece)
+        if (_pieces is not null)
         {
-            _hash.AppendData(data);
-            _position += data.Length;
-            return;
+            _pieces.Append(data, _checkPiece);
+            _position = _pieces.Position;
         }
-
-        while (!data.IsEmpty)
+        else
         {
-            int take = (int)Math.Min(data.Length, _digest.PieceSize - _pieceFilled);
-            _hash.AppendData(data[..take]);
-            data = data[take..];
-            _pieceFilled += take;
-            _position += take;
-            if (_pieceFilled == _digest.PieceSize || _position == _digest.Length)
-            {
-                CheckPiece();
-            }
+            _whole!.AppendData(data);
+            _position += data.Length;
         }
     }
 
@@ -70,10 +69,10 @@ public sealed class PieceVerifier : IDisposable
             throw new FileShareException(FileShareErrorKind.IncompleteTransfer, $"'{_path}' from {_endpoint}: {_position:N0} of {_digest.Length:N0} bytes arrived.", _endpoint, _path);
         }
 
-        if (!ByPiece)
+        if (_whole is not null)
         {
             Span<byte> actual = stackalloc byte[ProtocolConstants.Sha256Length];
-            _hash.GetHashAndReset(actual);
+            _whole.GetHashAndReset(actual);
             if (!actual.SequenceEqual(_digest.Sha256))
             {
                 throw Mismatch($"the file's SHA-256 {Convert.ToHexString(actual)} is not the server's {_digest.Sha256Hex}");
@@ -81,21 +80,22 @@ public sealed class PieceVerifier : IDisposable
         }
     }
 
-    public void Dispose() => _hash.Dispose();
-
-    private void CheckPiece()
+    public void Dispose()
     {
-        Span<byte> actual = stackalloc byte[ProtocolConstants.Sha256Length];
-        _hash.GetHashAndReset(actual);
-        if (!actual.SequenceEqual(_digest.PieceHash(_piece)))
+        _pieces?.Dispose();
+        _whole?.Dispose();
+    }
+
+    private void CheckPiece(int piece, ReadOnlySpan<byte> actual)
+    {
+        if (!actual.SequenceEqual(_digest.PieceHash(piece)))
         {
-            long start = (long)_piece * _digest.PieceSize;
-            throw Mismatch($"piece {_piece} (bytes {start:N0}-{_position - 1:N0}) does not match the server's SHA-256");
+            long start = (long)piece * _digest.PieceSize;
+            long end = Math.Min(start + _digest.PieceSize, _digest.Length) - 1;
+            throw Mismatch($"piece {piece} (bytes {start:N0}-{end:N0}) does not match the server's {(_digest.PieceAlgorithm == PieceHashAlgorithm.Blake3 ? "BLAKE3" : "SHA-256")}");
         }
 
-        _pieceVerified?.Invoke(_piece);
-        _piece++;
-        _pieceFilled = 0;
+        _pieceVerified?.Invoke(piece);
     }
 
     private FileShareException Mismatch(string what) =>

@@ -271,17 +271,17 @@ public static class Messages
         return new RangeReply(dataLength, fileLength, lastWrite);
     }
 
-    public static int HashReplySize(FileDigest digest, bool withPieces = false, PieceMap? held = null) =>
-        2 + DigestSize(digest) + (withPieces ? 1 + (held is null ? 0 : PieceMap.ByteLength(held.Count)) : 0);
+    public static int HashReplySize(FileDigest digest, bool withPieces = false, PieceMap? held = null, bool namesAlgorithm = false) =>
+        2 + DigestSize(digest, namesAlgorithm) + (withPieces ? 1 + (held is null ? 0 : PieceMap.ByteLength(held.Count)) : 0);
 
     /// <summary>
-    /// Hash reply layout: status, length, last write ticks, SHA-256, piece size, piece count, piece hashes; then, when
-    /// the request asked for piece maps, u8 partial (0: whole file) and for a partial copy the map of held pieces.
+    /// Hash reply layout: status, then the digest (<see cref="WriteDigest"/>); then, when the request asked for piece
+    /// maps, u8 partial (0: whole file) and for a partial copy the map of held pieces.
     /// </summary>
-    public static void WriteHashReply(ref SpanWriter writer, FileDigest digest, bool withPieces = false, PieceMap? held = null)
+    public static void WriteHashReply(ref SpanWriter writer, FileDigest digest, bool withPieces = false, PieceMap? held = null, bool namesAlgorithm = false)
     {
         writer.WriteUInt16((ushort)StatusCode.Ok);
-        WriteDigest(ref writer, digest);
+        WriteDigest(ref writer, digest, namesAlgorithm);
         if (withPieces)
         {
             writer.WriteByte(held is null ? (byte)0 : (byte)1);
@@ -293,10 +293,10 @@ public static class Messages
     }
 
     public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, out StatusCode status, out string? message) =>
-        ReadHashReply(body, withPieces: false, out _, out status, out message);
+        ReadHashReply(body, withPieces: false, namesAlgorithm: false, out _, out status, out message);
 
     /// <summary>As above; <paramref name="held"/> is the piece map of a partial copy, null for a whole file.</summary>
-    public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, bool withPieces, out PieceMap? held, out StatusCode status, out string? message)
+    public static FileDigest? ReadHashReply(ReadOnlySpan<byte> body, bool withPieces, bool namesAlgorithm, out PieceMap? held, out StatusCode status, out string? message)
     {
         held = null;
         var reader = new SpanReader(body);
@@ -306,7 +306,7 @@ public static class Messages
             return null;
         }
 
-        FileDigest digest = ReadDigest(ref reader);
+        FileDigest digest = ReadDigest(ref reader, namesAlgorithm);
         if (withPieces && reader.ReadByte() != 0)
         {
             if (digest.PieceCount == 0)
@@ -321,26 +321,42 @@ public static class Messages
         return digest;
     }
 
-    public static int DigestSize(FileDigest digest) => 8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + digest.PieceHashes.Length;
+    public static int DigestSize(FileDigest digest, bool namesAlgorithm) =>
+        8 + 8 + ProtocolConstants.Sha256Length + 4 + 4 + (namesAlgorithm ? 1 : 0) + digest.PieceHashes.Length;
 
-    /// <summary>Digest layout (hash replies and partial-download records): length, last write ticks, SHA-256, piece size, piece count, piece hashes.</summary>
-    public static void WriteDigest(ref SpanWriter writer, FileDigest digest)
+    /// <summary>
+    /// Digest layout (hash replies and partial-download records): length, last write ticks, SHA-256, piece size,
+    /// piece count, the piece algorithm when <paramref name="namesAlgorithm"/> (otherwise the pieces are SHA-256),
+    /// piece hashes.
+    /// </summary>
+    public static void WriteDigest(ref SpanWriter writer, FileDigest digest, bool namesAlgorithm)
     {
+        if (!namesAlgorithm && digest.PieceAlgorithm != PieceHashAlgorithm.Sha256 && digest.PieceCount > 0)
+        {
+            throw new InvalidOperationException("Only SHA-256 piece hashes can be written without naming their algorithm.");
+        }
+
         writer.WriteInt64(digest.Length);
         writer.WriteInt64(digest.LastWriteTimeUtc.Ticks);
         writer.WriteBytes(digest.Sha256);
         writer.WriteUInt32((uint)digest.PieceSize);
         writer.WriteUInt32((uint)digest.PieceCount);
+        if (namesAlgorithm)
+        {
+            writer.WriteByte((byte)digest.PieceAlgorithm);
+        }
+
         writer.WriteBytes(digest.PieceHashes);
     }
 
-    public static FileDigest ReadDigest(ref SpanReader reader)
+    public static FileDigest ReadDigest(ref SpanReader reader, bool namesAlgorithm)
     {
         long length = reader.ReadInt64();
         DateTime lastWrite = reader.ReadUtcTime();
         byte[] sha256 = reader.ReadBytes(ProtocolConstants.Sha256Length);
         uint pieceSize = reader.ReadUInt32();
         uint pieceCount = reader.ReadUInt32();
+        var algorithm = namesAlgorithm ? (PieceHashAlgorithm)reader.ReadByte() : PieceHashAlgorithm.Sha256;
         if (length < 0 || pieceSize == 0 || pieceSize > int.MaxValue
             || pieceCount > (uint)(reader.Remaining / ProtocolConstants.Sha256Length)
             || (pieceCount != 0 && pieceCount != FileDigest.PieceCountFor(length, (int)pieceSize)))
@@ -348,7 +364,12 @@ public static class Messages
             throw new ProtocolException("Digest has an impossible length or piece layout.");
         }
 
+        if (!PieceHasher.IsKnown(algorithm))
+        {
+            throw new ProtocolException($"Digest names an unknown piece hash algorithm ({(byte)algorithm}).");
+        }
+
         byte[] pieces = reader.ReadBytes((int)pieceCount * ProtocolConstants.Sha256Length);
-        return new FileDigest(length, lastWrite, sha256, (int)pieceSize, pieces);
+        return new FileDigest(length, lastWrite, sha256, (int)pieceSize, pieces, algorithm);
     }
 }

@@ -46,6 +46,9 @@ public enum HandshakeFeatures : uint
 
     /// <summary>TLS starts right after the hellos, on the same connection (STARTTLS).</summary>
     Tls = 2,
+
+    /// <summary>Digests on this connection name their piece hash algorithm, which may be BLAKE3 (see docs/protocol.md, "Hash").</summary>
+    PieceAlgorithms = 4,
 }
 
 public enum FrameType : byte

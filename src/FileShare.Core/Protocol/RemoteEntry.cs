@@ -15,9 +15,10 @@ public readonly record struct RangeReply(long DataLength, long FileLength, DateT
 
 /// <summary>
 /// The content hashes of one version of a file (identified by its length and last write time): SHA-256 of the
-/// whole file and of every <see cref="PieceSize"/> piece, concatenated in <see cref="PieceHashes"/>.
+/// whole file, and the <see cref="PieceAlgorithm"/> hash of every <see cref="PieceSize"/> piece, concatenated in
+/// <see cref="PieceHashes"/>.
 /// </summary>
-public sealed record FileDigest(long Length, DateTime LastWriteTimeUtc, byte[] Sha256, int PieceSize, byte[] PieceHashes)
+public sealed record FileDigest(long Length, DateTime LastWriteTimeUtc, byte[] Sha256, int PieceSize, byte[] PieceHashes, PieceHashAlgorithm PieceAlgorithm = PieceHashAlgorithm.Sha256)
 {
     public int PieceCount => PieceHashes.Length / ProtocolConstants.Sha256Length;
 

@@ -13,8 +13,10 @@ namespace FileShare.Server;
 /// </summary>
 /// <remarks>
 /// A first hash reads one buffer ahead while it hashes the one before, and hashes each buffer into the whole-file
-/// digest and the piece digest on two threads at once: SHA-256 cannot be split within one digest, but the two
-/// digests are independent, so wall time is about one pass over the file instead of two plus the reads.
+/// SHA-256 and the piece digests on two threads at once: SHA-256 cannot be split within one digest, but the two
+/// are independent, so wall time is about one pass over the file instead of two plus the reads. Piece digests are
+/// kept per algorithm; a file of one piece has SHA-256 as its piece algorithm whatever is asked, since its piece
+/// digest is then its whole-file digest, hashed once.
 /// </remarks>
 internal sealed class FileHashCache
 {
@@ -24,7 +26,7 @@ internal sealed class FileHashCache
     private readonly string _root;
     private readonly int _pieceSize;
     private readonly int _readBuffer;
-    private readonly ConcurrentDictionary<string, (long Length, DateTime LastWrite, Task<FileDigest> Digest)> _entries = new();
+    private readonly ConcurrentDictionary<(string Path, PieceHashAlgorithm Pieces), (long Length, DateTime LastWrite, Task<FileDigest> Digest)> _entries = new();
     // Process-wide, as the CPU is: ten servers in one pwsh hash at most this many files at once between them. At least
     // two, so small files are not held up behind one large file's first hash.
     private static readonly int s_concurrentFiles = Math.Max(2, Environment.ProcessorCount);
@@ -41,12 +43,18 @@ internal sealed class FileHashCache
         _readBuffer = Math.Min(readBuffer, DefaultReadBuffer);
     }
 
-    public Task<FileDigest> GetAsync(string fullPath, CancellationToken cancellationToken)
+    /// <summary>The digest with piece hashes in <paramref name="pieces"/> (SHA-256 for a file of one piece).</summary>
+    public Task<FileDigest> GetAsync(string fullPath, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
     {
         var info = new FileInfo(fullPath);
         long length = info.Length;
         DateTime lastWrite = info.LastWriteTimeUtc;
-        if (_entries.TryGetValue(fullPath, out var cached) && cached.Length == length && cached.LastWrite == lastWrite && !cached.Digest.IsFaulted && !cached.Digest.IsCanceled)
+        if (FileDigest.PieceCountFor(length, _pieceSize) <= 1)
+        {
+            pieces = PieceHashAlgorithm.Sha256;
+        }
+
+        if (_entries.TryGetValue((fullPath, pieces), out var cached) && cached.Length == length && cached.LastWrite == lastWrite && !cached.Digest.IsFaulted && !cached.Digest.IsCanceled)
         {
             return cached.Digest.WaitAsync(cancellationToken);
         }
@@ -57,12 +65,12 @@ internal sealed class FileHashCache
         }
 
         // Not tied to the caller's token: one impatient client must not cancel the work others share.
-        Task<FileDigest> digest = ComputeAsync(fullPath, length, lastWrite);
-        _entries[fullPath] = (length, lastWrite, digest);
+        Task<FileDigest> digest = ComputeAsync(fullPath, length, lastWrite, pieces);
+        _entries[(fullPath, pieces)] = (length, lastWrite, digest);
         return digest.WaitAsync(cancellationToken);
     }
 
-    private async Task<FileDigest> ComputeAsync(string fullPath, long length, DateTime lastWrite)
+    private async Task<FileDigest> ComputeAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm algorithm)
     {
         await s_hashing.WaitAsync().ConfigureAwait(false);
         byte[] hashing = s_buffers.Rent((int)Math.Clamp(length, 1, _readBuffer));
@@ -76,9 +84,11 @@ internal sealed class FileHashCache
                 throw new UnauthorizedAccessException($"'{fullPath}' leads outside the shared folder.");
             }
 
-            using var pieces = new PieceHasher(length, _pieceSize);
-            // A file of one piece has its whole-file digest equal to its only piece digest: hashed once.
-            using IncrementalHash? whole = pieces.Count > 1 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+            int pieceCount = FileDigest.PieceCountFor(length, _pieceSize);
+            byte[] pieceDigests = new byte[pieceCount * ProtocolConstants.Sha256Length];
+            using var pieces = new PieceHasher(algorithm, length, _pieceSize);
+            PieceHashed keep = (piece, digest) => digest.CopyTo(pieceDigests.AsSpan(piece * ProtocolConstants.Sha256Length));
+            using IncrementalHash? whole = pieceCount > 1 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
             long offset = 0;
             pendingRead = ReadAsync(file, hashing, offset, length);
             while (offset < length)
@@ -100,12 +110,12 @@ internal sealed class FileHashCache
                 ReadOnlyMemory<byte> data = hashing.AsMemory(0, read);
                 if (whole is null)
                 {
-                    pieces.Append(data.Span);
+                    pieces.Append(data.Span, keep);
                 }
                 else
                 {
                     Task wholeAppend = Task.Run(() => whole.AppendData(data.Span));
-                    pieces.Append(data.Span);
+                    pieces.Append(data.Span, keep);
                     await wholeAppend.ConfigureAwait(false);
                 }
 
@@ -118,8 +128,8 @@ internal sealed class FileHashCache
                 throw new IOException($"'{fullPath}' changed while it was being hashed.");
             }
 
-            byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieces.Digests[..ProtocolConstants.Sha256Length]);
-            return new FileDigest(length, lastWrite, sha256, _pieceSize, pieces.Digests);
+            byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieceDigests[..ProtocolConstants.Sha256Length]);
+            return new FileDigest(length, lastWrite, sha256, _pieceSize, pieceDigests, algorithm);
         }
         finally
         {
@@ -138,33 +148,4 @@ internal sealed class FileHashCache
     /// <summary>A task rather than a ValueTask: it is awaited only after the previous buffer is hashed.</summary>
     private static Task<int> ReadAsync(FileStream file, byte[] buffer, long offset, long length) =>
         RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - offset)), offset).AsTask();
-
-    /// <summary>Digests of consecutive fixed-size pieces, fed with data in chunks of any size.</summary>
-    private sealed class PieceHasher(long length, int pieceSize) : IDisposable
-    {
-        private readonly IncrementalHash _piece = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        private long _hashed;
-        private int _finished;
-
-        public int Count { get; } = FileDigest.PieceCountFor(length, pieceSize);
-
-        public byte[] Digests { get; } = new byte[FileDigest.PieceCountFor(length, pieceSize) * ProtocolConstants.Sha256Length];
-
-        public void Append(ReadOnlySpan<byte> data)
-        {
-            while (!data.IsEmpty)
-            {
-                int take = (int)Math.Min(data.Length, pieceSize - (_hashed % pieceSize));
-                _piece.AppendData(data[..take]);
-                data = data[take..];
-                _hashed += take;
-                if (_hashed % pieceSize == 0 || _hashed == length)
-                {
-                    _piece.GetHashAndReset(Digests.AsSpan(_finished++ * ProtocolConstants.Sha256Length, ProtocolConstants.Sha256Length));
-                }
-            }
-        }
-
-        public void Dispose() => _piece.Dispose();
-    }
 }

@@ -42,11 +42,12 @@ public sealed class VerificationTests : ServerTestBase
         FileDigest digest = await connection.HashAsync("two-and-a-bit.bin", CancellationToken.None);
 
         Assert.Equal(SHA256.HashData(content), digest.Sha256);
+        Assert.Equal(PieceHashAlgorithm.Blake3, digest.PieceAlgorithm);
         Assert.Equal(3, digest.PieceCount);
         for (int i = 0; i < 3; i++)
         {
             int start = i * Piece;
-            Assert.Equal(SHA256.HashData(content.AsSpan(start, Math.Min(Piece, content.Length - start))), digest.PieceHash(i).ToArray());
+            Assert.Equal(Blake3.Hasher.Hash(content.AsSpan(start, Math.Min(Piece, content.Length - start))).AsSpan().ToArray(), digest.PieceHash(i).ToArray());
         }
     }
 

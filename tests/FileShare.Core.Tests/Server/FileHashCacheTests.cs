@@ -6,8 +6,9 @@ using FileShare.Tests.Support;
 namespace FileShare.Tests.Server;
 
 /// <summary>
-/// The digests a first hash computes (read ahead, two digests on two threads) equal SHA-256 computed independently
-/// over the file and over each piece, at every length where a piece or buffer boundary could be mishandled.
+/// The digests a first hash computes (read ahead, two digests on two threads) equal SHA-256 of the file and SHA-256
+/// or BLAKE3 of each piece computed independently in one call each, at every length where a piece or buffer boundary
+/// could be mishandled.
 /// </summary>
 public sealed class FileHashCacheTests : IDisposable
 {
@@ -18,41 +19,51 @@ public sealed class FileHashCacheTests : IDisposable
 
     private readonly TempDirectory _share = new();
 
+    public static TheoryData<long, PieceHashAlgorithm> ProtocolPieceLengths => Combine(0L, 1L, Piece - 1L, Piece, Piece + 1L, (3L * Piece) + 12_345);
+
+    public static TheoryData<long, PieceHashAlgorithm> StraddlingLengths =>
+        Combine(0L, 1L, SmallBuffer - 1L, SmallBuffer, SmallPiece - 1L, SmallPiece, SmallPiece + 1L, 7L * SmallPiece, (11L * SmallPiece) + 4_321);
+
     [Theory]
-    [InlineData(0L)]
-    [InlineData(1L)]
-    [InlineData(Piece - 1L)]
-    [InlineData((long)Piece)]
-    [InlineData(Piece + 1L)]
-    [InlineData(3L * Piece + 12_345)]
-    public async Task Digests_at_the_protocol_piece_size_equal_an_independent_SHA256(long length)
+    [MemberData(nameof(ProtocolPieceLengths))]
+    public async Task Digests_at_the_protocol_piece_size_equal_independent_hashes(long length, PieceHashAlgorithm algorithm)
     {
         string path = Path.Join(_share.Path, "file.bin");
         TestFiles.WriteRandom(path, length);
 
-        FileDigest digest = await new FileHashCache(_share.Path).GetAsync(path, CancellationToken.None);
+        FileDigest digest = await new FileHashCache(_share.Path).GetAsync(path, algorithm, CancellationToken.None);
 
-        AssertDigestMatches(path, Piece, digest);
+        AssertDigestMatches(path, Piece, algorithm, digest);
     }
 
     [Theory]
-    [InlineData(0L)]
-    [InlineData(1L)]
-    [InlineData(SmallBuffer - 1L)]
-    [InlineData((long)SmallBuffer)]
-    [InlineData(SmallPiece - 1L)]
-    [InlineData((long)SmallPiece)]
-    [InlineData(SmallPiece + 1L)]
-    [InlineData(7L * SmallPiece)]
-    [InlineData(11L * SmallPiece + 4_321)]
-    public async Task Digests_with_reads_that_straddle_pieces_equal_an_independent_SHA256(long length)
+    [MemberData(nameof(StraddlingLengths))]
+    public async Task Digests_with_reads_that_straddle_pieces_equal_independent_hashes(long length, PieceHashAlgorithm algorithm)
     {
         string path = Path.Join(_share.Path, "file.bin");
         TestFiles.WriteRandom(path, length);
 
-        FileDigest digest = await new FileHashCache(_share.Path, SmallPiece, SmallBuffer).GetAsync(path, CancellationToken.None);
+        FileDigest digest = await new FileHashCache(_share.Path, SmallPiece, SmallBuffer).GetAsync(path, algorithm, CancellationToken.None);
 
-        AssertDigestMatches(path, SmallPiece, digest);
+        AssertDigestMatches(path, SmallPiece, algorithm, digest);
+    }
+
+    [Fact]
+    public async Task One_file_keeps_a_digest_per_piece_algorithm_and_each_has_the_same_whole_file_SHA256()
+    {
+        string path = Path.Join(_share.Path, "file.bin");
+        string sha256 = TestFiles.WriteRandom(path, 5L * SmallPiece);
+        var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer);
+
+        FileDigest blake3 = await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
+        FileDigest sha = await cache.GetAsync(path, PieceHashAlgorithm.Sha256, CancellationToken.None);
+
+        Assert.Equal(PieceHashAlgorithm.Blake3, blake3.PieceAlgorithm);
+        Assert.Equal(PieceHashAlgorithm.Sha256, sha.PieceAlgorithm);
+        Assert.Equal(sha256, blake3.Sha256Hex);
+        Assert.Equal(sha256, sha.Sha256Hex);
+        Assert.NotEqual(Convert.ToHexString(blake3.PieceHashes), Convert.ToHexString(sha.PieceHashes));
+        Assert.Same(blake3, await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None));
     }
 
     [Fact]
@@ -61,20 +72,32 @@ public sealed class FileHashCacheTests : IDisposable
         string path = Path.Join(_share.Path, "file.bin");
         TestFiles.WriteRandom(path, 3L * SmallPiece);
         var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer);
-        FileDigest first = await cache.GetAsync(path, CancellationToken.None);
+        FileDigest first = await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
 
         File.Delete(path);
         string rewritten = TestFiles.WriteRandom(path, 3L * SmallPiece);
         File.SetLastWriteTimeUtc(path, first.LastWriteTimeUtc.AddSeconds(1));
-        FileDigest second = await cache.GetAsync(path, CancellationToken.None);
+        FileDigest second = await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
 
         Assert.Equal(rewritten, second.Sha256Hex);
-        AssertDigestMatches(path, SmallPiece, second);
+        AssertDigestMatches(path, SmallPiece, PieceHashAlgorithm.Blake3, second);
     }
 
     public void Dispose() => _share.Dispose();
 
-    private static void AssertDigestMatches(string path, int pieceSize, FileDigest digest)
+    private static TheoryData<long, PieceHashAlgorithm> Combine(params long[] lengths)
+    {
+        var data = new TheoryData<long, PieceHashAlgorithm>();
+        foreach (long length in lengths)
+        {
+            data.Add(length, PieceHashAlgorithm.Sha256);
+            data.Add(length, PieceHashAlgorithm.Blake3);
+        }
+
+        return data;
+    }
+
+    private static void AssertDigestMatches(string path, int pieceSize, PieceHashAlgorithm asked, FileDigest digest)
     {
         byte[] bytes = File.ReadAllBytes(path);
         Assert.Equal(bytes.Length, digest.Length);
@@ -82,10 +105,14 @@ public sealed class FileHashCacheTests : IDisposable
         Assert.Equal(pieceSize, digest.PieceSize);
         int pieces = (bytes.Length + pieceSize - 1) / pieceSize;
         Assert.Equal(pieces, digest.PieceCount);
+
+        // A file of one piece is described by its SHA-256 alone, whatever was asked.
+        Assert.Equal(pieces > 1 ? asked : PieceHashAlgorithm.Sha256, digest.PieceAlgorithm);
         for (int index = 0; index < pieces; index++)
         {
             int start = index * pieceSize;
-            byte[] expected = SHA256.HashData(bytes.AsSpan(start, Math.Min(pieceSize, bytes.Length - start)));
+            ReadOnlySpan<byte> piece = bytes.AsSpan(start, Math.Min(pieceSize, bytes.Length - start));
+            byte[] expected = digest.PieceAlgorithm == PieceHashAlgorithm.Blake3 ? Blake3.Hasher.Hash(piece).AsSpan().ToArray() : SHA256.HashData(piece);
             Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(digest.PieceHash(index)));
         }
     }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using FileShare.Client;
 using FileShare.Protocol;
 using FileShare.Server;
@@ -150,6 +151,29 @@ public sealed class FileShareServerTests : ServerTestBase
         await SendAsync(channel, FrameType.StatRequest, 10, statBody);
         Frame stat = await ReadFrameWithinAsync(channel);
         Assert.Equal(3, Messages.ReadStatReply(stat.Body.Span, out _, out _)!.Length);
+    }
+
+    [Fact]
+    public async Task A_client_that_does_not_name_piece_algorithms_gets_SHA256_piece_hashes_in_the_original_layout()
+    {
+        const int Piece = ProtocolConstants.PieceSize;
+        TestFiles.WriteRandom(Share("two-pieces.bin"), Piece + 7);
+        byte[] content = File.ReadAllBytes(Share("two-pieces.bin"));
+        FileShareServer server = StartServer();
+        using NetworkStream stream = await HandshakeRawAsync(server.Port);
+        using var channel = new FrameChannel(stream);
+
+        byte[] body = new byte[SpanWriter.StringSize("two-pieces.bin")];
+        var writer = new SpanWriter(body);
+        Messages.WritePathRequest(ref writer, "two-pieces.bin");
+        await SendAsync(channel, FrameType.HashRequest, 1, body);
+        Frame reply = await ReadFrameWithinAsync(channel);
+
+        FileDigest digest = Messages.ReadHashReply(reply.Body.Span, out StatusCode status, out _)!;
+        Assert.Equal(StatusCode.Ok, status);
+        Assert.Equal(PieceHashAlgorithm.Sha256, digest.PieceAlgorithm);
+        Assert.Equal(SHA256.HashData(content.AsSpan(0, Piece)), digest.PieceHash(0).ToArray());
+        Assert.Equal(SHA256.HashData(content.AsSpan(Piece)), digest.PieceHash(1).ToArray());
     }
 
     [Fact]
