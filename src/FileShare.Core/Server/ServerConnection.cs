@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using System.Text;
 using FileShare.Protocol;
@@ -45,28 +46,29 @@ internal sealed class ServerConnection
 
     private FileShareServerOptions Options => _server.Options;
 
-    public void Start(Action onClosed)
+    public void Start(Action onClosed) => Completion = RunGuardedAsync(onClosed);
+
+    private async Task RunGuardedAsync(Action onClosed)
     {
-        Completion = Task.Run(async () =>
+        // Onto the thread pool at once, so the accept loop goes straight back to accepting.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        _server.Statistics.ConnectionOpened();
+        try
         {
-            _server.Statistics.ConnectionOpened();
-            try
-            {
-                await RunAsync().ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
-                _server.Statistics.ConnectionFaulted();
-                Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
-            }
-            finally
-            {
-                // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.
-                onClosed();
-                _server.Statistics.ConnectionClosed();
-            }
-        });
+            await RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
+            _server.Statistics.ConnectionFaulted();
+            Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
+        }
+        finally
+        {
+            // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.
+            onClosed();
+            _server.Statistics.ConnectionClosed();
+        }
     }
 
     private async Task RunAsync()
@@ -157,7 +159,9 @@ internal sealed class ServerConnection
         }
 
         _handshakeDone = true;
-        await ServeRequestsAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
+        // The handshake's deadline becomes the idle deadline: one token source and one timer per connection.
+        using CancellationTokenSource? expired = handshake.TryReset() ? null : CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        await ServeRequestsAsync(transport, tls is null ? _socket : null, expired ?? handshake).ConfigureAwait(false);
     }
 
     private HandshakeFeatures OfferedFeatures =>
@@ -165,11 +169,10 @@ internal sealed class ServerConnection
         | (Options.Certificate is null ? HandshakeFeatures.None : HandshakeFeatures.Tls);
 
     /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
-    private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
+    private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket, CancellationTokenSource idle)
     {
         using var channel = new FrameChannel(stream);
-        using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+        using var sender = new RangeSender(kernelSocket, stream, _server.Statistics, Options.SendTimeout, Options.MinRate);
         while (!_stopping.IsCancellationRequested)
         {
             idle.CancelAfter(Options.IdleTimeout);
@@ -189,12 +192,15 @@ internal sealed class ServerConnection
                 return;
             }
 
-            // A request in flight finishes even while the server is stopping; only an abort cuts it.
+            // The idle clock stops while a request is served: a transfer longer than the idle timeout must not leave the
+            // connection expired for the next request. A request in flight finishes even while the server is stopping.
+            idle.CancelAfter(Timeout.InfiniteTimeSpan);
             await HandleAsync(channel, sender, frame.Value).ConfigureAwait(false);
         }
     }
 
-    private async Task HandleAsync(FrameChannel channel, RangeSender sender, Frame frame)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HandleAsync(FrameChannel channel, RangeSender sender, Frame frame)
     {
         long started = Stopwatch.GetTimestamp();
         (FrameType replyType, RequestKind kind) = frame.Type switch
@@ -296,7 +302,8 @@ internal sealed class ServerConnection
         }
     }
 
-    private async Task HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
     {
         FileDigest digest;
         PieceMap? held = null;
@@ -351,7 +358,8 @@ internal sealed class ServerConnection
         return length;
     }
 
-    private async Task StatAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask StatAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
     {
         RemoteEntry entry;
         // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
@@ -378,7 +386,8 @@ internal sealed class ServerConnection
         Log(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
     }
 
-    private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
     {
         FileStream? opened = TryOpenForRead(path, out StatusCode status, out string? reason);
         PartialCopy? copy = opened is null && status == StatusCode.NotFound ? FindPartialCopy(path) : null;
@@ -409,19 +418,18 @@ internal sealed class ServerConnection
         Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, lastWrite));
         await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
 
-        long sent = 0;
         try
         {
-            await sender.SendAsync(stream, offset, count, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            await sender.SendAsync(stream, offset, count, _aborting).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
-            LogAbortedSend(RequestKind.Read, path, sent, started, e);
+            LogAbortedSend(RequestKind.Read, path, sender.Sent, started, e);
             throw new TransferAbortedException(e);
         }
 
-        Log(RequestKind.Read, path, sent, started, nameof(StatusCode.Ok));
+        Log(RequestKind.Read, path, sender.Sent, started, nameof(StatusCode.Ok));
     }
 
     private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)
@@ -467,20 +475,19 @@ internal sealed class ServerConnection
         using (file)
         {
             await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
-            long sent = 0;
-            using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
+            using var sender = new RangeSender(_socket, stream, _server.Statistics, Options.SendTimeout, Options.MinRate);
             try
             {
-                await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+                await sender.SendAsync(file, 0, file.Length, _aborting).ConfigureAwait(false);
             }
             catch (Exception e)
             {
-                LogAbortedSend(RequestKind.SeedGet, name, sent, started, e);
+                LogAbortedSend(RequestKind.SeedGet, name, sender.Sent, started, e);
                 throw new TransferAbortedException(e);
             }
 
             _socket.Shutdown(SocketShutdown.Send);
-            Log(RequestKind.SeedGet, name, sent, started, nameof(StatusCode.Ok));
+            Log(RequestKind.SeedGet, name, sender.Sent, started, nameof(StatusCode.Ok));
         }
     }
 
@@ -559,7 +566,8 @@ internal sealed class ServerConnection
         }
     }
 
-    private async Task RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
     {
         await channel.SendErrorAsync(replyType, requestId, status, message, _aborting).ConfigureAwait(false);
         Log(kind, path, 0, started, status.ToString());
