@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using System.Text;
 using FileShare.Protocol;
@@ -159,9 +158,7 @@ internal sealed class ServerConnection
         }
 
         _handshakeDone = true;
-        // The handshake's deadline becomes the idle deadline: one token source and one timer per connection.
-        using CancellationTokenSource? expired = handshake.TryReset() ? null : CancellationTokenSource.CreateLinkedTokenSource(_stopping);
-        await ServeRequestsAsync(transport, tls is null ? _socket : null, expired ?? handshake).ConfigureAwait(false);
+        await ServeRequestsAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
     }
 
     private HandshakeFeatures OfferedFeatures =>
@@ -169,10 +166,11 @@ internal sealed class ServerConnection
         | (Options.Certificate is null ? HandshakeFeatures.None : HandshakeFeatures.Tls);
 
     /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
-    private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket, CancellationTokenSource idle)
+    private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
     {
         using var channel = new FrameChannel(stream);
         using var sender = new RangeSender(kernelSocket, stream, _server.Statistics, Options.SendTimeout, Options.MinRate);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         while (!_stopping.IsCancellationRequested)
         {
             idle.CancelAfter(Options.IdleTimeout);
@@ -192,15 +190,12 @@ internal sealed class ServerConnection
                 return;
             }
 
-            // The idle clock stops while a request is served: a transfer longer than the idle timeout must not leave the
-            // connection expired for the next request. A request in flight finishes even while the server is stopping.
-            idle.CancelAfter(Timeout.InfiniteTimeSpan);
+            // A request in flight finishes even while the server is stopping; only an abort cuts it.
             await HandleAsync(channel, sender, frame.Value).ConfigureAwait(false);
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask HandleAsync(FrameChannel channel, RangeSender sender, Frame frame)
+    private async Task HandleAsync(FrameChannel channel, RangeSender sender, Frame frame)
     {
         long started = Stopwatch.GetTimestamp();
         (FrameType replyType, RequestKind kind) = frame.Type switch
@@ -302,8 +297,7 @@ internal sealed class ServerConnection
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
+    private async Task HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
     {
         FileDigest digest;
         PieceMap? held = null;
@@ -358,8 +352,7 @@ internal sealed class ServerConnection
         return length;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask StatAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
+    private async Task StatAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
     {
         RemoteEntry entry;
         // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
@@ -386,8 +379,7 @@ internal sealed class ServerConnection
         Log(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
+    private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
     {
         FileStream? opened = TryOpenForRead(path, out StatusCode status, out string? reason);
         PartialCopy? copy = opened is null && status == StatusCode.NotFound ? FindPartialCopy(path) : null;
@@ -566,8 +558,7 @@ internal sealed class ServerConnection
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
+    private async Task RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
     {
         await channel.SendErrorAsync(replyType, requestId, status, message, _aborting).ConfigureAwait(false);
         Log(kind, path, 0, started, status.ToString());
