@@ -9,8 +9,8 @@ public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemo
 /// <summary>
 /// Length-prefixed frames over a stream: [u32 body length][u8 type][u32 request id][body]. Used by both ends.
 /// Buffers come from the shared pool and start small; they grow only when a frame needs it.
-/// A frame's body is valid until the next read. Reading a frame allocates nothing in the steady state: the
-/// frame's deadline and rate clock are kept and reused, and the read's state machine comes from a pool.
+/// A frame's body is valid until the next read. A connection's frames share one deadline and one rate clock, and a
+/// read that has to wait takes its state machine from a pool, so waiting for requests costs no garbage per frame.
 /// </summary>
 public sealed class FrameChannel : IDisposable
 {

@@ -18,8 +18,9 @@ namespace FileShare.Server;
 /// </summary>
 internal sealed class RangeSender : IDisposable
 {
-    // A fast client needs few chunks (a 1 GiB range takes about 20), and a client must slow down thirtyfold within
-    // one chunk to be cut by the stall timeout while it still takes data.
+    // A fast client needs few chunks (a 1 GiB range about 20). A chunk is sized to about a second at the client's pace,
+    // so a client that still takes data is cut by the stall timeout only if it slows down within one chunk by as many
+    // times as the timeout has seconds (thirtyfold at the default 30 s).
     private const int MaxKernelChunk = 64 * 1024 * 1024;
     private const int CopyBuffer = 256 * 1024;
 
