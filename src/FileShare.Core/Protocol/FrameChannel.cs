@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Runtime.CompilerServices;
 
 namespace FileShare.Protocol;
 
@@ -9,8 +8,7 @@ public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemo
 /// <summary>
 /// Length-prefixed frames over a stream: [u32 body length][u8 type][u32 request id][body]. Used by both ends.
 /// Buffers come from the shared pool and start small; they grow only when a frame needs it.
-/// A frame's body is valid until the next read. A connection's frames share one deadline and one rate clock, and a
-/// read that has to wait takes its state machine from a pool, so waiting for requests costs no garbage per frame.
+/// A frame's body is valid until the next read. A connection's frames share one deadline and one rate clock.
 /// </summary>
 public sealed class FrameChannel : IDisposable
 {
@@ -37,7 +35,6 @@ public sealed class FrameChannel : IDisposable
     /// <summary>Reads one frame; null when the peer closed the connection cleanly between frames.</summary>
     /// <param name="cancellationToken">Bounds the wait for the frame's first byte (and everything after it).</param>
     /// <param name="minRate">Once the first byte is in, the rest must follow at least this fast, or <see cref="DataRateException"/>.</param>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default)
     {
         Memory<byte> header = _receive.AsMemory(0, ProtocolConstants.FrameHeaderLength);

@@ -26,16 +26,15 @@ internal sealed class RangeSender : IDisposable
 
     private readonly Socket? _socket;
     private readonly Stream _stream;
-    private readonly ServerStatistics _statistics;
     private readonly DataRate _minRate;
     private readonly ChunkPace _pace;
     private KernelSend? _kernel;
+    private ServerStatistics? _statistics;
 
-    public RangeSender(Socket? socket, Stream stream, ServerStatistics statistics, TimeSpan stallTimeout, DataRate minRate = default)
+    public RangeSender(Socket? socket, Stream stream, TimeSpan stallTimeout, DataRate minRate = default)
     {
         _socket = socket;
         _stream = stream;
-        _statistics = statistics;
         _minRate = minRate;
         _pace = new ChunkPace(stallTimeout, minRate);
     }
@@ -43,10 +42,12 @@ internal sealed class RangeSender : IDisposable
     /// <summary>Bytes of the current (or last) range that the client has taken so far.</summary>
     public long Sent { get; private set; }
 
+    /// <summary>Sends the range, counting each chunk the client takes into <see cref="Sent"/> and <paramref name="statistics"/>.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendAsync(FileStream file, long offset, long count, CancellationToken cancellationToken)
+    public async ValueTask SendAsync(FileStream file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken)
     {
         Sent = 0;
+        _statistics = statistics;
         CancellationTokenRegistration caller = _pace.Start(cancellationToken);
         try
         {
@@ -137,7 +138,7 @@ internal sealed class RangeSender : IDisposable
     private void Taken(int bytes)
     {
         Sent += bytes;
-        _statistics.AddBytesSent(bytes);
+        _statistics!.AddBytesSent(bytes);
     }
 
     public void Dispose()

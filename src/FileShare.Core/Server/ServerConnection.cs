@@ -169,7 +169,7 @@ internal sealed class ServerConnection
     private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
     {
         using var channel = new FrameChannel(stream);
-        using var sender = new RangeSender(kernelSocket, stream, _server.Statistics, Options.SendTimeout, Options.MinRate);
+        using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         while (!_stopping.IsCancellationRequested)
         {
@@ -412,7 +412,7 @@ internal sealed class ServerConnection
 
         try
         {
-            await sender.SendAsync(stream, offset, count, _aborting).ConfigureAwait(false);
+            await sender.SendAsync(stream, offset, count, _server.Statistics, _aborting).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -467,10 +467,10 @@ internal sealed class ServerConnection
         using (file)
         {
             await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
-            using var sender = new RangeSender(_socket, stream, _server.Statistics, Options.SendTimeout, Options.MinRate);
+            using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
             try
             {
-                await sender.SendAsync(file, 0, file.Length, _aborting).ConfigureAwait(false);
+                await sender.SendAsync(file, 0, file.Length, _server.Statistics, _aborting).ConfigureAwait(false);
             }
             catch (Exception e)
             {
