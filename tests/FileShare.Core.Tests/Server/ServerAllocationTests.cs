@@ -43,9 +43,9 @@ public sealed class ServerAllocationTests(ITestOutputHelper output) : ServerTest
 
         output.WriteLine($"server allocations per read: {small:N0} bytes for 1 MiB, {large:N0} bytes for 64 MiB");
         // The 64 MiB range goes out in about three chunks more than the 1 MiB one (more if this thread reads slowly),
-        // and a chunk allocates only what the runtime's sendfile call does, a few hundred bytes: about 1.3 KiB here.
+        // and a chunk allocates only what the runtime's sendfile call does, a few hundred bytes: 1.3-2.6 KiB here.
         // Chunks of at most 4 MiB, as before, made that difference 12 KiB.
-        Assert.True(large - small < 4 * 1024, $"a 1 MiB read allocated {small:N0} bytes and a 64 MiB one {large:N0}");
+        Assert.True(large - small < 6 * 1024, $"a 1 MiB read allocated {small:N0} bytes and a 64 MiB one {large:N0}");
         // Parsing the request, opening and checking the file, the reply, the log record: about 3 KiB here.
         Assert.True(small < 8 * 1024, $"a 1 MiB read allocated {small:N0} bytes");
     }
