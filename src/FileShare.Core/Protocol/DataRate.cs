@@ -28,8 +28,11 @@ public sealed class DataRateClock
     public DataRateClock(DataRate rate)
     {
         _rate = rate;
-        _dueTimestamp = Stopwatch.GetTimestamp() + ToTimestamp(rate.Grace);
+        Restart();
     }
+
+    /// <summary>Starts a new transfer with a full grace period, so one clock serves a connection's transfers in turn.</summary>
+    public void Restart() => _dueTimestamp = Stopwatch.GetTimestamp() + ToTimestamp(_rate.Grace);
 
     /// <summary>How long the peer has to move the next <paramref name="bytes"/> without falling below the floor.</summary>
     public TimeSpan AllowanceFor(long bytes)

@@ -8,7 +8,7 @@ public readonly record struct Frame(FrameType Type, uint RequestId, ReadOnlyMemo
 /// <summary>
 /// Length-prefixed frames over a stream: [u32 body length][u8 type][u32 request id][body]. Used by both ends.
 /// Buffers come from the shared pool and start small; they grow only when a frame needs it.
-/// A frame's body is valid until the next read.
+/// A frame's body is valid until the next read. A connection's frames share one deadline and one rate clock.
 /// </summary>
 public sealed class FrameChannel : IDisposable
 {
@@ -18,6 +18,9 @@ public sealed class FrameChannel : IDisposable
     private readonly int _maxBody;
     private byte[] _receive;
     private byte[] _send;
+    private CancellationTokenSource? _frameDeadline;
+    private DataRateClock? _clock;
+    private DataRate _clockRate;
 
     public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody)
     {
@@ -41,8 +44,9 @@ public sealed class FrameChannel : IDisposable
             return null;
         }
 
-        DataRateClock? clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
-        using CancellationTokenSource? frameDeadline = clock is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        DataRateClock? clock = minRate.IsEnabled ? RestartClock(minRate) : null;
+        CancellationTokenSource? frameDeadline = clock is null ? null : RenewFrameDeadline();
+        CancellationTokenRegistration linked = frameDeadline is null ? default : cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), frameDeadline);
         CancellationToken token = frameDeadline?.Token ?? cancellationToken;
         try
         {
@@ -66,6 +70,36 @@ public sealed class FrameChannel : IDisposable
         {
             throw new DataRateException($"A frame arrived slower than the minimum data rate of {minRate.BytesPerSecond} bytes/s.");
         }
+        finally
+        {
+            linked.Dispose();
+            // Disarmed, or it would fire while the connection waits for its next frame and could not be reused.
+            frameDeadline?.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private DataRateClock RestartClock(DataRate rate)
+    {
+        if (_clock is null || _clockRate != rate)
+        {
+            (_clock, _clockRate) = (new DataRateClock(rate), rate);
+            return _clock;
+        }
+
+        _clock.Restart();
+        return _clock;
+    }
+
+    private CancellationTokenSource RenewFrameDeadline()
+    {
+        if (_frameDeadline is null || !_frameDeadline.TryReset())
+        {
+            // Only the first time, or after a frame that missed its deadline.
+            _frameDeadline?.Dispose();
+            _frameDeadline = new CancellationTokenSource();
+        }
+
+        return _frameDeadline;
     }
 
     /// <summary>Gives a writer over the body of the next frame, with room for at least <paramref name="bodyCapacity"/> bytes.</summary>
@@ -99,6 +133,7 @@ public sealed class FrameChannel : IDisposable
 
     public void Dispose()
     {
+        _frameDeadline?.Dispose();
         ReturnOnce(ref _receive);
         ReturnOnce(ref _send);
     }

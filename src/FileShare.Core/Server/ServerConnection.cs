@@ -46,28 +46,29 @@ internal sealed class ServerConnection
 
     private FileShareServerOptions Options => _server.Options;
 
-    public void Start(Action onClosed)
+    public void Start(Action onClosed) => Completion = RunGuardedAsync(onClosed);
+
+    private async Task RunGuardedAsync(Action onClosed)
     {
-        Completion = Task.Run(async () =>
+        // Onto the thread pool at once, so the accept loop goes straight back to accepting.
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        _server.Statistics.ConnectionOpened();
+        try
         {
-            _server.Statistics.ConnectionOpened();
-            try
-            {
-                await RunAsync().ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
-                _server.Statistics.ConnectionFaulted();
-                Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
-            }
-            finally
-            {
-                // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.
-                onClosed();
-                _server.Statistics.ConnectionClosed();
-            }
-        });
+            await RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
+            _server.Statistics.ConnectionFaulted();
+            Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
+        }
+        finally
+        {
+            // Release the server's slots before the count drops, so a caller that sees the count fall can reconnect.
+            onClosed();
+            _server.Statistics.ConnectionClosed();
+        }
     }
 
     private async Task RunAsync()
@@ -423,19 +424,18 @@ internal sealed class ServerConnection
         Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, lastWrite));
         await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
 
-        long sent = 0;
         try
         {
-            await sender.SendAsync(stream, offset, count, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+            await sender.SendAsync(stream, offset, count, _server.Statistics, _aborting).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
-            LogAbortedSend(RequestKind.Read, path, sent, started, e);
+            LogAbortedSend(RequestKind.Read, path, sender.Sent, started, e);
             throw new TransferAbortedException(e);
         }
 
-        Log(RequestKind.Read, path, sent, started, nameof(StatusCode.Ok));
+        Log(RequestKind.Read, path, sender.Sent, started, nameof(StatusCode.Ok));
     }
 
     private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)
@@ -481,20 +481,19 @@ internal sealed class ServerConnection
         using (file)
         {
             await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
-            long sent = 0;
             using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
             try
             {
-                await sender.SendAsync(file, 0, file.Length, n => { sent += n; _server.Statistics.AddBytesSent(n); }, _aborting).ConfigureAwait(false);
+                await sender.SendAsync(file, 0, file.Length, _server.Statistics, _aborting).ConfigureAwait(false);
             }
             catch (Exception e)
             {
-                LogAbortedSend(RequestKind.SeedGet, name, sent, started, e);
+                LogAbortedSend(RequestKind.SeedGet, name, sender.Sent, started, e);
                 throw new TransferAbortedException(e);
             }
 
             _socket.Shutdown(SocketShutdown.Send);
-            Log(RequestKind.SeedGet, name, sent, started, nameof(StatusCode.Ok));
+            Log(RequestKind.SeedGet, name, sender.Sent, started, nameof(StatusCode.Ok));
         }
     }
 
