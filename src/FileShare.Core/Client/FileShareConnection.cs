@@ -35,10 +35,16 @@ public sealed class FileShareConnection : IDisposable
     /// <summary>host:port as the caller named it.</summary>
     public string Endpoint { get; }
 
-    public bool IsReusable => !_broken && _pendingRange == 0;
+    public bool IsReusable => !_broken && _pendingRange == 0 && _ahead.Count == 0;
+
+    /// <summary>In step, with requests sent ahead for a later download: that download owns it, not the pool.</summary>
+    internal bool IsHeldForRequestsAhead => !_broken && _pendingRange == 0 && _ahead.Count > 0;
 
     private bool _broken;
     private long _pendingRange;
+
+    // Digest-and-read pairs sent before their download began, answered in this order.
+    private readonly Queue<(string Path, uint HashId, uint ReadId)> _ahead = new();
 
     /// <summary>
     /// Connects and shakes hands. A server that answers like the original program raises a FileShareException of
@@ -185,17 +191,15 @@ public sealed class FileShareConnection : IDisposable
     /// after <see cref="RequestRangeAsync"/>; the caller checks the promise against the digest before taking it.
     /// A refused hash fails the call with the hash's answer (a server that predates piece maps: BadRequest).
     /// </summary>
+    /// <remarks>When <see cref="SendHashAndReadAheadAsync"/> already sent them for <paramref name="path"/>, only the answers are read.</remarks>
     public async Task<(FileDigest Digest, PieceMap? Held, RangeReply Range)> HashAndReadAsync(string path, CancellationToken cancellationToken)
     {
-        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
+        // Outside the translation below: asking for another path than was sent ahead is the caller's mistake, not the connection's.
+        (uint HashId, uint ReadId)? sentAhead = _ahead.Count > 0 ? TakeAhead(path) : null;
         try
         {
-            uint hashId = ++_nextRequestId;
-            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
-            Messages.WritePathRequest(ref writer, path, withPieces: true);
-            await _channel.SendFrameAsync(FrameType.HashRequest, hashId, writer.Position, deadline.Token).ConfigureAwait(false);
-            uint readId = await SendReadRequestAsync(path, 0, -1, deadline.Token).ConfigureAwait(false);
-
+            (uint hashId, uint readId) = sentAhead ?? await SendHashAndReadAsync(path, deadline.Token).ConfigureAwait(false);
             Frame frame = await ReadReplyAsync(FrameType.HashReply, hashId, path, deadline, _options.HashTimeout).ConfigureAwait(false);
             FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, withPieces: true, out PieceMap? held, out StatusCode status, out string? message);
             if (status != StatusCode.Ok)
@@ -219,6 +223,53 @@ public sealed class FileShareConnection : IDisposable
         {
             throw translated;
         }
+    }
+
+    /// <summary>
+    /// Sends the requests of <see cref="HashAndReadAsync"/> for <paramref name="path"/> now, even while the bytes of
+    /// the current read are still to be taken; a later <see cref="HashAndReadAsync"/> for that path reads the answers.
+    /// Until then the connection is no use to anything else.
+    /// </summary>
+    public async Task SendHashAndReadAheadAsync(string path, CancellationToken cancellationToken)
+    {
+        if (_broken)
+        {
+            throw new InvalidOperationException($"The connection to {Endpoint} is in an unknown state and cannot take another request.");
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.ReadTimeout);
+        try
+        {
+            (uint hashId, uint readId) = await SendHashAndReadAsync(path, deadline.Token).ConfigureAwait(false);
+            _ahead.Enqueue((path, hashId, readId));
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    private async ValueTask<(uint HashId, uint ReadId)> SendHashAndReadAsync(string path, CancellationToken cancellationToken)
+    {
+        uint hashId = ++_nextRequestId;
+        SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
+        Messages.WritePathRequest(ref writer, path, withPieces: true);
+        await _channel.SendFrameAsync(FrameType.HashRequest, hashId, writer.Position, cancellationToken).ConfigureAwait(false);
+        uint readId = await SendReadRequestAsync(path, 0, -1, cancellationToken).ConfigureAwait(false);
+        return (hashId, readId);
+    }
+
+    private (uint HashId, uint ReadId) TakeAhead(string path)
+    {
+        (string aheadPath, uint hashId, uint readId) = _ahead.Peek();
+        if (aheadPath != path)
+        {
+            throw new InvalidOperationException($"The connection to {Endpoint} holds answers for '{aheadPath}', not '{path}'.");
+        }
+
+        _ahead.Dequeue();
+        return (hashId, readId);
     }
 
     private async ValueTask<uint> SendReadRequestAsync(string path, long offset, long length, CancellationToken cancellationToken)
@@ -254,7 +305,7 @@ public sealed class FileShareConnection : IDisposable
     {
         long count = _pendingRange;
         _pendingRange = 0;
-        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
 
         // Two buffers: the disk write of one overlaps the network read into the other.
         byte[] receiving = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
@@ -430,9 +481,10 @@ public sealed class FileShareConnection : IDisposable
         return MutualAuthentication.ChannelBinding(tls.RemoteCertificate);
     }
 
-    private CancellationTokenSource BeginRequest(CancellationToken cancellationToken)
+    /// <param name="answeringAhead">Taking answers to requests already sent: requests sent ahead for a later download may wait behind them.</param>
+    private CancellationTokenSource BeginRequest(CancellationToken cancellationToken, bool answeringAhead = false)
     {
-        if (!IsReusable)
+        if (_broken || _pendingRange != 0 || (!answeringAhead && _ahead.Count > 0))
         {
             throw new InvalidOperationException($"The connection to {Endpoint} is in an unknown state and cannot take another request.");
         }

@@ -80,14 +80,20 @@ public sealed class FrameChannel : IDisposable
         return new SpanWriter(_send.AsSpan(ProtocolConstants.FrameHeaderLength, bodyCapacity));
     }
 
-    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled.</summary>
-    public ValueTask SendFrameAsync(FrameType type, uint requestId, int bodyLength, CancellationToken cancellationToken)
+    /// <summary>
+    /// Room for <paramref name="count"/> raw bytes that follow a body of <paramref name="bodyLength"/> bytes, within the
+    /// capacity given to <see cref="BeginFrame"/>; <see cref="SendFrameAsync"/> with <c>trailing</c> sends them in the same write.
+    /// </summary>
+    public Span<byte> AfterBody(int bodyLength, int count) => _send.AsSpan(ProtocolConstants.FrameHeaderLength + bodyLength, count);
+
+    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled, and <paramref name="trailing"/> raw bytes after it.</summary>
+    public ValueTask SendFrameAsync(FrameType type, uint requestId, int bodyLength, CancellationToken cancellationToken, int trailing = 0)
     {
         Span<byte> header = _send.AsSpan(0, ProtocolConstants.FrameHeaderLength);
         BinaryPrimitives.WriteUInt32BigEndian(header, (uint)bodyLength);
         header[4] = (byte)type;
         BinaryPrimitives.WriteUInt32BigEndian(header[5..], requestId);
-        return _stream.WriteAsync(_send.AsMemory(0, ProtocolConstants.FrameHeaderLength + bodyLength), cancellationToken);
+        return _stream.WriteAsync(_send.AsMemory(0, ProtocolConstants.FrameHeaderLength + bodyLength + trailing), cancellationToken);
     }
 
     public ValueTask SendErrorAsync(FrameType type, uint requestId, StatusCode status, string message, CancellationToken cancellationToken)

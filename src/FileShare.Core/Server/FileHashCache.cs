@@ -44,8 +44,12 @@ internal sealed class FileHashCache
     public Task<FileDigest> GetAsync(string fullPath, CancellationToken cancellationToken)
     {
         var info = new FileInfo(fullPath);
-        long length = info.Length;
-        DateTime lastWrite = info.LastWriteTimeUtc;
+        return GetAsync(fullPath, info.Length, info.LastWriteTimeUtc, cancellationToken);
+    }
+
+    /// <summary>As above, for a file whose length and last write time the caller has just read (through an open handle).</summary>
+    public Task<FileDigest> GetAsync(string fullPath, long length, DateTime lastWrite, CancellationToken cancellationToken)
+    {
         if (_entries.TryGetValue(fullPath, out var cached) && cached.Length == length && cached.LastWrite == lastWrite && !cached.Digest.IsFaulted && !cached.Digest.IsCanceled)
         {
             return cached.Digest.WaitAsync(cancellationToken);
