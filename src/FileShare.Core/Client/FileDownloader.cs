@@ -69,6 +69,7 @@ public sealed class DownloadRequest
 public sealed class FileDownloader(ConnectionPool pool)
 {
     private static readonly TimeSpan StateSaveInterval = TimeSpan.FromMilliseconds(500);
+    private const long SmallFile = 1024 * 1024;
 
     public FileShareClientOptions Options => pool.Options;
 
@@ -342,7 +343,11 @@ public sealed class FileDownloader(ConnectionPool pool)
 
             File.SetLastWriteTimeUtc(partial, digest.LastWriteTimeUtc);
             MoveIntoPlace(partial, request.Destination, request.Overwrite, group[0].Source.Endpoint, remotePath);
-            PartialFile.TryDelete(statePath);
+            if (resuming || digest.PieceCount > 1)
+            {
+                // Otherwise no record exists: a fresh start removed any stale one, and one piece is never saved on the way.
+                PartialFile.TryDelete(statePath);
+            }
             return new DownloadResult(request.Destination, digest.Length, Stopwatch.GetElapsedTime(started), group[0].Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex)
             {
                 Sources = progress.Sources.Select(s => new SourceBytes(s.Endpoint!, s.BytesReceived)).ToList(),
@@ -666,7 +671,8 @@ public sealed class FileDownloader(ConnectionPool pool)
 
     private static SafeFileHandle OpenPartial(string partial, long length)
     {
-        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, length);
+        // Preallocation keeps a large file in few extents; a small one is written in one call anyway.
+        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, length > SmallFile ? length : 0);
         if (OperatingSystem.IsWindows())
         {
             File.SetAttributes(partial, File.GetAttributes(partial) | FileAttributes.Hidden);

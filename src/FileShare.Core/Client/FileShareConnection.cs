@@ -13,6 +13,9 @@ namespace FileShare.Client;
 /// </summary>
 public sealed class FileShareConnection : IDisposable
 {
+    // Bodies up to this size are written in one synchronous call once they are all in.
+    private const int SmallBody = 64 * 1024;
+
     private readonly Socket _socket;
     private readonly string _host;
     private readonly FileShareClientOptions _options;
@@ -307,12 +310,19 @@ public sealed class FileShareConnection : IDisposable
         _pendingRange = 0;
         using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
 
-        // Two buffers: the disk write of one overlaps the network read into the other.
-        byte[] receiving = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
-        byte[] writing = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        // Two buffers: the disk write of one overlaps the network read into the other. A small body needs one, of its size.
+        bool small = count <= SmallBody;
+        byte[] receiving = ArrayPool<byte>.Shared.Rent(small ? (int)Math.Max(count, 1) : _options.ReceiveBufferSize);
+        byte[] writing = small ? [] : ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
         ValueTask pendingWrite = default;
         try
         {
+            if (small)
+            {
+                await ReceiveSmallAsync(path, target, targetOffset, progress, verifier, receiving.AsMemory(0, (int)count), deadline).ConfigureAwait(false);
+                return;
+            }
+
             long remaining = count;
             while (remaining > 0)
             {
@@ -348,8 +358,36 @@ public sealed class FileShareConnection : IDisposable
         {
             await LocalFile.SettleAsync(TakePending(ref pendingWrite)).ConfigureAwait(false);
             ArrayPool<byte>.Shared.Return(receiving);
-            ArrayPool<byte>.Shared.Return(writing);
+            if (writing.Length > 0)
+            {
+                ArrayPool<byte>.Shared.Return(writing);
+            }
         }
+    }
+
+    /// <summary>
+    /// Takes a whole small body, then writes and hashes it here in one call: handing a write of a few KiB to the
+    /// thread pool, as the overlapped loop does, costs more than the write itself.
+    /// </summary>
+    private async Task ReceiveSmallAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, Memory<byte> body, CancellationTokenSource deadline)
+    {
+        int filled = 0;
+        while (filled < body.Length)
+        {
+            deadline.CancelAfter(_options.ReadTimeout);
+            int read = await _stream.ReadAsync(body[filled..], deadline.Token).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
+                    $"{Endpoint} closed the connection after {filled:N0} of {body.Length:N0} bytes of '{path}'.", Endpoint, path);
+            }
+
+            filled += read;
+            progress?.Add(read);
+        }
+
+        LocalFile.Write(target, body.Span, targetOffset, path, Endpoint);
+        verifier?.Append(body.Span);
     }
 
     /// <summary>Hands over a pending write and forgets it, so it is awaited exactly once (pooled ValueTasks allow no more).</summary>

@@ -16,23 +16,111 @@ public sealed class FrameChannel : IDisposable
     private const int InitialBuffer = 512;
     private readonly Stream _stream;
     private readonly int _maxBody;
+    private readonly bool _readAhead;
     private byte[] _receive;
     private byte[] _send;
 
-    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody)
+    // With read-ahead, the bytes received but not yet taken as frames: _receive[_start.._end).
+    private int _start;
+    private int _end;
+
+    /// <param name="readAhead">
+    /// Take whatever the peer has sent in one read and cut frames from it, so pipelined requests cost one receive
+    /// between them. Only for a side whose peer sends nothing but frames (the server): raw bytes after a frame would
+    /// be swallowed.
+    /// </param>
+    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody, bool readAhead = false)
     {
         _stream = stream;
         _maxBody = maxBody;
+        _readAhead = readAhead;
         _receive = ArrayPool<byte>.Shared.Rent(InitialBuffer);
         _send = ArrayPool<byte>.Shared.Rent(InitialBuffer);
     }
 
     public Stream Stream => _stream;
 
+    /// <summary>Whether (with read-ahead) bytes of the next frame have already arrived.</summary>
+    public bool HasReadAhead => _end > _start;
+
     /// <summary>Reads one frame; null when the peer closed the connection cleanly between frames.</summary>
     /// <param name="cancellationToken">Bounds the wait for the frame's first byte (and everything after it).</param>
     /// <param name="minRate">Once the first byte is in, the rest must follow at least this fast, or <see cref="DataRateException"/>.</param>
-    public async ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default)
+    public ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default) =>
+        _readAhead ? ReadBufferedFrameAsync(cancellationToken, minRate) : ReadExactFrameAsync(cancellationToken, minRate);
+
+    private async ValueTask<Frame?> ReadBufferedFrameAsync(CancellationToken cancellationToken, DataRate minRate)
+    {
+        if (_end == _start)
+        {
+            (_start, _end) = (0, 0);
+            int first = await _stream.ReadAsync(_receive, cancellationToken).ConfigureAwait(false);
+            if (first == 0)
+            {
+                return null;
+            }
+
+            _end = first;
+        }
+
+        DataRateClock? clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
+        using CancellationTokenSource? frameDeadline = clock is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        CancellationToken token = frameDeadline?.Token ?? cancellationToken;
+        try
+        {
+            frameDeadline?.CancelAfter(clock!.AllowanceFor(ProtocolConstants.FrameHeaderLength));
+            await FillAsync(ProtocolConstants.FrameHeaderLength, token).ConfigureAwait(false);
+            ReadOnlySpan<byte> header = _receive.AsSpan(_start, ProtocolConstants.FrameHeaderLength);
+            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header);
+            var type = (FrameType)header[4];
+            uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header[5..]);
+            if (bodyLength > (uint)_maxBody)
+            {
+                throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
+            }
+
+            frameDeadline?.CancelAfter(clock!.AllowanceFor(bodyLength));
+            int frameLength = ProtocolConstants.FrameHeaderLength + (int)bodyLength;
+            await FillAsync(frameLength, token).ConfigureAwait(false);
+            var frame = new Frame(type, requestId, _receive.AsMemory(_start + ProtocolConstants.FrameHeaderLength, (int)bodyLength));
+            _start += frameLength;
+            return frame;
+        }
+        catch (OperationCanceledException) when (frameDeadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        {
+            throw new DataRateException($"A frame arrived slower than the minimum data rate of {minRate.BytesPerSecond} bytes/s.");
+        }
+    }
+
+    /// <summary>Reads until at least <paramref name="needed"/> bytes from <c>_start</c> are in, moving them to the front (or a larger buffer) when they would not fit.</summary>
+    private async ValueTask FillAsync(int needed, CancellationToken cancellationToken)
+    {
+        if (_receive.Length - _start < needed)
+        {
+            byte[] target = _receive.Length >= needed ? _receive : ArrayPool<byte>.Shared.Rent(needed);
+            Buffer.BlockCopy(_receive, _start, target, 0, _end - _start);
+            if (target != _receive)
+            {
+                ArrayPool<byte>.Shared.Return(_receive);
+                _receive = target;
+            }
+
+            (_start, _end) = (0, _end - _start);
+        }
+
+        while (_end - _start < needed)
+        {
+            int read = await _stream.ReadAsync(_receive.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new EndOfStreamException();
+            }
+
+            _end += read;
+        }
+    }
+
+    private async ValueTask<Frame?> ReadExactFrameAsync(CancellationToken cancellationToken, DataRate minRate)
     {
         Memory<byte> header = _receive.AsMemory(0, ProtocolConstants.FrameHeaderLength);
         int first = await _stream.ReadAsync(header, cancellationToken).ConfigureAwait(false);

@@ -173,7 +173,7 @@ internal sealed class ServerConnection
     /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
     private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
     {
-        using var channel = new FrameChannel(stream);
+        using var channel = new FrameChannel(stream, readAhead: true);
         using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         try
@@ -354,7 +354,7 @@ internal sealed class ServerConnection
             Messages.WriteHashReply(ref writer, digest, withPieces, held);
             await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
             Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
-            if (file is not null && kernelSocket is { Available: > 0 })
+            if (file is not null && kernelSocket is not null && (channel.HasReadAhead || kernelSocket.Available > 0))
             {
                 // A client that asks for the digest and the file together: its read need not resolve and open the path
                 // again. Kept only while the next request is already here, so an idle connection holds no file open.
