@@ -30,7 +30,7 @@ public sealed class FileShareConnection : IDisposable
         _socket = socket;
         _host = host;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        _channel = new FrameChannel(_stream);
+        _channel = new FrameChannel(_stream, readAhead: true);
         _options = options;
         Endpoint = endpoint;
     }
@@ -253,12 +253,13 @@ public sealed class FileShareConnection : IDisposable
         }
     }
 
+    /// <summary>Both requests in one write, so the server takes them in one receive.</summary>
     private async ValueTask<(uint HashId, uint ReadId)> SendHashAndReadAsync(string path, CancellationToken cancellationToken)
     {
         uint hashId = ++_nextRequestId;
         SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
         Messages.WritePathRequest(ref writer, path, withPieces: true);
-        await _channel.SendFrameAsync(FrameType.HashRequest, hashId, writer.Position, cancellationToken).ConfigureAwait(false);
+        _channel.HoldFrame(FrameType.HashRequest, hashId, writer.Position);
         uint readId = await SendReadRequestAsync(path, 0, -1, cancellationToken).ConfigureAwait(false);
         return (hashId, readId);
     }
@@ -327,7 +328,7 @@ public sealed class FileShareConnection : IDisposable
             while (remaining > 0)
             {
                 deadline.CancelAfter(_options.ReadTimeout);
-                int read = await _stream.ReadAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), deadline.Token).ConfigureAwait(false);
+                int read = await _channel.ReadRawAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), deadline.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
@@ -375,7 +376,7 @@ public sealed class FileShareConnection : IDisposable
         while (filled < body.Length)
         {
             deadline.CancelAfter(_options.ReadTimeout);
-            int read = await _stream.ReadAsync(body[filled..], deadline.Token).ConfigureAwait(false);
+            int read = await _channel.ReadRawAsync(body[filled..], deadline.Token).ConfigureAwait(false);
             if (read == 0)
             {
                 throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
@@ -515,7 +516,7 @@ public sealed class FileShareConnection : IDisposable
 
         _stream = tls;
         _channel.Dispose();
-        _channel = new FrameChannel(tls);
+        _channel = new FrameChannel(tls, readAhead: true);
         return MutualAuthentication.ChannelBinding(tls.RemoteCertificate);
     }
 

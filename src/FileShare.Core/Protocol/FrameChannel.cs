@@ -24,10 +24,13 @@ public sealed class FrameChannel : IDisposable
     private int _start;
     private int _end;
 
+    // Bytes of whole frames at the start of _send, held back to go out with the next one.
+    private int _held;
+
     /// <param name="readAhead">
-    /// Take whatever the peer has sent in one read and cut frames from it, so pipelined requests cost one receive
-    /// between them. Only for a side whose peer sends nothing but frames (the server): raw bytes after a frame would
-    /// be swallowed.
+    /// Take whatever the peer has sent in one read and cut frames from it, so pipelined frames cost one receive
+    /// between them. Raw bytes that follow a frame must then be read through <see cref="ReadRawAsync"/>, never from
+    /// the stream itself.
     /// </param>
     public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody, bool readAhead = false)
     {
@@ -42,6 +45,39 @@ public sealed class FrameChannel : IDisposable
 
     /// <summary>Whether (with read-ahead) bytes of the next frame have already arrived.</summary>
     public bool HasReadAhead => _end > _start;
+
+    /// <summary>Whether (with read-ahead) a whole next frame has arrived, so reading it will not wait for the peer.</summary>
+    public bool HasFrameReadAhead
+    {
+        get
+        {
+            if (_end - _start < ProtocolConstants.FrameHeaderLength)
+            {
+                return false;
+            }
+
+            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(_receive.AsSpan(_start));
+            return bodyLength <= (uint)_maxBody && _end - _start >= ProtocolConstants.FrameHeaderLength + (int)bodyLength;
+        }
+    }
+
+    /// <summary>
+    /// Reads raw bytes that follow a frame (a read reply's data): first whatever read-ahead already took in, then the
+    /// stream itself. Returns 0 only at the end of the stream.
+    /// </summary>
+    public ValueTask<int> ReadRawAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        int buffered = _end - _start;
+        if (buffered == 0)
+        {
+            return _stream.ReadAsync(buffer, cancellationToken);
+        }
+
+        int taken = Math.Min(buffered, buffer.Length);
+        _receive.AsSpan(_start, taken).CopyTo(buffer.Span);
+        _start += taken;
+        return ValueTask.FromResult(taken);
+    }
 
     /// <summary>Reads one frame; null when the peer closed the connection cleanly between frames.</summary>
     /// <param name="cancellationToken">Bounds the wait for the frame's first byte (and everything after it).</param>
@@ -161,27 +197,63 @@ public sealed class FrameChannel : IDisposable
     {
         if (bodyCapacity > _maxBody)
         {
+            // Frames held for this one go nowhere either: the caller's exchange has failed as a whole.
+            _held = 0;
             throw new ProtocolException($"Frame of {bodyCapacity} bytes exceeds the limit of {_maxBody}.");
         }
 
-        EnsureCapacity(ref _send, ProtocolConstants.FrameHeaderLength + bodyCapacity);
-        return new SpanWriter(_send.AsSpan(ProtocolConstants.FrameHeaderLength, bodyCapacity));
+        int needed = _held + ProtocolConstants.FrameHeaderLength + bodyCapacity;
+        if (_send.Length < needed)
+        {
+            // Frames held back for the next write move along.
+            byte[] larger = ArrayPool<byte>.Shared.Rent(needed);
+            _send.AsSpan(0, _held).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(_send);
+            _send = larger;
+        }
+
+        return new SpanWriter(_send.AsSpan(_held + ProtocolConstants.FrameHeaderLength, bodyCapacity));
     }
 
     /// <summary>
     /// Room for <paramref name="count"/> raw bytes that follow a body of <paramref name="bodyLength"/> bytes, within the
     /// capacity given to <see cref="BeginFrame"/>; <see cref="SendFrameAsync"/> with <c>trailing</c> sends them in the same write.
     /// </summary>
-    public Span<byte> AfterBody(int bodyLength, int count) => _send.AsSpan(ProtocolConstants.FrameHeaderLength + bodyLength, count);
+    public Span<byte> AfterBody(int bodyLength, int count) => _send.AsSpan(_held + ProtocolConstants.FrameHeaderLength + bodyLength, count);
 
-    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled, and <paramref name="trailing"/> raw bytes after it.</summary>
+    /// <summary>
+    /// Completes the frame begun by <see cref="BeginFrame"/> but holds it back, to go out in one write with the next
+    /// frame sent (its peer gets both in one segment). Every path after this must send a frame or <see cref="FlushAsync"/>.
+    /// </summary>
+    public void HoldFrame(FrameType type, uint requestId, int bodyLength)
+    {
+        WriteHeader(type, requestId, bodyLength);
+        _held += ProtocolConstants.FrameHeaderLength + bodyLength;
+    }
+
+    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled (after any held frames), and <paramref name="trailing"/> raw bytes after it.</summary>
     public ValueTask SendFrameAsync(FrameType type, uint requestId, int bodyLength, CancellationToken cancellationToken, int trailing = 0)
     {
-        Span<byte> header = _send.AsSpan(0, ProtocolConstants.FrameHeaderLength);
+        WriteHeader(type, requestId, bodyLength);
+        int length = _held + ProtocolConstants.FrameHeaderLength + bodyLength + trailing;
+        _held = 0;
+        return _stream.WriteAsync(_send.AsMemory(0, length), cancellationToken);
+    }
+
+    /// <summary>Sends any frames held back by <see cref="HoldFrame"/>.</summary>
+    public ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        int length = _held;
+        _held = 0;
+        return length == 0 ? ValueTask.CompletedTask : _stream.WriteAsync(_send.AsMemory(0, length), cancellationToken);
+    }
+
+    private void WriteHeader(FrameType type, uint requestId, int bodyLength)
+    {
+        Span<byte> header = _send.AsSpan(_held, ProtocolConstants.FrameHeaderLength);
         BinaryPrimitives.WriteUInt32BigEndian(header, (uint)bodyLength);
         header[4] = (byte)type;
         BinaryPrimitives.WriteUInt32BigEndian(header[5..], requestId);
-        return _stream.WriteAsync(_send.AsMemory(0, ProtocolConstants.FrameHeaderLength + bodyLength + trailing), cancellationToken);
     }
 
     public ValueTask SendErrorAsync(FrameType type, uint requestId, StatusCode status, string message, CancellationToken cancellationToken)

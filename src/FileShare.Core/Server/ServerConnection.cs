@@ -200,6 +200,9 @@ internal sealed class ServerConnection
                 // A request in flight finishes even while the server is stopping; only an abort cuts it.
                 await HandleAsync(channel, sender, frame.Value, kernelSocket).ConfigureAwait(false);
             }
+
+            // Stopping with the next request unread: the reply held back to travel with its reply still goes out.
+            await channel.FlushAsync(_aborting).ConfigureAwait(false);
         }
         finally
         {
@@ -352,9 +355,19 @@ internal sealed class ServerConnection
 
             SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held));
             Messages.WriteHashReply(ref writer, digest, withPieces, held);
-            await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
+            bool nextIsHere = channel.HasFrameReadAhead;
+            if (nextIsHere)
+            {
+                // The client's next request is already here, and its reply goes out at once: this one travels with it.
+                channel.HoldFrame(FrameType.HashReply, requestId, writer.Position);
+            }
+            else
+            {
+                await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
+            }
+
             Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
-            if (file is not null && kernelSocket is not null && (channel.HasReadAhead || kernelSocket.Available > 0))
+            if (file is not null && kernelSocket is not null && (nextIsHere || kernelSocket.Available > 0))
             {
                 // A client that asks for the digest and the file together: its read need not resolve and open the path
                 // again. Kept only while the next request is already here, so an idle connection holds no file open.
