@@ -206,16 +206,12 @@ public sealed class FileShareConnectionTests : ServerTestBase
         FileShareConnection connection = await ConnectAsync(server);
 
         (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync("two.bin", CancellationToken.None);
-        string target = Download("two.bin");
-        using (SafeFileHandle handle = File.OpenHandle(target, FileMode.CreateNew, FileAccess.Write))
-        {
-            await connection.ReceiveRangeAsync("two.bin", handle, 0, null, CancellationToken.None);
-        }
+        byte[] arrived = await ReceiveAsync(connection, "two.bin");
 
         Assert.Equal(System.Security.Cryptography.SHA256.HashData(content), digest.Sha256);
         Assert.Null(held);
         Assert.Equal((content.LongLength, content.LongLength), (range.DataLength, range.FileLength));
-        Assert.Equal(content, File.ReadAllBytes(target));
+        Assert.Equal(content, arrived);
         Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
         Assert.Equal(1, server.Statistics.TotalConnections);
     }
