@@ -112,8 +112,9 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
             {
                 (FileTransfer Transfer, DownloadRequest Request)? following = Take(takeIndex());
                 work.Request.Next = following?.Request;
-                await RunAsync(work.Transfer, work.Request, cancellationToken).ConfigureAwait(false);
+                // Moved on before running, so whatever ends this loop leaves the following file to the cleanup below.
                 current = following;
+                await RunAsync(work.Transfer, work.Request, cancellationToken).ConfigureAwait(false);
             }
         }
         finally

@@ -46,18 +46,20 @@ public sealed class FrameChannel : IDisposable
     /// <summary>Whether (with read-ahead) bytes of the next frame have already arrived.</summary>
     public bool HasReadAhead => _end > _start;
 
-    /// <summary>Whether (with read-ahead) a whole next frame has arrived, so reading it will not wait for the peer.</summary>
-    public bool HasFrameReadAhead
+    /// <summary>The type of the next frame when (with read-ahead) all of it has arrived, so reading it will not wait for the peer; otherwise null.</summary>
+    public FrameType? NextFrameReadAhead
     {
         get
         {
             if (_end - _start < ProtocolConstants.FrameHeaderLength)
             {
-                return false;
+                return null;
             }
 
             uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(_receive.AsSpan(_start));
-            return bodyLength <= (uint)_maxBody && _end - _start >= ProtocolConstants.FrameHeaderLength + (int)bodyLength;
+            return bodyLength <= (uint)_maxBody && _end - _start >= ProtocolConstants.FrameHeaderLength + (int)bodyLength
+                ? (FrameType)_receive[_start + 4]
+                : null;
         }
     }
 

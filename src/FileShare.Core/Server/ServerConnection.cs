@@ -355,10 +355,11 @@ internal sealed class ServerConnection
 
             SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held));
             Messages.WriteHashReply(ref writer, digest, withPieces, held);
-            bool nextIsHere = channel.HasFrameReadAhead;
-            if (nextIsHere)
+            FrameType? next = channel.NextFrameReadAhead;
+            if (next == FrameType.ReadRequest)
             {
-                // The client's next request is already here, and its reply goes out at once: this one travels with it.
+                // The client's read is already here, and its reply goes out at once (a list or a first hash might
+                // take long, so only a read): this reply travels with it.
                 channel.HoldFrame(FrameType.HashReply, requestId, writer.Position);
             }
             else
@@ -367,7 +368,7 @@ internal sealed class ServerConnection
             }
 
             Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
-            if (file is not null && kernelSocket is not null && (nextIsHere || kernelSocket.Available > 0))
+            if (file is not null && (next == FrameType.ReadRequest || kernelSocket?.Available > 0))
             {
                 // A client that asks for the digest and the file together: its read need not resolve and open the path
                 // again. Kept only while the next request is already here, so an idle connection holds no file open.

@@ -147,10 +147,10 @@ public sealed class FrameChannelTests
         using var receiver = new FrameChannel(rightStream, readAhead: true);
         Frame first = (await receiver.ReadFrameAsync(CancellationToken.None))!.Value;
         Assert.Equal((FrameType.HashReply, 1u, "first"), (first.Type, first.RequestId, System.Text.Encoding.UTF8.GetString(first.Body.Span)));
-        Assert.True(receiver.HasFrameReadAhead);
+        Assert.Equal(FrameType.ReadReply, receiver.NextFrameReadAhead);
         Frame second = (await receiver.ReadFrameAsync(CancellationToken.None))!.Value;
         Assert.Equal((FrameType.ReadReply, 2u, "second"), (second.Type, second.RequestId, System.Text.Encoding.UTF8.GetString(second.Body.Span)));
-        Assert.False(receiver.HasFrameReadAhead);
+        Assert.Null(receiver.NextFrameReadAhead);
         byte[] raw = new byte[4];
         int taken = 0;
         while (taken < raw.Length)
