@@ -212,12 +212,9 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
 
             PartialFile.Discard(partial);
-            if (takeOpened() is { } unused)
-            {
-                pool.Return(unused);
-            }
-
-            return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, cancellationToken).ConfigureAwait(false);
+            // The whole file already asked for (an empty file has no pieces) is the one stream: not asked for twice.
+            (FileShareConnection, RangeReply)? asked = reference.Opened is not null && takeOpened() is { } opened ? (opened, reference.Range) : null;
+            return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, asked, cancellationToken).ConfigureAwait(false);
         }
 
         return await PiecesAsync(request, group, digest, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
@@ -500,15 +497,16 @@ public sealed class FileDownloader(ConnectionPool pool)
     }
 
     /// <summary>One stream from one server, for servers without piece hashes; nothing to resume, so a failure discards it.</summary>
-    private async Task<DownloadResult> WholeFileAsync(DownloadSource source, string remotePath, string destinationPath, string partial, bool overwrite, FileDigest? digest, TransferProgress progress, long started, CancellationToken cancellationToken)
+    /// <param name="asked">A connection on which the whole file was already asked for, with the server's promise.</param>
+    private async Task<DownloadResult> WholeFileAsync(DownloadSource source, string remotePath, string destinationPath, string partial, bool overwrite, FileDigest? digest, TransferProgress progress, long started, (FileShareConnection Connection, RangeReply Reply)? asked, CancellationToken cancellationToken)
     {
         try
         {
-            (FileShareConnection connection, _) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
+            FileShareConnection connection = asked?.Connection ?? (await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
             RangeReply reply;
             try
             {
-                reply = await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
+                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
                 if (digest is not null && (reply.FileLength != digest.Length || reply.LastWriteTimeUtc != digest.LastWriteTimeUtc))
                 {
                     throw Changed(connection.Endpoint, remotePath);

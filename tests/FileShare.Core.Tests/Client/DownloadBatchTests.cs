@@ -127,6 +127,30 @@ public sealed class DownloadBatchTests : ServerTestBase
         Assert.Equal(expectedWhileReporting, requestsWhileReporting.ToDictionary());
     }
 
+    [Fact]
+    public async Task An_empty_file_asked_for_with_its_digest_is_read_once()
+    {
+        TestFiles.WriteRandom(Share("first.bin"), 4096);
+        File.WriteAllBytes(Share("empty.bin"), []);
+        FileShareServer server = StartServer();
+        var reads = new ConcurrentQueue<string>();
+        server.RequestCompleted = record =>
+        {
+            if (record.Request == RequestKind.Read)
+            {
+                reads.Enqueue(record.Path);
+            }
+        };
+        var batch = NewBatch(NewDownloader(), [], throttleLimit: 1, (_, _) => { }, (_, e) => Assert.Fail(e.Message));
+        batch.Add("first.bin", new DownloadSource(Host, server.Port));
+        batch.Add("empty.bin", new DownloadSource(Host, server.Port));
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, new FileInfo(Download("empty.bin")).Length);
+        Assert.Equal(["first.bin", "empty.bin"], reads);
+    }
+
     private DownloadBatch NewBatch(FileDownloader downloader, IReadOnlyList<DownloadSource> extra, int throttleLimit, Action<FileTransfer, DownloadResult> completed, Action<FileTransfer, Exception> failed) =>
         new(downloader, Downloads, extra, throttleLimit) { Completed = completed, Failed = failed };
 }
