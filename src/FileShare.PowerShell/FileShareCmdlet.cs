@@ -75,6 +75,15 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether WriteVerbose would show anything (-Verbose, or a $VerbosePreference that is not SilentlyContinue or
+    /// Ignore), so that a message per item nobody will see is neither built nor handed to the pipeline thread.
+    /// </summary>
+    protected bool VerboseWanted =>
+        MyInvocation.BoundParameters.TryGetValue("Verbose", out object? flag)
+            ? flag is SwitchParameter { IsPresent: true } or true
+            : GetVariableValue("VerbosePreference") is not (ActionPreference.SilentlyContinue or ActionPreference.Ignore);
+
     protected void WriteFileShareError(FileShareException exception, object? target) =>
         WriteError(ErrorRecords.From(exception, target));
 

@@ -140,6 +140,32 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void ThrottleLimit1_SmallFilesOneAfterAnother_ARefusedFileAmongRequestsSentAhead_HasItsOwnError_TheOthersArriveWhole_NothingPartialLeft()
+    {
+        string many = _temp.Folder("small");
+        string[] present = Enumerable.Range(0, 30).Select(i => $"f{i:00}.bin").ToArray();
+        foreach (string name in present)
+        {
+            TestFiles.Write(many, name, 4096);
+        }
+
+        File.CreateSymbolicLink(Path.Join(many, "link.txt"), TestFiles.Write(_temp.Folder("private"), "secret.txt", 100));
+        FileShareServerJob server = _session.StartServer(many);
+        string[] names = [.. present[..10], "missing.bin", .. present[10..20], "link.txt", .. present[20..]];
+
+        Invocation result = _session.Run("param($Names, $Port, $Dest) Get-RemoteFile -Name $Names -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -ThrottleLimit 1",
+            new { Names = names, server.Port, Dest = _destination });
+
+        Assert.Equal(2, result.Errors.Count);
+        Invocation.AssertError(result.Errors[0], "RemoteFileNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Contains("missing.bin", result.Errors[0].Exception.Message);
+        Invocation.AssertError(result.Errors[1], "RemotePathRefused", ErrorCategory.PermissionDenied);
+        Assert.Contains("link.txt", result.Errors[1].Exception.Message);
+        Assert.Equal(present, TestFiles.List(_destination));
+        Assert.All(present, name => Assert.Equal(TestFiles.Sha256(Path.Join(many, name)), TestFiles.Sha256(Path.Join(_destination, name))));
+    }
+
+    [Fact]
     public void DefaultDestination_IsLocalStorageUnderTheSessionLocation()
     {
         string location = _temp.Folder("elsewhere");

@@ -31,6 +31,12 @@ public sealed class ConnectionPool : IDisposable
 
     public void Return(FileShareConnection connection)
     {
+        if (connection.IsHeldForRequestsAhead)
+        {
+            // Requests for a later download wait on it: that download takes it over (and closes it if it never runs).
+            return;
+        }
+
         if (_disposed || !connection.IsReusable)
         {
             connection.Dispose();

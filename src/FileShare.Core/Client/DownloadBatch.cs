@@ -90,38 +90,72 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
     }
 
     /// <summary>Runs every download; ends when all have finished, each having reported through a callback unless cancelled.</summary>
+    /// <remarks>
+    /// At most <c>throttleLimit</c> workers, each taking the next file in order as it finishes one. A worker knows its
+    /// next file before the current one ends, so the downloader may ask for it on the same connection ahead of time.
+    /// </remarks>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        using var throttle = new SemaphoreSlim(throttleLimit);
-        await Task.WhenAll(_transfers.Select(t => RunAsync(t, throttle, cancellationToken))).ConfigureAwait(false);
+        int taken = -1;
+        Task[] workers = Enumerable.Range(0, Math.Min(throttleLimit, _transfers.Count))
+            .Select(_ => WorkAsync(() => Interlocked.Increment(ref taken), cancellationToken))
+            .ToArray();
+        await Task.WhenAll(workers).ConfigureAwait(false);
     }
 
-    private async Task RunAsync(FileTransfer transfer, SemaphoreSlim throttle, CancellationToken cancellationToken)
+    private async Task WorkAsync(Func<int> takeIndex, CancellationToken cancellationToken)
     {
+        (FileTransfer Transfer, DownloadRequest Request)? current = Take(takeIndex());
         try
         {
-            await throttle.WaitAsync(cancellationToken).ConfigureAwait(false);
+            while (current is { } work && !cancellationToken.IsCancellationRequested)
+            {
+                (FileTransfer Transfer, DownloadRequest Request)? following = Take(takeIndex());
+                work.Request.Next = following?.Request;
+                // Moved on before running, so whatever ends this loop leaves the following file to the cleanup below.
+                current = following;
+                await RunAsync(work.Transfer, work.Request, cancellationToken).ConfigureAwait(false);
+            }
         }
-        catch (OperationCanceledException)
+        finally
         {
-            transfer.MarkFinished();
-            return;
+            // Cancelled: whatever this worker has not started ends too, with anything asked for it ahead of time closed.
+            while (current is { } left)
+            {
+                left.Request.AbandonRequestsAhead();
+                left.Transfer.MarkFinished();
+                current = Take(takeIndex());
+            }
+        }
+    }
+
+    private (FileTransfer, DownloadRequest)? Take(int index)
+    {
+        if (index >= _transfers.Count)
+        {
+            return null;
         }
 
+        FileTransfer transfer = _transfers[index];
+        return (transfer, new DownloadRequest
+        {
+            RemotePath = transfer.Name,
+            Destination = transfer.Destination,
+            Sources = transfer.Sources,
+            Overwrite = Overwrite,
+            Resume = Resume,
+            Progress = transfer.Progress,
+            Notice = Notice is null ? null : message => Notice(transfer, message),
+            SourceProblem = SourceProblem is null ? null : problem => SourceProblem(transfer, problem),
+        });
+    }
+
+    private async Task RunAsync(FileTransfer transfer, DownloadRequest request, CancellationToken cancellationToken)
+    {
         try
         {
             transfer.MarkStarted();
-            DownloadResult result = await downloader.DownloadAsync(new DownloadRequest
-            {
-                RemotePath = transfer.Name,
-                Destination = transfer.Destination,
-                Sources = transfer.Sources,
-                Overwrite = Overwrite,
-                Resume = Resume,
-                Progress = transfer.Progress,
-                Notice = Notice is null ? null : message => Notice(transfer, message),
-                SourceProblem = SourceProblem is null ? null : problem => SourceProblem(transfer, problem),
-            }, cancellationToken).ConfigureAwait(false);
+            DownloadResult result = await downloader.DownloadAsync(request, cancellationToken).ConfigureAwait(false);
             Completed(transfer, result);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -134,8 +168,9 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
         }
         finally
         {
+            // A download that failed before taking the connection its requests were sent ahead on leaves it here.
+            request.AbandonRequestsAhead();
             transfer.MarkFinished();
-            throttle.Release();
         }
     }
 }

@@ -40,6 +40,23 @@ public sealed class DownloadRequest
 
     /// <summary>A source that was not used (different content) or was dropped while the others went on; any thread.</summary>
     public Action<FileShareException>? SourceProblem { get; init; }
+
+    /// <summary>
+    /// The download that follows this one (on the same worker of a batch): when both come from the one server, its
+    /// requests go out on this one's connection once this one's answers are in, so the server works on it while this
+    /// one's bytes are written here.
+    /// </summary>
+    public DownloadRequest? Next { get; set; }
+
+    private FileShareConnection? _requestsAhead;
+
+    /// <summary>A connection on which this download's digest and whole file were asked for ahead of time; it owns it from now on.</summary>
+    internal void HoldRequestsAhead(FileShareConnection connection) => Volatile.Write(ref _requestsAhead, connection);
+
+    internal FileShareConnection? TakeRequestsAhead() => Interlocked.Exchange(ref _requestsAhead, null);
+
+    /// <summary>For a download that will not run after all: closes the connection holding its requests, if any.</summary>
+    public void AbandonRequestsAhead() => TakeRequestsAhead()?.Dispose();
 }
 
 /// <summary>
@@ -52,6 +69,7 @@ public sealed class DownloadRequest
 public sealed class FileDownloader(ConnectionPool pool)
 {
     private static readonly TimeSpan StateSaveInterval = TimeSpan.FromMilliseconds(500);
+    private const long SmallFile = 1024 * 1024;
 
     public FileShareClientOptions Options => pool.Options;
 
@@ -77,13 +95,16 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
 
         string partial = PartialFile.PathFor(destinationPath);
+        FileShareConnection? ahead = request.TakeRequestsAhead();
         if (Options.Protocol == WireProtocol.Seed || pool.IsSeedServer(primary.Host, primary.Port))
         {
+            ahead?.Dispose();
             return await FromSeedServerAsync(request, partial, started, cancellationToken).ConfigureAwait(false);
         }
 
-        List<Probe> probes = CanAskTogether(request, partial)
-            ? [await ProbeAndOpenAsync(primary, remotePath, cancellationToken).ConfigureAwait(false)]
+        // Asked ahead or not, the answers decide as below: a destination that appeared meanwhile is still skipped or refused.
+        List<Probe> probes = ahead is not null || CanAskTogether(request, partial)
+            ? [await ProbeAndOpenAsync(primary, remotePath, ahead, request.Next, cancellationToken).ConfigureAwait(false)]
             : await ProbeAsync(request, cancellationToken).ConfigureAwait(false);
         FileShareConnection? opened = probes[0].Opened;
         try
@@ -105,8 +126,31 @@ public sealed class FileDownloader(ConnectionPool pool)
     /// asked for in one round trip (nothing to skip, resume or split, so the read is wanted whatever the digest says).
     /// </summary>
     private bool CanAskTogether(DownloadRequest request, string partial) =>
-        Verify && request.Sources.Count == 1 && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
+        Verify && request.Sources.Count == 1 && Options.Protocol != WireProtocol.Seed && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
         && !File.Exists(request.Destination) && !File.Exists(partial);
+
+    /// <summary>
+    /// Sends <paramref name="next"/>'s digest and read requests on <paramref name="connection"/>, which has just
+    /// answered this download's, when they could be sent together and go to the same server. The next download takes
+    /// the connection over; a failure to send leaves it to ask for itself.
+    /// </summary>
+    private async Task AskAheadAsync(FileShareConnection connection, DownloadRequest? next, CancellationToken cancellationToken)
+    {
+        if (next is null || next.Sources[0].Endpoint != connection.Endpoint || !CanAskTogether(next, PartialFile.PathFor(next.Destination)))
+        {
+            return;
+        }
+
+        try
+        {
+            await connection.SendHashAndReadAheadAsync(next.RemotePath, cancellationToken).ConfigureAwait(false);
+            next.HoldRequestsAhead(connection);
+        }
+        catch (FileShareException)
+        {
+            // The connection failed: this download's bytes tell, and the next one opens its own.
+        }
+    }
 
     private async Task<DownloadResult> FromProbesAsync(DownloadRequest request, List<Probe> probes, string partial, long started, Func<FileShareConnection?> takeOpened, CancellationToken cancellationToken)
     {
@@ -168,12 +212,9 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
 
             PartialFile.Discard(partial);
-            if (takeOpened() is { } unused)
-            {
-                pool.Return(unused);
-            }
-
-            return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, cancellationToken).ConfigureAwait(false);
+            // The whole file already asked for (an empty file has no pieces) is the one stream: not asked for twice.
+            (FileShareConnection, RangeReply)? asked = reference.Opened is not null && takeOpened() is { } opened ? (opened, reference.Range) : null;
+            return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, asked, cancellationToken).ConfigureAwait(false);
         }
 
         return await PiecesAsync(request, group, digest, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
@@ -202,15 +243,17 @@ public sealed class FileDownloader(ConnectionPool pool)
             return new Probe(source, digest, pieces, null);
         }, cancellationToken);
 
-    private Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
+    /// <param name="ahead">A connection on which the requests were already sent (by the download before this one).</param>
+    private Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, FileShareConnection? ahead, DownloadRequest? next, CancellationToken cancellationToken) =>
         AskAsync(source, async connection =>
         {
             (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            await AskAheadAsync(connection, next, cancellationToken).ConfigureAwait(false);
             return new Probe(source, digest, held, null) { Opened = connection, Range = range };
-        }, cancellationToken);
+        }, cancellationToken, ahead);
 
-    /// <summary>Rents a connection to <paramref name="source"/> and asks; a server's refusal becomes the probe's error.</summary>
-    private async Task<Probe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<Probe>> ask, CancellationToken cancellationToken)
+    /// <summary>Rents a connection to <paramref name="source"/> (or takes <paramref name="first"/>) and asks; a server's refusal becomes the probe's error.</summary>
+    private async Task<Probe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<Probe>> ask, CancellationToken cancellationToken, FileShareConnection? first = null)
     {
         for (int attempt = 0; ; attempt++)
         {
@@ -218,7 +261,9 @@ public sealed class FileDownloader(ConnectionPool pool)
             bool reused;
             try
             {
-                (connection, reused) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
+                (connection, reused) = attempt == 0 && first is not null
+                    ? (first, true)
+                    : await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
             }
             catch (FileShareException e)
             {
@@ -269,15 +314,16 @@ public sealed class FileDownloader(ConnectionPool pool)
             {
                 download = new PieceDownload(pool, remotePath, digest, handle, state.Held, progress, opened is ({ } connection, RangeReply range) ? (connection, range) : null);
                 keep = true;
-                using var saving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                Task saver = SaveWhileRunningAsync(download, state, statePath, saving.Token);
+                // A file of one piece has nothing worth recording until it is whole; the failure path still records it.
+                using var saving = digest.PieceCount > 1 ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
+                Task saver = saving is null ? Task.CompletedTask : SaveWhileRunningAsync(download, state, statePath, saving.Token);
                 try
                 {
                     await download.RunAsync(group.Select(p => (p.Source, p.Pieces)).ToList(), cancellationToken).ConfigureAwait(false);
                 }
                 finally
                 {
-                    saving.Cancel();
+                    saving?.Cancel();
                     await LocalFile.SettleAsync(new ValueTask(saver)).ConfigureAwait(false);
                 }
             }
@@ -294,7 +340,11 @@ public sealed class FileDownloader(ConnectionPool pool)
 
             File.SetLastWriteTimeUtc(partial, digest.LastWriteTimeUtc);
             MoveIntoPlace(partial, request.Destination, request.Overwrite, group[0].Source.Endpoint, remotePath);
-            PartialFile.TryDelete(statePath);
+            if (resuming || digest.PieceCount > 1)
+            {
+                // Otherwise no record exists: a fresh start removed any stale one, and one piece is never saved on the way.
+                PartialFile.TryDelete(statePath);
+            }
             return new DownloadResult(request.Destination, digest.Length, Stopwatch.GetElapsedTime(started), group[0].Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex)
             {
                 Sources = progress.Sources.Select(s => new SourceBytes(s.Endpoint!, s.BytesReceived)).ToList(),
@@ -431,8 +481,9 @@ public sealed class FileDownloader(ConnectionPool pool)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
-            await Task.Delay(StateSaveInterval, cancellationToken).ConfigureAwait(false);
-            if (download.Dirty)
+            // Suppressed: the end of every download cancels the wait, and an exception each time costs more than the save.
+            await Task.Delay(StateSaveInterval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (!cancellationToken.IsCancellationRequested && download.Dirty)
             {
                 download.Dirty = false;
                 SaveState(state, statePath);
@@ -453,15 +504,16 @@ public sealed class FileDownloader(ConnectionPool pool)
     }
 
     /// <summary>One stream from one server, for servers without piece hashes; nothing to resume, so a failure discards it.</summary>
-    private async Task<DownloadResult> WholeFileAsync(DownloadSource source, string remotePath, string destinationPath, string partial, bool overwrite, FileDigest? digest, TransferProgress progress, long started, CancellationToken cancellationToken)
+    /// <param name="asked">A connection on which the whole file was already asked for, with the server's promise.</param>
+    private async Task<DownloadResult> WholeFileAsync(DownloadSource source, string remotePath, string destinationPath, string partial, bool overwrite, FileDigest? digest, TransferProgress progress, long started, (FileShareConnection Connection, RangeReply Reply)? asked, CancellationToken cancellationToken)
     {
         try
         {
-            (FileShareConnection connection, _) = await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
+            FileShareConnection connection = asked?.Connection ?? (await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
             RangeReply reply;
             try
             {
-                reply = await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
+                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
                 if (digest is not null && (reply.FileLength != digest.Length || reply.LastWriteTimeUtc != digest.LastWriteTimeUtc))
                 {
                     throw Changed(connection.Endpoint, remotePath);
@@ -624,7 +676,8 @@ public sealed class FileDownloader(ConnectionPool pool)
 
     private static SafeFileHandle OpenPartial(string partial, long length)
     {
-        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, length);
+        // Preallocation keeps a large file in few extents; a small one is written in one call anyway.
+        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, length > SmallFile ? length : 0);
         if (OperatingSystem.IsWindows())
         {
             File.SetAttributes(partial, File.GetAttributes(partial) | FileAttributes.Hidden);

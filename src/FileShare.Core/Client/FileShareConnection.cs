@@ -13,6 +13,9 @@ namespace FileShare.Client;
 /// </summary>
 public sealed class FileShareConnection : IDisposable
 {
+    // Bodies up to this size are written in one synchronous call once they are all in.
+    private const int SmallBody = 64 * 1024;
+
     private readonly Socket _socket;
     private readonly string _host;
     private readonly FileShareClientOptions _options;
@@ -27,7 +30,7 @@ public sealed class FileShareConnection : IDisposable
         _socket = socket;
         _host = host;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        _channel = new FrameChannel(_stream);
+        _channel = new FrameChannel(_stream, readAhead: true);
         _options = options;
         Endpoint = endpoint;
     }
@@ -35,11 +38,17 @@ public sealed class FileShareConnection : IDisposable
     /// <summary>host:port as the caller named it.</summary>
     public string Endpoint { get; }
 
-    public bool IsReusable => !_broken && _pendingRange == 0;
+    public bool IsReusable => !_broken && _pendingRange == 0 && _ahead.Count == 0;
+
+    /// <summary>In step, with requests sent ahead for a later download: that download owns it, not the pool.</summary>
+    internal bool IsHeldForRequestsAhead => !_broken && _pendingRange == 0 && _ahead.Count > 0;
 
     private bool _broken;
     private bool _namesPieceAlgorithm;
     private long _pendingRange;
+
+    // Digest-and-read pairs sent before their download began, answered in this order.
+    private readonly Queue<(string Path, uint HashId, uint ReadId)> _ahead = new();
 
     /// <summary>
     /// Connects and shakes hands. A server that answers like the original program raises a FileShareException of
@@ -188,17 +197,15 @@ public sealed class FileShareConnection : IDisposable
     /// after <see cref="RequestRangeAsync"/>; the caller checks the promise against the digest before taking it.
     /// A refused hash fails the call with the hash's answer (a server that predates piece maps: BadRequest).
     /// </summary>
+    /// <remarks>When <see cref="SendHashAndReadAheadAsync"/> already sent them for <paramref name="path"/>, only the answers are read.</remarks>
     public async Task<(FileDigest Digest, PieceMap? Held, RangeReply Range)> HashAndReadAsync(string path, CancellationToken cancellationToken)
     {
-        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
+        // Outside the translation below: asking for another path than was sent ahead is the caller's mistake, not the connection's.
+        (uint HashId, uint ReadId)? sentAhead = _ahead.Count > 0 ? TakeAhead(path) : null;
         try
         {
-            uint hashId = ++_nextRequestId;
-            SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
-            Messages.WritePathRequest(ref writer, path, withPieces: true);
-            await _channel.SendFrameAsync(FrameType.HashRequest, hashId, writer.Position, deadline.Token).ConfigureAwait(false);
-            uint readId = await SendReadRequestAsync(path, 0, -1, deadline.Token).ConfigureAwait(false);
-
+            (uint hashId, uint readId) = sentAhead ?? await SendHashAndReadAsync(path, deadline.Token).ConfigureAwait(false);
             Frame frame = await ReadReplyAsync(FrameType.HashReply, hashId, path, deadline, _options.HashTimeout).ConfigureAwait(false);
             FileDigest? digest = Messages.ReadHashReply(frame.Body.Span, withPieces: true, _namesPieceAlgorithm, out PieceMap? held, out StatusCode status, out string? message);
             if (status != StatusCode.Ok)
@@ -222,6 +229,54 @@ public sealed class FileShareConnection : IDisposable
         {
             throw translated;
         }
+    }
+
+    /// <summary>
+    /// Sends the requests of <see cref="HashAndReadAsync"/> for <paramref name="path"/> now, even while the bytes of
+    /// the current read are still to be taken; a later <see cref="HashAndReadAsync"/> for that path reads the answers.
+    /// Until then the connection is no use to anything else.
+    /// </summary>
+    public async Task SendHashAndReadAheadAsync(string path, CancellationToken cancellationToken)
+    {
+        if (_broken)
+        {
+            throw new InvalidOperationException($"The connection to {Endpoint} is in an unknown state and cannot take another request.");
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.ReadTimeout);
+        try
+        {
+            (uint hashId, uint readId) = await SendHashAndReadAsync(path, deadline.Token).ConfigureAwait(false);
+            _ahead.Enqueue((path, hashId, readId));
+        }
+        catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
+    /// <summary>Both requests in one write, so the server takes them in one receive.</summary>
+    private async ValueTask<(uint HashId, uint ReadId)> SendHashAndReadAsync(string path, CancellationToken cancellationToken)
+    {
+        uint hashId = ++_nextRequestId;
+        SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
+        Messages.WritePathRequest(ref writer, path, withPieces: true);
+        _channel.HoldFrame(FrameType.HashRequest, hashId, writer.Position);
+        uint readId = await SendReadRequestAsync(path, 0, -1, cancellationToken).ConfigureAwait(false);
+        return (hashId, readId);
+    }
+
+    private (uint HashId, uint ReadId) TakeAhead(string path)
+    {
+        (string aheadPath, uint hashId, uint readId) = _ahead.Peek();
+        if (aheadPath != path)
+        {
+            throw new InvalidOperationException($"The connection to {Endpoint} holds answers for '{aheadPath}', not '{path}'.");
+        }
+
+        _ahead.Dequeue();
+        return (hashId, readId);
     }
 
     private async ValueTask<uint> SendReadRequestAsync(string path, long offset, long length, CancellationToken cancellationToken)
@@ -257,19 +312,26 @@ public sealed class FileShareConnection : IDisposable
     {
         long count = _pendingRange;
         _pendingRange = 0;
-        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
+        using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
 
-        // Two buffers: the disk write of one overlaps the network read into the other.
-        byte[] receiving = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
-        byte[] writing = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        // Two buffers: the disk write of one overlaps the network read into the other. A small body needs one, of its size.
+        bool small = count <= SmallBody;
+        byte[] receiving = ArrayPool<byte>.Shared.Rent(small ? (int)Math.Max(count, 1) : _options.ReceiveBufferSize);
+        byte[] writing = small ? [] : ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
         ValueTask pendingWrite = default;
         try
         {
+            if (small)
+            {
+                await ReceiveSmallAsync(path, target, targetOffset, progress, verifier, receiving.AsMemory(0, (int)count), deadline).ConfigureAwait(false);
+                return;
+            }
+
             long remaining = count;
             while (remaining > 0)
             {
                 deadline.CancelAfter(_options.ReadTimeout);
-                int read = await _stream.ReadAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), deadline.Token).ConfigureAwait(false);
+                int read = await _channel.ReadRawAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), deadline.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
@@ -300,8 +362,36 @@ public sealed class FileShareConnection : IDisposable
         {
             await LocalFile.SettleAsync(TakePending(ref pendingWrite)).ConfigureAwait(false);
             ArrayPool<byte>.Shared.Return(receiving);
-            ArrayPool<byte>.Shared.Return(writing);
+            if (writing.Length > 0)
+            {
+                ArrayPool<byte>.Shared.Return(writing);
+            }
         }
+    }
+
+    /// <summary>
+    /// Takes a whole small body, then writes and hashes it here in one call: handing a write of a few KiB to the
+    /// thread pool, as the overlapped loop does, costs more than the write itself.
+    /// </summary>
+    private async Task ReceiveSmallAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, Memory<byte> body, CancellationTokenSource deadline)
+    {
+        int filled = 0;
+        while (filled < body.Length)
+        {
+            deadline.CancelAfter(_options.ReadTimeout);
+            int read = await _channel.ReadRawAsync(body[filled..], deadline.Token).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
+                    $"{Endpoint} closed the connection after {filled:N0} of {body.Length:N0} bytes of '{path}'.", Endpoint, path);
+            }
+
+            filled += read;
+            progress?.Add(read);
+        }
+
+        LocalFile.Write(target, body.Span, targetOffset, path, Endpoint);
+        verifier?.Append(body.Span);
     }
 
     /// <summary>Hands over a pending write and forgets it, so it is awaited exactly once (pooled ValueTasks allow no more).</summary>
@@ -431,13 +521,14 @@ public sealed class FileShareConnection : IDisposable
 
         _stream = tls;
         _channel.Dispose();
-        _channel = new FrameChannel(tls);
+        _channel = new FrameChannel(tls, readAhead: true);
         return MutualAuthentication.ChannelBinding(tls.RemoteCertificate);
     }
 
-    private CancellationTokenSource BeginRequest(CancellationToken cancellationToken)
+    /// <param name="answeringAhead">Taking answers to requests already sent: requests sent ahead for a later download may wait behind them.</param>
+    private CancellationTokenSource BeginRequest(CancellationToken cancellationToken, bool answeringAhead = false)
     {
-        if (!IsReusable)
+        if (_broken || _pendingRange != 0 || (!answeringAhead && _ahead.Count > 0))
         {
             throw new InvalidOperationException($"The connection to {Endpoint} is in an unknown state and cannot take another request.");
         }

@@ -16,26 +16,154 @@ public sealed class FrameChannel : IDisposable
     private const int InitialBuffer = 512;
     private readonly Stream _stream;
     private readonly int _maxBody;
+    private readonly bool _readAhead;
     private byte[] _receive;
     private byte[] _send;
     private CancellationTokenSource? _frameDeadline;
     private DataRateClock? _clock;
     private DataRate _clockRate;
 
-    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody)
+    // With read-ahead, the bytes received but not yet taken as frames: _receive[_start.._end).
+    private int _start;
+    private int _end;
+
+    // Bytes of whole frames at the start of _send, held back to go out with the next one.
+    private int _held;
+
+    /// <param name="readAhead">
+    /// Take whatever the peer has sent in one read and cut frames from it, so pipelined frames cost one receive
+    /// between them. Raw bytes that follow a frame must then be read through <see cref="ReadRawAsync"/>, never from
+    /// the stream itself.
+    /// </param>
+    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody, bool readAhead = false)
     {
         _stream = stream;
         _maxBody = maxBody;
+        _readAhead = readAhead;
         _receive = ArrayPool<byte>.Shared.Rent(InitialBuffer);
         _send = ArrayPool<byte>.Shared.Rent(InitialBuffer);
     }
 
     public Stream Stream => _stream;
 
+    /// <summary>Whether (with read-ahead) bytes of the next frame have already arrived.</summary>
+    public bool HasReadAhead => _end > _start;
+
+    /// <summary>The type of the next frame when (with read-ahead) all of it has arrived, so reading it will not wait for the peer; otherwise null.</summary>
+    public FrameType? NextFrameReadAhead
+    {
+        get
+        {
+            if (_end - _start < ProtocolConstants.FrameHeaderLength)
+            {
+                return null;
+            }
+
+            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(_receive.AsSpan(_start));
+            return bodyLength <= (uint)_maxBody && _end - _start >= ProtocolConstants.FrameHeaderLength + (int)bodyLength
+                ? (FrameType)_receive[_start + 4]
+                : null;
+        }
+    }
+
+    /// <summary>
+    /// Reads raw bytes that follow a frame (a read reply's data): first whatever read-ahead already took in, then the
+    /// stream itself. Returns 0 only at the end of the stream.
+    /// </summary>
+    public ValueTask<int> ReadRawAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        int buffered = _end - _start;
+        if (buffered == 0)
+        {
+            return _stream.ReadAsync(buffer, cancellationToken);
+        }
+
+        int taken = Math.Min(buffered, buffer.Length);
+        _receive.AsSpan(_start, taken).CopyTo(buffer.Span);
+        _start += taken;
+        return ValueTask.FromResult(taken);
+    }
+
     /// <summary>Reads one frame; null when the peer closed the connection cleanly between frames.</summary>
     /// <param name="cancellationToken">Bounds the wait for the frame's first byte (and everything after it).</param>
     /// <param name="minRate">Once the first byte is in, the rest must follow at least this fast, or <see cref="DataRateException"/>.</param>
-    public async ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default)
+    public ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default) =>
+        _readAhead ? ReadBufferedFrameAsync(cancellationToken, minRate) : ReadExactFrameAsync(cancellationToken, minRate);
+
+    private async ValueTask<Frame?> ReadBufferedFrameAsync(CancellationToken cancellationToken, DataRate minRate)
+    {
+        if (_end == _start)
+        {
+            (_start, _end) = (0, 0);
+            int first = await _stream.ReadAsync(_receive, cancellationToken).ConfigureAwait(false);
+            if (first == 0)
+            {
+                return null;
+            }
+
+            _end = first;
+        }
+
+        FrameDeadline deadline = ArmFrameDeadline(minRate, cancellationToken);
+        try
+        {
+            deadline.Allow(ProtocolConstants.FrameHeaderLength);
+            await FillAsync(ProtocolConstants.FrameHeaderLength, deadline.Token).ConfigureAwait(false);
+            ReadOnlySpan<byte> header = _receive.AsSpan(_start, ProtocolConstants.FrameHeaderLength);
+            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header);
+            var type = (FrameType)header[4];
+            uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header[5..]);
+            if (bodyLength > (uint)_maxBody)
+            {
+                throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
+            }
+
+            deadline.Allow(bodyLength);
+            int frameLength = ProtocolConstants.FrameHeaderLength + (int)bodyLength;
+            await FillAsync(frameLength, deadline.Token).ConfigureAwait(false);
+            var frame = new Frame(type, requestId, _receive.AsMemory(_start + ProtocolConstants.FrameHeaderLength, (int)bodyLength));
+            _start += frameLength;
+            return frame;
+        }
+        catch (OperationCanceledException) when (deadline.Missed && !cancellationToken.IsCancellationRequested)
+        {
+            throw SlowerThan(minRate);
+        }
+        finally
+        {
+            deadline.Disarm();
+        }
+    }
+
+    /// <summary>Reads until at least <paramref name="needed"/> bytes from <c>_start</c> are in, moving them to the front (or a larger buffer) when they would not fit.</summary>
+    private async ValueTask FillAsync(int needed, CancellationToken cancellationToken)
+    {
+        if (_receive.Length - _start < needed)
+        {
+            byte[] target = _receive.Length >= needed ? _receive : ArrayPool<byte>.Shared.Rent(needed);
+            Buffer.BlockCopy(_receive, _start, target, 0, _end - _start);
+            if (target != _receive)
+            {
+                ArrayPool<byte>.Shared.Return(_receive);
+                _receive = target;
+            }
+
+            (_start, _end) = (0, _end - _start);
+        }
+
+        while (_end - _start < needed)
+        {
+            int read = await _stream.ReadAsync(_receive.AsMemory(_end), cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new EndOfStreamException();
+            }
+
+            _end += read;
+        }
+    }
+
+    private async ValueTask<Frame?> ReadExactFrameAsync(CancellationToken cancellationToken, DataRate minRate)
     {
         Memory<byte> header = _receive.AsMemory(0, ProtocolConstants.FrameHeaderLength);
         int first = await _stream.ReadAsync(header, cancellationToken).ConfigureAwait(false);
@@ -44,14 +172,11 @@ public sealed class FrameChannel : IDisposable
             return null;
         }
 
-        DataRateClock? clock = minRate.IsEnabled ? RestartClock(minRate) : null;
-        CancellationTokenSource? frameDeadline = clock is null ? null : RenewFrameDeadline();
-        CancellationTokenRegistration linked = frameDeadline is null ? default : cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), frameDeadline);
-        CancellationToken token = frameDeadline?.Token ?? cancellationToken;
+        FrameDeadline deadline = ArmFrameDeadline(minRate, cancellationToken);
         try
         {
-            frameDeadline?.CancelAfter(clock!.AllowanceFor(ProtocolConstants.FrameHeaderLength));
-            await _stream.ReadExactlyAsync(header[first..], token).ConfigureAwait(false);
+            deadline.Allow(ProtocolConstants.FrameHeaderLength);
+            await _stream.ReadExactlyAsync(header[first..], deadline.Token).ConfigureAwait(false);
             uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
             var type = (FrameType)header.Span[4];
             uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header.Span[5..]);
@@ -60,21 +185,50 @@ public sealed class FrameChannel : IDisposable
                 throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
             }
 
-            frameDeadline?.CancelAfter(clock!.AllowanceFor(bodyLength));
+            deadline.Allow(bodyLength);
             EnsureCapacity(ref _receive, (int)bodyLength);
             Memory<byte> body = _receive.AsMemory(0, (int)bodyLength);
-            await _stream.ReadExactlyAsync(body, token).ConfigureAwait(false);
+            await _stream.ReadExactlyAsync(body, deadline.Token).ConfigureAwait(false);
             return new Frame(type, requestId, body);
         }
-        catch (OperationCanceledException) when (frameDeadline is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (deadline.Missed && !cancellationToken.IsCancellationRequested)
         {
-            throw new DataRateException($"A frame arrived slower than the minimum data rate of {minRate.BytesPerSecond} bytes/s.");
+            throw SlowerThan(minRate);
         }
         finally
         {
-            linked.Dispose();
+            deadline.Disarm();
+        }
+    }
+
+    private static DataRateException SlowerThan(DataRate minRate) =>
+        new($"A frame arrived slower than the minimum data rate of {minRate.BytesPerSecond} bytes/s.");
+
+    /// <summary>The rest of a frame must arrive at the minimum rate: one clock and one token source per connection, reused.</summary>
+    private FrameDeadline ArmFrameDeadline(DataRate minRate, CancellationToken cancellationToken)
+    {
+        if (!minRate.IsEnabled)
+        {
+            return new FrameDeadline(null, null, default, cancellationToken);
+        }
+
+        DataRateClock clock = RestartClock(minRate);
+        CancellationTokenSource source = RenewFrameDeadline();
+        CancellationTokenRegistration linked = cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), source);
+        return new FrameDeadline(clock, source, linked, source.Token);
+    }
+
+    private readonly record struct FrameDeadline(DataRateClock? Clock, CancellationTokenSource? Source, CancellationTokenRegistration Linked, CancellationToken Token)
+    {
+        public bool Missed => Source is { IsCancellationRequested: true };
+
+        public void Allow(long bytes) => Source?.CancelAfter(Clock!.AllowanceFor(bytes));
+
+        public void Disarm()
+        {
+            Linked.Dispose();
             // Disarmed, or it would fire while the connection waits for its next frame and could not be reused.
-            frameDeadline?.CancelAfter(Timeout.InfiniteTimeSpan);
+            Source?.CancelAfter(Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -107,21 +261,63 @@ public sealed class FrameChannel : IDisposable
     {
         if (bodyCapacity > _maxBody)
         {
+            // Frames held for this one go nowhere either: the caller's exchange has failed as a whole.
+            _held = 0;
             throw new ProtocolException($"Frame of {bodyCapacity} bytes exceeds the limit of {_maxBody}.");
         }
 
-        EnsureCapacity(ref _send, ProtocolConstants.FrameHeaderLength + bodyCapacity);
-        return new SpanWriter(_send.AsSpan(ProtocolConstants.FrameHeaderLength, bodyCapacity));
+        int needed = _held + ProtocolConstants.FrameHeaderLength + bodyCapacity;
+        if (_send.Length < needed)
+        {
+            // Frames held back for the next write move along.
+            byte[] larger = ArrayPool<byte>.Shared.Rent(needed);
+            _send.AsSpan(0, _held).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(_send);
+            _send = larger;
+        }
+
+        return new SpanWriter(_send.AsSpan(_held + ProtocolConstants.FrameHeaderLength, bodyCapacity));
     }
 
-    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled.</summary>
-    public ValueTask SendFrameAsync(FrameType type, uint requestId, int bodyLength, CancellationToken cancellationToken)
+    /// <summary>
+    /// Room for <paramref name="count"/> raw bytes that follow a body of <paramref name="bodyLength"/> bytes, within the
+    /// capacity given to <see cref="BeginFrame"/>; <see cref="SendFrameAsync"/> with <c>trailing</c> sends them in the same write.
+    /// </summary>
+    public Span<byte> AfterBody(int bodyLength, int count) => _send.AsSpan(_held + ProtocolConstants.FrameHeaderLength + bodyLength, count);
+
+    /// <summary>
+    /// Completes the frame begun by <see cref="BeginFrame"/> but holds it back, to go out in one write with the next
+    /// frame sent (its peer gets both in one segment). Every path after this must send a frame or <see cref="FlushAsync"/>.
+    /// </summary>
+    public void HoldFrame(FrameType type, uint requestId, int bodyLength)
     {
-        Span<byte> header = _send.AsSpan(0, ProtocolConstants.FrameHeaderLength);
+        WriteHeader(type, requestId, bodyLength);
+        _held += ProtocolConstants.FrameHeaderLength + bodyLength;
+    }
+
+    /// <summary>Sends the frame begun by <see cref="BeginFrame"/> whose body the writer filled (after any held frames), and <paramref name="trailing"/> raw bytes after it.</summary>
+    public ValueTask SendFrameAsync(FrameType type, uint requestId, int bodyLength, CancellationToken cancellationToken, int trailing = 0)
+    {
+        WriteHeader(type, requestId, bodyLength);
+        int length = _held + ProtocolConstants.FrameHeaderLength + bodyLength + trailing;
+        _held = 0;
+        return _stream.WriteAsync(_send.AsMemory(0, length), cancellationToken);
+    }
+
+    /// <summary>Sends any frames held back by <see cref="HoldFrame"/>.</summary>
+    public ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        int length = _held;
+        _held = 0;
+        return length == 0 ? ValueTask.CompletedTask : _stream.WriteAsync(_send.AsMemory(0, length), cancellationToken);
+    }
+
+    private void WriteHeader(FrameType type, uint requestId, int bodyLength)
+    {
+        Span<byte> header = _send.AsSpan(_held, ProtocolConstants.FrameHeaderLength);
         BinaryPrimitives.WriteUInt32BigEndian(header, (uint)bodyLength);
         header[4] = (byte)type;
         BinaryPrimitives.WriteUInt32BigEndian(header[5..], requestId);
-        return _stream.WriteAsync(_send.AsMemory(0, ProtocolConstants.FrameHeaderLength + bodyLength), cancellationToken);
     }
 
     public ValueTask SendErrorAsync(FrameType type, uint requestId, StatusCode status, string message, CancellationToken cancellationToken)

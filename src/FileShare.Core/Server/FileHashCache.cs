@@ -47,8 +47,12 @@ internal sealed class FileHashCache
     public Task<FileDigest> GetAsync(string fullPath, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
     {
         var info = new FileInfo(fullPath);
-        long length = info.Length;
-        DateTime lastWrite = info.LastWriteTimeUtc;
+        return GetAsync(fullPath, info.Length, info.LastWriteTimeUtc, pieces, cancellationToken);
+    }
+
+    /// <summary>As above, for a file whose length and last write time the caller has just read (through an open handle).</summary>
+    public Task<FileDigest> GetAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
+    {
         if (FileDigest.PieceCountFor(length, _pieceSize) <= 1)
         {
             pieces = PieceHashAlgorithm.Sha256;

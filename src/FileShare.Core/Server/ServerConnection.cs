@@ -17,6 +17,9 @@ namespace FileShare.Server;
 internal sealed class ServerConnection
 {
     private const int SeedMaxName = 1024;
+
+    // A body this small costs less copied into its reply's write than handed to sendfile in a call of its own.
+    private const int InlineBodyLimit = 16 * 1024;
     private static readonly byte[] SeedOk = "ok"u8.ToArray();
     private static readonly byte[] SeedNotFound = "-1e"u8.ToArray();
     private static readonly byte[] SeedServerError = "-2e"u8.ToArray();
@@ -29,6 +32,9 @@ internal sealed class ServerConnection
     private readonly string _remote;
     private bool _handshakeDone;
     private bool _namesPieceAlgorithm;
+
+    // The file a hash request opened, kept for the read of the same path the client already sent behind it.
+    private (string Path, FileStream File)? _keptOpen;
 
     public ServerConnection(FileShareServer server, Socket socket, bool busy, CancellationToken stopping, CancellationToken aborting)
     {
@@ -174,35 +180,52 @@ internal sealed class ServerConnection
     /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
     private async Task ServeRequestsAsync(Stream stream, Socket? kernelSocket)
     {
-        using var channel = new FrameChannel(stream);
+        using var channel = new FrameChannel(stream, readAhead: true);
         using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
-        while (!_stopping.IsCancellationRequested)
+        try
         {
-            idle.CancelAfter(Options.IdleTimeout);
-            Frame? frame;
-            try
+            while (!_stopping.IsCancellationRequested)
             {
-                frame = await channel.ReadFrameAsync(idle.Token, Options.MinRate).ConfigureAwait(false);
-            }
-            catch (DataRateException e)
-            {
-                await DropSlowSenderAsync(channel, e).ConfigureAwait(false);
-                return;
+                idle.CancelAfter(Options.IdleTimeout);
+                Frame? frame;
+                try
+                {
+                    frame = await channel.ReadFrameAsync(idle.Token, Options.MinRate).ConfigureAwait(false);
+                }
+                catch (DataRateException e)
+                {
+                    await DropSlowSenderAsync(channel, e).ConfigureAwait(false);
+                    return;
+                }
+
+                if (frame is null)
+                {
+                    return;
+                }
+
+                // Idle means no request: a transfer that outlasts the timeout must not leave the connection expired.
+                idle.CancelAfter(Timeout.InfiniteTimeSpan);
+
+                // A request in flight finishes even while the server is stopping; only an abort cuts it.
+                await HandleAsync(channel, sender, frame.Value, kernelSocket).ConfigureAwait(false);
             }
 
-            if (frame is null)
-            {
-                return;
-            }
-
-            // A request in flight finishes even while the server is stopping; only an abort cuts it.
-            await HandleAsync(channel, sender, frame.Value).ConfigureAwait(false);
+            // Stopping with the next request unread: the reply held back to travel with its reply still goes out.
+            await channel.FlushAsync(_aborting).ConfigureAwait(false);
+        }
+        finally
+        {
+            _keptOpen?.File.Dispose();
         }
     }
 
-    private async Task HandleAsync(FrameChannel channel, RangeSender sender, Frame frame)
+    private async Task HandleAsync(FrameChannel channel, RangeSender sender, Frame frame, Socket? kernelSocket)
     {
+        // Whatever the request, the file kept from the last one is closed by the end of it (a read of it takes it first).
+        (string Path, FileStream File)? kept = _keptOpen;
+        _keptOpen = null;
+        using FileStream? keptFile = kept?.File;
         long started = Stopwatch.GetTimestamp();
         (FrameType replyType, RequestKind kind) = frame.Type switch
         {
@@ -228,11 +251,11 @@ internal sealed class ServerConnection
                     return;
                 case FrameType.HashRequest:
                     (path, bool hashWithPieces) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
-                    await HashAsync(channel, frame.RequestId, path, hashWithPieces, started).ConfigureAwait(false);
+                    await HashAsync(channel, frame.RequestId, path, hashWithPieces, started, kernelSocket).ConfigureAwait(false);
                     return;
                 case FrameType.ReadRequest:
                     (path, long offset, long length) = Messages.ReadReadRequest(frame.Body.Span);
-                    await ReadAsync(channel, sender, frame.RequestId, path, offset, length, started).ConfigureAwait(false);
+                    await ReadAsync(channel, sender, frame.RequestId, path, offset, length, started, kept is { } open && open.Path == path ? open.File : null).ConfigureAwait(false);
                     return;
                 default:
                     await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, $"Unknown request type 0x{(byte)frame.Type:X2}.", started).ConfigureAwait(false);
@@ -303,11 +326,13 @@ internal sealed class ServerConnection
         }
     }
 
-    private async Task HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started)
+    /// <param name="kernelSocket">The plain socket, to see whether the client's next request is already waiting.</param>
+    private async Task HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started, Socket? kernelSocket)
     {
         FileDigest digest;
         PieceMap? held = null;
-        using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
+        FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason);
+        try
         {
             if (file is null && status == StatusCode.NotFound && FindPartialCopy(path) is { } copy)
             {
@@ -322,7 +347,8 @@ internal sealed class ServerConnection
             {
                 try
                 {
-                    digest = await _server.Hashes.GetAsync(file.Name, PieceAlgorithm, _aborting).ConfigureAwait(false);
+                    // Length and time through the open handle: one stat of the path fewer than the cache asking itself.
+                    digest = await _server.Hashes.GetAsync(file.Name, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle), PieceAlgorithm, _aborting).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -330,26 +356,48 @@ internal sealed class ServerConnection
                     return;
                 }
             }
-        }
 
-        if (!_namesPieceAlgorithm && digest.PieceAlgorithm != PieceHashAlgorithm.Sha256 && digest.PieceCount > 0)
+            if (!_namesPieceAlgorithm && digest.PieceAlgorithm != PieceHashAlgorithm.Sha256 && digest.PieceCount > 0)
+            {
+                // Only a partial copy recorded by a newer client gets here: its pieces cannot be described to this one.
+                await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, StatusCode.PieceNotAvailable,
+                    "this partial copy's pieces are checked with BLAKE3, which this client does not know", started).ConfigureAwait(false);
+                return;
+            }
+
+            if (Messages.HashReplySize(digest, namesAlgorithm: _namesPieceAlgorithm) > ProtocolConstants.MaxFrameBody)
+            {
+                // Piece hashes of a file past ~128 GiB do not fit one frame; the whole-file hash still does.
+                digest = digest with { PieceHashes = [] };
+            }
+
+            SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held, _namesPieceAlgorithm));
+            Messages.WriteHashReply(ref writer, digest, withPieces, held, _namesPieceAlgorithm);
+            FrameType? next = channel.NextFrameReadAhead;
+            if (next == FrameType.ReadRequest)
+            {
+                // The client's read is already here, and its reply goes out at once (a list or a first hash might
+                // take long, so only a read): this reply travels with it.
+                channel.HoldFrame(FrameType.HashReply, requestId, writer.Position);
+            }
+            else
+            {
+                await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
+            }
+
+            Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
+            if (file is not null && (next == FrameType.ReadRequest || kernelSocket?.Available > 0))
+            {
+                // A client that asks for the digest and the file together: its read need not resolve and open the path
+                // again. Kept only while the next request is already here, so an idle connection holds no file open.
+                _keptOpen = (path, file);
+                file = null;
+            }
+        }
+        finally
         {
-            // Only a partial copy recorded by a newer client gets here: its pieces cannot be described to this one.
-            await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, StatusCode.PieceNotAvailable,
-                "this partial copy's pieces are checked with BLAKE3, which this client does not know", started).ConfigureAwait(false);
-            return;
+            file?.Dispose();
         }
-
-        if (Messages.HashReplySize(digest, namesAlgorithm: _namesPieceAlgorithm) > ProtocolConstants.MaxFrameBody)
-        {
-            // Piece hashes of a file past ~128 GiB do not fit one frame; the whole-file hash still does.
-            digest = digest with { PieceHashes = [] };
-        }
-
-        SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held, _namesPieceAlgorithm));
-        Messages.WriteHashReply(ref writer, digest, withPieces, held, _namesPieceAlgorithm);
-        await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
-        Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
     }
 
     private async Task<int> SendListBatchAsync(FrameChannel channel, uint requestId, List<RemoteEntry> batch, int batchBytes, bool isLast, bool withPieces)
@@ -393,9 +441,12 @@ internal sealed class ServerConnection
         Log(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
     }
 
-    private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started)
+    /// <param name="kept">The file, already opened and checked by the hash request just before this read.</param>
+    private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started, FileStream? kept)
     {
-        FileStream? opened = TryOpenForRead(path, out StatusCode status, out string? reason);
+        StatusCode status = StatusCode.Ok;
+        string? reason = null;
+        FileStream? opened = kept ?? TryOpenForRead(path, out status, out reason);
         PartialCopy? copy = opened is null && status == StatusCode.NotFound ? FindPartialCopy(path) : null;
         using FileStream? stream = opened ?? copy?.OpenRead(_server.Root);
         if (stream is null)
@@ -419,9 +470,36 @@ internal sealed class ServerConnection
             return;
         }
 
-        SpanWriter writer = channel.BeginFrame(32);
+        int inline = count <= InlineBodyLimit ? (int)count : 0;
+        SpanWriter writer = channel.BeginFrame(32 + inline);
         DateTime lastWrite = copy?.Digest.LastWriteTimeUtc ?? File.GetLastWriteTimeUtc(stream.SafeFileHandle);
         Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, lastWrite));
+        if (inline > 0)
+        {
+            // Read before anything is promised, so a file that shrank meanwhile is refused rather than cut short.
+            string? failure;
+            try
+            {
+                int read = ReadFully(stream, channel.AfterBody(writer.Position, inline), offset);
+                failure = read < inline ? $"The file became shorter while it was being read ({read} of {inline} bytes)." : null;
+            }
+            catch (IOException e)
+            {
+                failure = e.Message;
+            }
+
+            if (failure is not null)
+            {
+                await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, StatusCode.ServerError, failure, started).ConfigureAwait(false);
+                return;
+            }
+
+            await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting, trailing: inline).ConfigureAwait(false);
+            _server.Statistics.AddBytesSent(inline);
+            Log(RequestKind.Read, path, inline, started, nameof(StatusCode.Ok));
+            return;
+        }
+
         await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
 
         try
@@ -436,6 +514,24 @@ internal sealed class ServerConnection
         }
 
         Log(RequestKind.Read, path, sender.Sent, started, nameof(StatusCode.Ok));
+    }
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; a few KiB from the page cache, so synchronously.</summary>
+    private static int ReadFully(FileStream file, Span<byte> buffer, long offset)
+    {
+        int total = 0;
+        while (total < buffer.Length)
+        {
+            int read = RandomAccess.Read(file.SafeFileHandle, buffer[total..], offset + total);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return total;
     }
 
     private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)

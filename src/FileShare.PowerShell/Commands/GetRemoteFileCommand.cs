@@ -84,7 +84,8 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         {
             Overwrite = !NoClobber,
             Resume = Resume,
-            Completed = (_, result) => Post(() => Completed(result)),
+            // Thousands of small files: no hop to the pipeline thread per file when nothing would be written.
+            Completed = PassThru || VerboseWanted ? (_, result) => Post(() => Completed(result)) : static (_, _) => { },
             Failed = (transfer, error) => Post(() => WriteError(ErrorRecords.ForDownload(transfer, error))),
             Notice = (_, message) => Post(() => WriteVerbose(message)),
             SourceProblem = (transfer, problem) => Post(() =>

@@ -60,6 +60,97 @@ public sealed class DownloadBatchTests : ServerTestBase
         Assert.All(batch.Transfers, t => Assert.True(t.Finished));
     }
 
+    [Fact]
+    public async Task One_after_another_a_file_refused_among_requests_sent_ahead_fails_alone_and_the_others_land_whole_over_one_connection()
+    {
+        string outside = Temp.Create("outside");
+        File.WriteAllText(Path.Join(outside, "secret.txt"), "secret");
+        string[] names = ["f0.bin", "f1.bin", "missing.bin", "folder", "leak.txt", "f5.bin", "f6.bin"];
+        var hashes = new Dictionary<string, string>();
+        foreach (string name in names.Where(n => n.StartsWith('f') && n.EndsWith(".bin")))
+        {
+            hashes[name] = TestFiles.WriteRandom(Share(name), 4096);
+        }
+
+        Directory.CreateDirectory(Share("folder"));
+        File.CreateSymbolicLink(Share("leak.txt"), Path.Join(outside, "secret.txt"));
+        FileShareServer server = StartServer();
+        var completed = new ConcurrentDictionary<string, DownloadResult>();
+        var failed = new ConcurrentDictionary<string, FileShareErrorKind>();
+        var batch = NewBatch(NewDownloader(), [], throttleLimit: 1, (t, r) => completed[t.Name] = r, (t, e) => failed[t.Name] = Assert.IsType<FileShareException>(e).Kind);
+        foreach (string name in names)
+        {
+            batch.Add(name, new DownloadSource(Host, server.Port));
+        }
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Equal(new Dictionary<string, FileShareErrorKind>
+        {
+            ["missing.bin"] = FileShareErrorKind.NotFound,
+            ["folder"] = FileShareErrorKind.NotAFile,
+            ["leak.txt"] = FileShareErrorKind.PathRefused,
+        }, failed.OrderBy(f => f.Key).ToDictionary());
+        Assert.Equal(hashes.Keys.Order(), completed.Keys.Order());
+        Assert.All(hashes, h => Assert.Equal(h.Value, TestFiles.Sha256(Download(h.Key))));
+        Assert.Equal(hashes.Keys.Select(Download).Order(), TestFiles.Leftovers(Downloads).Order());
+        Assert.Equal(1, server.Statistics.TotalConnections);
+    }
+
+    [Fact]
+    public async Task One_after_another_the_next_files_requests_reach_the_server_before_the_current_one_is_reported()
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            TestFiles.WriteRandom(Share($"f{i}.bin"), 4096);
+        }
+
+        FileShareServer server = StartServer();
+        var expectedWhileReporting = new Dictionary<string, long> { ["f0.bin"] = 2, ["f1.bin"] = 6, ["f2.bin"] = 8, ["f3.bin"] = 8 };
+        var requestsWhileReporting = new ConcurrentDictionary<string, long>();
+        var batch = NewBatch(NewDownloader(), [], throttleLimit: 1, (t, _) =>
+        {
+            // The worker waits here, so only requests already sent for the next file can still reach the server. The
+            // first file learns that the server answers piece maps; from the second on, each one's digest and read
+            // (2 requests) go out for the next file before the current one is written.
+            long expected = expectedWhileReporting[t.Name];
+            SpinWait.SpinUntil(() => server.Statistics.Requests >= expected, TimeSpan.FromSeconds(10));
+            requestsWhileReporting[t.Name] = server.Statistics.Requests;
+        }, (_, e) => Assert.Fail(e.Message));
+        for (int i = 0; i < 4; i++)
+        {
+            batch.Add($"f{i}.bin", new DownloadSource(Host, server.Port));
+        }
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Equal(expectedWhileReporting, requestsWhileReporting.ToDictionary());
+    }
+
+    [Fact]
+    public async Task An_empty_file_asked_for_with_its_digest_is_read_once()
+    {
+        TestFiles.WriteRandom(Share("first.bin"), 4096);
+        File.WriteAllBytes(Share("empty.bin"), []);
+        FileShareServer server = StartServer();
+        var reads = new ConcurrentQueue<string>();
+        server.RequestCompleted = record =>
+        {
+            if (record.Request == RequestKind.Read)
+            {
+                reads.Enqueue(record.Path);
+            }
+        };
+        var batch = NewBatch(NewDownloader(), [], throttleLimit: 1, (_, _) => { }, (_, e) => Assert.Fail(e.Message));
+        batch.Add("first.bin", new DownloadSource(Host, server.Port));
+        batch.Add("empty.bin", new DownloadSource(Host, server.Port));
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, new FileInfo(Download("empty.bin")).Length);
+        Assert.Equal(["first.bin", "empty.bin"], reads);
+    }
+
     private DownloadBatch NewBatch(FileDownloader downloader, IReadOnlyList<DownloadSource> extra, int throttleLimit, Action<FileTransfer, DownloadResult> completed, Action<FileTransfer, Exception> failed) =>
         new(downloader, Downloads, extra, throttleLimit) { Completed = completed, Failed = failed };
 }

@@ -206,16 +206,12 @@ public sealed class FileShareConnectionTests : ServerTestBase
         FileShareConnection connection = await ConnectAsync(server);
 
         (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync("two.bin", CancellationToken.None);
-        string target = Download("two.bin");
-        using (SafeFileHandle handle = File.OpenHandle(target, FileMode.CreateNew, FileAccess.Write))
-        {
-            await connection.ReceiveRangeAsync("two.bin", handle, 0, null, CancellationToken.None);
-        }
+        byte[] arrived = await ReceiveAsync(connection, "two.bin");
 
         Assert.Equal(System.Security.Cryptography.SHA256.HashData(content), digest.Sha256);
         Assert.Null(held);
         Assert.Equal((content.LongLength, content.LongLength), (range.DataLength, range.FileLength));
-        Assert.Equal(content, File.ReadAllBytes(target));
+        Assert.Equal(content, arrived);
         Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
         Assert.Equal(1, server.Statistics.TotalConnections);
     }
@@ -232,6 +228,63 @@ public sealed class FileShareConnectionTests : ServerTestBase
         Assert.Contains(EndpointOf(server.Port), error.Message);
         Assert.True(connection.IsReusable);
         Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
+    }
+
+    [Fact]
+    public async Task Requests_sent_ahead_while_a_body_is_pending_are_answered_in_order_after_it()
+    {
+        TestFiles.WriteRandom(Share("first.bin"), 4096);
+        TestFiles.WriteRandom(Share("second.bin"), 5000);
+        byte[] first = File.ReadAllBytes(Share("first.bin"));
+        byte[] second = File.ReadAllBytes(Share("second.bin"));
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        await connection.HashAndReadAsync("first.bin", CancellationToken.None);
+        await connection.SendHashAndReadAheadAsync("second.bin", CancellationToken.None);
+        Assert.False(connection.IsReusable);
+        byte[] firstArrived = await ReceiveAsync(connection, "first.bin");
+        (FileDigest digest, _, RangeReply range) = await connection.HashAndReadAsync("second.bin", CancellationToken.None);
+        byte[] secondArrived = await ReceiveAsync(connection, "second.bin");
+
+        Assert.Equal(first, firstArrived);
+        Assert.Equal(second, secondArrived);
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData(second), digest.Sha256);
+        Assert.Equal(second.LongLength, range.DataLength);
+        Assert.True(connection.IsReusable);
+        Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
+        Assert.Equal(1, server.Statistics.TotalConnections);
+    }
+
+    [Fact]
+    public async Task A_refusal_of_requests_sent_ahead_comes_with_their_answers_and_leaves_the_connection_in_step()
+    {
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+        await connection.HashAndReadAsync("a.txt", CancellationToken.None);
+        await connection.SendHashAndReadAheadAsync("gone.bin", CancellationToken.None);
+
+        // Nothing else may be asked before the answers sent ahead are taken.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => connection.StatAsync("a.txt", CancellationToken.None));
+        Assert.Equal("aaa"u8.ToArray(), await ReceiveAsync(connection, "a.txt"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => connection.HashAndReadAsync("b.bin", CancellationToken.None));
+        var error = await Assert.ThrowsAsync<FileShareException>(() => connection.HashAndReadAsync("gone.bin", CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.NotFound, error.Kind);
+        Assert.Contains("gone.bin", error.Message);
+        Assert.True(connection.IsReusable);
+        Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
+    }
+
+    private async Task<byte[]> ReceiveAsync(FileShareConnection connection, string name)
+    {
+        string target = Download(name);
+        using (SafeFileHandle handle = File.OpenHandle(target, FileMode.CreateNew, FileAccess.Write))
+        {
+            await connection.ReceiveRangeAsync(name, handle, 0, null, CancellationToken.None);
+        }
+
+        return File.ReadAllBytes(target);
     }
 
     [Fact]

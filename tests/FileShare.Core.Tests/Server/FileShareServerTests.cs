@@ -177,6 +177,40 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_transfer_longer_than_the_idle_timeout_leaves_the_connection_open_for_the_next_request()
+    {
+        const long Length = 32L * TestFiles.MiB;
+        TestFiles.WriteRandom(Share("big.bin"), Length);
+        File.WriteAllText(Share("a.txt"), "abc");
+        TimeSpan idleTimeout = TimeSpan.FromMilliseconds(300);
+        FileShareServer server = StartServer(idleTimeout: idleTimeout);
+        using NetworkStream stream = await HandshakeRawAsync(server.Port);
+        using var channel = new FrameChannel(stream);
+
+        byte[] read = new byte[SpanWriter.StringSize("big.bin") + 16];
+        var writer = new SpanWriter(read);
+        Messages.WriteReadRequest(ref writer, "big.bin", 0, -1);
+        await SendAsync(channel, FrameType.ReadRequest, 1, read);
+        Frame reply = await ReadFrameWithinAsync(channel);
+        Assert.Equal(Length, Messages.ReadReadReply(reply.Body.Span, out _, out _)!.Value.DataLength);
+
+        // The server is busy sending (the socket buffers are full) for several idle timeouts before the body is taken.
+        await Task.Delay(idleTimeout * 4);
+        byte[] sink = new byte[1024 * 1024];
+        for (long left = Length; left > 0;)
+        {
+            left -= await stream.ReadAsync(sink.AsMemory(0, (int)Math.Min(sink.Length, left)));
+        }
+
+        byte[] stat = new byte[SpanWriter.StringSize("a.txt")];
+        writer = new SpanWriter(stat);
+        Messages.WritePathRequest(ref writer, "a.txt");
+        await SendAsync(channel, FrameType.StatRequest, 2, stat);
+        Frame answer = await ReadFrameWithinAsync(channel);
+        Assert.Equal(3, Messages.ReadStatReply(answer.Body.Span, out _, out _)!.Length);
+    }
+
+    [Fact]
     public async Task A_malformed_request_body_is_answered_with_bad_request()
     {
         FileShareServer server = StartServer();
