@@ -16,7 +16,7 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
     public SwitchParameter UseTls { get; set; }
 
     /// <summary>-TimeoutSec bounds every wait for the server; connecting gets at most ten seconds of it.</summary>
-    protected FileShareClientOptions ClientOptions(int timeoutSec, WireProtocol protocol = WireProtocol.Auto)
+    protected FileShareClientOptions ClientOptions(int timeoutSec, WireProtocol protocol = WireProtocol.Auto, int concurrentDownloads = 1)
     {
         try
         {
@@ -25,6 +25,7 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
                 ReadTimeout = TimeSpan.FromSeconds(timeoutSec),
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(timeoutSec, 10)),
                 Protocol = protocol,
+                ReceiveBufferSize = FileShareClientOptions.ReceiveBufferFor(concurrentDownloads),
                 AccessKey = ResolveAccessKey(),
                 UseTls = UseTls,
                 CertificateThumbprint = CertificateThumbprint,

@@ -96,11 +96,58 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
     /// </remarks>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
+        List<string> missingFolders = FoldersToCreate();
         int taken = -1;
         Task[] workers = Enumerable.Range(0, Math.Min(throttleLimit, _transfers.Count))
             .Select(_ => WorkAsync(() => Interlocked.Increment(ref taken), cancellationToken))
             .ToArray();
-        await Task.WhenAll(workers).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(workers).ConfigureAwait(false);
+        }
+        finally
+        {
+            RemoveIfEmpty(missingFolders);
+        }
+    }
+
+    /// <summary>Folders under the destination that downloads will create, deepest first.</summary>
+    private List<string> FoldersToCreate()
+    {
+        var folders = new HashSet<string>(_byDestination.Comparer);
+        foreach (FileTransfer transfer in _transfers)
+        {
+            for (string? folder = Path.GetDirectoryName(transfer.Destination);
+                 folder is not null && folder.Length > destinationRoot.TrimEnd(Path.DirectorySeparatorChar).Length && !Directory.Exists(folder);
+                 folder = Path.GetDirectoryName(folder))
+            {
+                folders.Add(folder);
+            }
+        }
+
+        return folders.OrderByDescending(folder => folder.Length).ToList();
+    }
+
+    /// <summary>
+    /// A folder made for files that all failed would be left empty: removed, after every download has ended (so one
+    /// cannot vanish under another). A folder holding anything, a kept partial download included, stays.
+    /// </summary>
+    private static void RemoveIfEmpty(List<string> folders)
+    {
+        foreach (string folder in folders)
+        {
+            try
+            {
+                if (Directory.Exists(folder) && !Directory.EnumerateFileSystemEntries(folder).Any())
+                {
+                    Directory.Delete(folder);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Someone else is using it: theirs to keep.
+            }
+        }
     }
 
     private async Task WorkAsync(Func<int> takeIndex, CancellationToken cancellationToken)

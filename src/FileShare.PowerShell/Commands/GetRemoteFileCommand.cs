@@ -77,7 +77,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     {
         _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
         Directory.CreateDirectory(_destinationRoot);
-        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol));
+        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit));
         List<DownloadSource> extraSources = Source.Select(text => DownloadSource.TryParse(text)
             ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source))).ToList();
         _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)

@@ -151,6 +151,26 @@ public sealed class DownloadBatchTests : ServerTestBase
         Assert.Equal(["first.bin", "empty.bin"], reads);
     }
 
+    [Fact]
+    public async Task Folders_made_for_files_that_all_failed_are_removed_and_a_folder_with_a_file_stays()
+    {
+        string hash = TestFiles.WriteRandom(Share("kept/ok.bin"), 4096);
+        FileShareServer server = StartServer();
+        var failed = new ConcurrentDictionary<string, FileShareErrorKind>();
+        var batch = NewBatch(NewDownloader(), [], throttleLimit: 2, (_, _) => { }, (t, e) => failed[t.Name] = Assert.IsType<FileShareException>(e).Kind);
+        var source = new DownloadSource(Host, server.Port);
+        batch.Add("deep/er/missing.bin", source);
+        batch.Add("kept/ok.bin", source);
+        batch.Add("kept/missing.bin", source);
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Equal([FileShareErrorKind.NotFound, FileShareErrorKind.NotFound], failed.Values);
+        Assert.False(Directory.Exists(Download("deep")), "an empty folder was left for files that never arrived");
+        Assert.Equal(["ok.bin"], Directory.GetFileSystemEntries(Download("kept")).Select(Path.GetFileName));
+        Assert.Equal(hash, TestFiles.Sha256(Download("kept/ok.bin")));
+    }
+
     private DownloadBatch NewBatch(FileDownloader downloader, IReadOnlyList<DownloadSource> extra, int throttleLimit, Action<FileTransfer, DownloadResult> completed, Action<FileTransfer, Exception> failed) =>
         new(downloader, Downloads, extra, throttleLimit) { Completed = completed, Failed = failed };
 }

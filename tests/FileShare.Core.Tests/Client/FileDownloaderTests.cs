@@ -10,6 +10,22 @@ namespace FileShare.Tests.Client;
 public sealed class FileDownloaderTests : ServerTestBase
 {
     [Theory]
+    [InlineData(1, TestFiles.MiB)]
+    [InlineData(4, TestFiles.MiB)]
+    [InlineData(32, TestFiles.MiB)]
+    [InlineData(33, 512 * 1024)]
+    [InlineData(64, 512 * 1024)]
+    [InlineData(200, 128 * 1024)]
+    [InlineData(1000, 128 * 1024)]
+    public void Receive_buffers_of_many_downloads_at_once_share_64_MiB_down_to_128_KiB_each(int downloads, int expected)
+    {
+        int buffer = FileShareClientOptions.ReceiveBufferFor(downloads);
+
+        Assert.Equal(expected, buffer);
+        Assert.True(downloads > 256 || 2L * downloads * buffer <= 64L * TestFiles.MiB);
+    }
+
+    [Theory]
     [InlineData(0)]
     [InlineData(1)]
     [InlineData(TestFiles.MiB - 1)]
