@@ -10,8 +10,9 @@ namespace FileShare.Tests.Client;
 public sealed class FileDownloaderTests : ServerTestBase
 {
     [Theory]
-    [InlineData(1, TestFiles.MiB)]
-    [InlineData(4, TestFiles.MiB)]
+    [InlineData(1, 4 * TestFiles.MiB)]
+    [InlineData(8, 4 * TestFiles.MiB)]
+    [InlineData(9, 2 * TestFiles.MiB)]
     [InlineData(32, TestFiles.MiB)]
     [InlineData(33, 512 * 1024)]
     [InlineData(64, 512 * 1024)]
@@ -28,12 +29,12 @@ public sealed class FileDownloaderTests : ServerTestBase
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
-    [InlineData(TestFiles.MiB - 1)]
-    [InlineData(TestFiles.MiB)]
-    [InlineData(TestFiles.MiB + 1)]
+    [InlineData((4 * TestFiles.MiB) - 1)]
+    [InlineData(4 * TestFiles.MiB)]
+    [InlineData((4 * TestFiles.MiB) + 1)]
     public async Task A_file_arrives_byte_for_byte_at_sizes_around_the_receive_buffer(int length)
     {
-        Assert.Equal(TestFiles.MiB, FileShareClientOptions.Default.ReceiveBufferSize);
+        Assert.Equal(4 * TestFiles.MiB, FileShareClientOptions.Default.ReceiveBufferSize);
         string hash = TestFiles.WriteRandom(Share("file.bin"), length);
         FileShareServer server = StartServer();
         var progress = new TransferProgress();
