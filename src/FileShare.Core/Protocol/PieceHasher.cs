@@ -20,11 +20,17 @@ public delegate void PieceHashed(int piece, ReadOnlySpan<byte> digest);
 /// </summary>
 public sealed class PieceHasher : IDisposable
 {
+    // Sixteen BLAKE3 chunks of 1 KiB: its widest SIMD step. Fed reads of any size, BLAKE3 compresses the chunks left
+    // over at either end one at a time (6% of a 200-download client's CPU), so it is fed whole groups only.
+    private const int Blake3Group = 16 * 1024;
+
     private readonly PieceHashAlgorithm _algorithm;
     private readonly long _length;
     private readonly int _pieceSize;
     private readonly IncrementalHash? _sha256;
     private readonly Blake3.Hasher? _blake3;
+    private readonly byte[] _group = [];
+    private int _grouped;
     private long _position;
     private int _pieceFilled;
     private int _piece;
@@ -43,6 +49,7 @@ public sealed class PieceHasher : IDisposable
         else
         {
             _blake3 = Blake3.Hasher.New();
+            _group = new byte[Blake3Group];
         }
     }
 
@@ -111,7 +118,29 @@ public sealed class PieceHasher : IDisposable
         }
         else
         {
-            _blake3!.Update(data);
+            if (_grouped > 0)
+            {
+                int take = Math.Min(data.Length, Blake3Group - _grouped);
+                data[..take].CopyTo(_group.AsSpan(_grouped));
+                _grouped += take;
+                data = data[take..];
+                if (_grouped < Blake3Group)
+                {
+                    return;
+                }
+
+                _blake3!.Update(_group);
+                _grouped = 0;
+            }
+
+            int whole = data.Length - (data.Length % Blake3Group);
+            if (whole > 0)
+            {
+                _blake3!.Update(data[..whole]);
+            }
+
+            data[whole..].CopyTo(_group);
+            _grouped = data.Length - whole;
         }
     }
 
@@ -123,7 +152,9 @@ public sealed class PieceHasher : IDisposable
         }
         else
         {
-            _blake3!.Finalize(digest);
+            _blake3!.Update(_group.AsSpan(0, _grouped));
+            _grouped = 0;
+            _blake3.Finalize(digest);
             _blake3.Reset();
         }
     }
