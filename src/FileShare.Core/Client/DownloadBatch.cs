@@ -115,10 +115,11 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
     private List<string> FoldersToCreate()
     {
         var folders = new HashSet<string>(_byDestination.Comparer);
+        int rootLength = destinationRoot.TrimEnd(Path.DirectorySeparatorChar).Length;
         foreach (FileTransfer transfer in _transfers)
         {
             for (string? folder = Path.GetDirectoryName(transfer.Destination);
-                 folder is not null && folder.Length > destinationRoot.TrimEnd(Path.DirectorySeparatorChar).Length && !Directory.Exists(folder);
+                 folder is not null && folder.Length > rootLength && !folders.Contains(folder) && !Directory.Exists(folder);
                  folder = Path.GetDirectoryName(folder))
             {
                 folders.Add(folder);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using FileShare.Protocol;
 using Microsoft.Win32.SafeHandles;
@@ -330,13 +331,7 @@ public sealed class FileShareConnection : IDisposable
             long remaining = count;
             while (remaining > 0)
             {
-                deadline.CancelAfter(_options.ReadTimeout);
-                int read = await _channel.ReadRawAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), deadline.Token).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
-                        $"{Endpoint} closed the connection after {count - remaining:N0} of {count:N0} bytes of '{path}'.", Endpoint, path);
-                }
+                int read = await ReadBodyAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), path, count - remaining, count, deadline).ConfigureAwait(false);
 
                 await TakePending(ref pendingWrite).ConfigureAwait(false);
                 pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, read), targetOffset, verifier, path, Endpoint);
@@ -378,20 +373,28 @@ public sealed class FileShareConnection : IDisposable
         int filled = 0;
         while (filled < body.Length)
         {
-            deadline.CancelAfter(_options.ReadTimeout);
-            int read = await _channel.ReadRawAsync(body[filled..], deadline.Token).ConfigureAwait(false);
-            if (read == 0)
-            {
-                throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
-                    $"{Endpoint} closed the connection after {filled:N0} of {body.Length:N0} bytes of '{path}'.", Endpoint, path);
-            }
-
+            int read = await ReadBodyAsync(body[filled..], path, filled, body.Length, deadline).ConfigureAwait(false);
             filled += read;
             progress?.Add(read);
         }
 
         LocalFile.Write(target, body.Span, targetOffset, path, Endpoint);
         verifier?.Append(body.Span);
+    }
+
+    /// <summary>Some bytes of a promised body, each read within the read timeout; a connection closed early is an incomplete transfer.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ReadBodyAsync(Memory<byte> buffer, string path, long received, long promised, CancellationTokenSource deadline)
+    {
+        deadline.CancelAfter(_options.ReadTimeout);
+        int read = await _channel.ReadRawAsync(buffer, deadline.Token).ConfigureAwait(false);
+        if (read == 0)
+        {
+            throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
+                $"{Endpoint} closed the connection after {received:N0} of {promised:N0} bytes of '{path}'.", Endpoint, path);
+        }
+
+        return read;
     }
 
     /// <summary>Hands over a pending write and forgets it, so it is awaited exactly once (pooled ValueTasks allow no more).</summary>

@@ -177,6 +177,31 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_partial_copy_with_BLAKE3_pieces_is_refused_to_a_client_that_does_not_name_piece_algorithms()
+    {
+        const int Piece = ProtocolConstants.PieceSize;
+        string partial = PartialFile.PathFor(Share("half.bin"));
+        TestFiles.WriteRandom(partial, 2L * Piece);
+        var digest = new FileDigest(2L * Piece, DateTime.UtcNow, new byte[32], Piece, new byte[2 * ProtocolConstants.Sha256Length], PieceHashAlgorithm.Blake3);
+        var held = new PieceMap(2);
+        held.Set(0);
+        new PartialState("half.bin", ["elsewhere:5000"], digest, held).Write(PartialState.PathFor(partial));
+        FileShareServer server = StartServer();
+        using NetworkStream stream = await HandshakeRawAsync(server.Port);
+        using var channel = new FrameChannel(stream);
+
+        byte[] body = new byte[SpanWriter.StringSize("half.bin") + 1];
+        var writer = new SpanWriter(body);
+        Messages.WritePathRequest(ref writer, "half.bin", withPieces: true);
+        await SendAsync(channel, FrameType.HashRequest, 1, body);
+        Frame reply = await ReadFrameWithinAsync(channel);
+
+        Messages.ReadHashReply(reply.Body.Span, withPieces: true, namesAlgorithm: false, out _, out StatusCode status, out string? message);
+        Assert.Equal(StatusCode.PieceNotAvailable, status);
+        Assert.Contains("BLAKE3", message);
+    }
+
+    [Fact]
     public async Task A_transfer_longer_than_the_idle_timeout_leaves_the_connection_open_for_the_next_request()
     {
         const long Length = 32L * TestFiles.MiB;
