@@ -115,8 +115,13 @@ def targets(rows, facts):
                       f"{ratio:.2f}x ({conc['mib_s']:,.0f} vs {curl['mib_s']:,.0f} MiB/s)", verdict(ratio, 1.5)))
     if "conc_host_idle_kib" in facts and "conc_host_peak_kib" in facts:
         growth = (facts["conc_host_peak_kib"] - facts["conc_host_idle_kib"]) / 1024
-        lines.append(("process hosting ten servers grows < 32 MiB, idle to 200 concurrent", f"{growth:,.1f} MiB",
-                      verdict(growth, 32, False, strict=True)))
+        peaks = facts.get("conc_host_peak_by_run_kib") or []
+        if peaks:
+            first = (peaks[0] - facts["conc_host_idle_kib"]) / 1024
+            lines.append(("process hosting ten servers grows < 32 MiB, idle to the first 200 concurrent", f"{first:,.1f} MiB",
+                          verdict(first, 32, False, strict=True)))
+        lines.append((f"... the same host after all {len(peaks) or 'the'} batches of 200 (no GC needs to run between them)",
+                      f"{growth:,.1f} MiB", verdict(growth, 32, False, strict=True)))
     if "conc_host_peak_after_scaling_kib" in facts:
         growth = (facts["conc_host_peak_after_scaling_kib"] - facts["conc_host_idle_kib"]) / 1024
         lines.append(("... the same host after the scaling rows (up to 1,000 concurrent 1 MiB)", f"{growth:,.1f} MiB",

@@ -671,8 +671,17 @@ try {{
                                f"-Destination {ps_quote(os.path.join(self.out, 'fs'))}")
             return self.parallel_workers(workers, scripts)
 
+        host_peaks = self.facts.setdefault("conc_host_peak_by_run_kib", [])
+
+        def fileshare_noting_host_peak():
+            # The host's peak after each batch of 200: the first batch alone, and every later one on top of it (no GC
+            # may have run in between, so garbage from earlier batches is still counted).
+            figures = fileshare()
+            host_peaks.append(status_kib(host.pid, "VmHWM"))
+            return figures
+
         variants = [Variant(f"FileShare ({fs_workers} client pwsh, -ThrottleLimit {len(chunks[0])})", "FileShare",
-                            self.flatten_out(fileshare, "fs"), [host.pid], verify("fs"), units)]
+                            self.flatten_out(fileshare_noting_host_peak, "fs"), [host.pid], verify("fs"), units)]
         urls = [(f"http://127.0.0.1:{self.nginx_ports[s]}/{r}", os.path.basename(r)) for _, s, r in names]
 
         def curl_processes():

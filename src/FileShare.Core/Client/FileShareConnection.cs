@@ -331,14 +331,17 @@ public sealed class FileShareConnection : IDisposable
             long remaining = count;
             while (remaining > 0)
             {
-                int read = await ReadBodyAsync(receiving.AsMemory(0, (int)Math.Min(remaining, receiving.Length)), path, count - remaining, count, deadline).ConfigureAwait(false);
+                // The buffer is filled before it is handed on: BLAKE3 hashes a 4 MiB span (a whole piece, in one call)
+                // four times as fast as the 16-64 KiB a single receive brings, and each hand-off to the pool costs a
+                // wake-up.
+                int chunk = (int)Math.Min(remaining, receiving.Length);
+                await FillAsync(receiving.AsMemory(0, chunk), path, count - remaining, count, progress, deadline).ConfigureAwait(false);
 
                 await TakePending(ref pendingWrite).ConfigureAwait(false);
-                pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, read), targetOffset, verifier, path, Endpoint);
+                pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, chunk), targetOffset, verifier, path, Endpoint);
                 (receiving, writing) = (writing, receiving);
-                targetOffset += read;
-                remaining -= read;
-                progress?.Add(read);
+                targetOffset += chunk;
+                remaining -= chunk;
             }
 
             await TakePending(ref pendingWrite).ConfigureAwait(false);
@@ -370,16 +373,21 @@ public sealed class FileShareConnection : IDisposable
     /// </summary>
     private async Task ReceiveSmallAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, Memory<byte> body, CancellationTokenSource deadline)
     {
-        int filled = 0;
-        while (filled < body.Length)
+        await FillAsync(body, path, 0, body.Length, progress, deadline).ConfigureAwait(false);
+        LocalFile.Write(target, body.Span, targetOffset, path, Endpoint);
+        verifier?.Append(body.Span);
+    }
+
+    /// <summary>The next <c>buffer.Length</c> bytes of a promised body, of which <paramref name="received"/> came before.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask FillAsync(Memory<byte> buffer, string path, long received, long promised, TransferProgress? progress, CancellationTokenSource deadline)
+    {
+        for (int filled = 0; filled < buffer.Length;)
         {
-            int read = await ReadBodyAsync(body[filled..], path, filled, body.Length, deadline).ConfigureAwait(false);
+            int read = await ReadBodyAsync(buffer[filled..], path, received + filled, promised, deadline).ConfigureAwait(false);
             filled += read;
             progress?.Add(read);
         }
-
-        LocalFile.Write(target, body.Span, targetOffset, path, Endpoint);
-        verifier?.Append(body.Span);
     }
 
     /// <summary>Some bytes of a promised body, each read within the read timeout; a connection closed early is an incomplete transfer.</summary>
