@@ -48,6 +48,8 @@ profile() {  # name, warm-up script, measured script (run 3 times)
   perf report -i "$work/$name.data" --no-children -g none --sort dso --stdio 2>/dev/null | grep '%' | grep -v '^#' | head -12 || true
   echo "== $name: top symbols"
   perf report -i "$work/$name.data" --no-children -g none --sort dso,sym --stdio 2>/dev/null | grep '%' | grep -v '^#' | head -30 || true
+  echo "== $name: top symbols outside the JIT thread"
+  perf report -i "$work/$name.data" --no-children -g none --comm ".NET TP Worker,Pipeline Execut,.NET Sockets" --sort dso,sym --stdio 2>/dev/null | grep "%" | grep -v "^#" | head -40 || true
   echo "== $name: by thread"
   perf report -i "$work/$name.data" --no-children -g none --sort comm --stdio 2>/dev/null | grep '%' | grep -v '^#' | head -10 || true
 }

@@ -70,6 +70,8 @@ public sealed class FileDownloader(ConnectionPool pool)
 {
     private static readonly TimeSpan StateSaveInterval = TimeSpan.FromMilliseconds(500);
     private const long SmallFile = 1024 * 1024;
+    // Reads of a local file checked by its whole-file hash (a digest without piece hashes).
+    private const int WholeFileReadBuffer = 1024 * 1024;
 
     public FileShareClientOptions Options => pool.Options;
 
@@ -394,7 +396,7 @@ public sealed class FileDownloader(ConnectionPool pool)
 
         // The record may claim pieces whose bytes a crash lost before they reached the disk: check each one.
         int claimed = 0, kept = 0;
-        await using (var file = new FileStream(partial, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite, bufferSize: 0, FileOptions.Asynchronous))
+        using (SafeFileHandle file = File.OpenHandle(partial, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite, FileOptions.Asynchronous))
         {
             byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
             try
@@ -407,21 +409,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                     }
 
                     claimed++;
-                    long offset = (long)piece * digest.PieceSize;
-                    int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
-                    int read = 0;
-                    while (read < length)
-                    {
-                        int n = await RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
-                        if (n == 0)
-                        {
-                            break;
-                        }
-
-                        read += n;
-                    }
-
-                    if (read == length && MatchesPiece(digest, piece, buffer.AsSpan(0, length)))
+                    if (await LocalPieceMatchesAsync(file, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
                     {
                         held.Set(piece);
                         kept++;
@@ -436,6 +424,26 @@ public sealed class FileDownloader(ConnectionPool pool)
 
         request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
         return true;
+    }
+
+    /// <summary>Whether the local file holds piece <paramref name="piece"/> of <paramref name="digest"/>, read into <paramref name="buffer"/> (a piece long).</summary>
+    private static async ValueTask<bool> LocalPieceMatchesAsync(SafeFileHandle file, FileDigest digest, int piece, byte[] buffer, CancellationToken cancellationToken)
+    {
+        long offset = (long)piece * digest.PieceSize;
+        int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
+        int read = 0;
+        while (read < length)
+        {
+            int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                return false;
+            }
+
+            read += n;
+        }
+
+        return MatchesPiece(digest, piece, buffer.AsSpan(0, length));
     }
 
     private static bool MatchesPiece(FileDigest digest, int piece, ReadOnlySpan<byte> data)
@@ -624,16 +632,54 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
+    /// <summary>
+    /// Whether the local file already has the digest's content: checked piece by piece in the digest's own piece
+    /// algorithm (BLAKE3 reads a 4 MiB piece several times faster than SHA-256 does), stopping at the first piece
+    /// that differs. A digest without piece hashes is checked by its whole-file SHA-256.
+    /// </summary>
     private static async Task<bool> IsIdenticalAsync(string path, FileDigest digest, CancellationToken cancellationToken)
     {
-        if (new FileInfo(path).Length != digest.Length)
+        using SafeFileHandle local = File.OpenHandle(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        if (RandomAccess.GetLength(local) != digest.Length)
         {
             return false;
         }
 
-        await using var local = new FileStream(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, bufferSize: 0, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        byte[] hash = await SHA256.HashDataAsync(local, cancellationToken).ConfigureAwait(false);
-        return hash.AsSpan().SequenceEqual(digest.Sha256);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceCount > 0 ? digest.PieceSize : WholeFileReadBuffer);
+        try
+        {
+            if (digest.PieceCount > 0)
+            {
+                for (int piece = 0; piece < digest.PieceCount; piece++)
+                {
+                    if (!await LocalPieceMatchesAsync(local, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            }
+
+            using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            for (long offset = 0; offset < digest.Length;)
+            {
+                int n = await RandomAccess.ReadAsync(local, buffer, offset, cancellationToken).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return false;
+                }
+
+                whole.AppendData(buffer, 0, n);
+                offset += n;
+            }
+
+            return whole.GetHashAndReset().AsSpan().SequenceEqual(digest.Sha256);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>A mismatch on a file whose version moved on since it was hashed is a changed file, not damage.</summary>

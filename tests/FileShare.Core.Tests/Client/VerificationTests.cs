@@ -167,4 +167,27 @@ public sealed class VerificationTests : ServerTestBase
         Assert.False(third.Skipped);
         Assert.Equal(hash, TestFiles.Sha256(Download("same.bin")));
     }
+
+    [Fact]
+    public async Task A_destination_of_the_same_length_with_one_byte_changed_is_downloaded_again()
+    {
+        string hash = TestFiles.WriteRandom(Share("nearly.bin"), (2 * Piece) + 7);
+        FileShareServer server = StartServer();
+        var downloader = new FileDownloader(Track(new ConnectionPool(ClientOptions()))) { SkipIdentical = true };
+        await downloader.DownloadAsync(Host, server.Port, "nearly.bin", Download("nearly.bin"), true, null, CancellationToken.None);
+        using (var local = new FileStream(Download("nearly.bin"), FileMode.Open, FileAccess.ReadWrite))
+        {
+            // The last byte of the middle piece: the first piece still matches, so only a check of every piece finds it.
+            local.Position = (2 * Piece) - 1;
+            int original = local.ReadByte();
+            local.Position = (2 * Piece) - 1;
+            local.WriteByte((byte)(original ^ 0xFF));
+        }
+
+        DownloadResult again = await downloader.DownloadAsync(Host, server.Port, "nearly.bin", Download("nearly.bin"), true, null, CancellationToken.None);
+
+        Assert.False(again.Skipped);
+        Assert.Equal(hash, TestFiles.Sha256(Download("nearly.bin")));
+        await Eventually.TrueAsync(() => server.Statistics.BytesSent == 2 * ((2 * Piece) + 7), "the file was sent a second time");
+    }
 }
