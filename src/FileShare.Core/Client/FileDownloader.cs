@@ -72,6 +72,7 @@ public sealed class FileDownloader(ConnectionPool pool)
     private const long SmallFile = 1024 * 1024;
     // Reads of a local file checked by its whole-file hash (a digest without piece hashes).
     private const int WholeFileReadBuffer = 1024 * 1024;
+    private string? _lastFolderMade;
 
     public FileShareClientOptions Options => pool.Options;
 
@@ -90,7 +91,7 @@ public sealed class FileDownloader(ConnectionPool pool)
         DownloadSource primary = request.Sources[0];
         string remotePath = request.RemotePath;
         string destinationPath = request.Destination;
-        Directory.CreateDirectory(Path.GetDirectoryName(destinationPath)!);
+        EnsureFolder(Path.GetDirectoryName(destinationPath)!);
         if (!request.Overwrite && !SkipIdentical && File.Exists(destinationPath))
         {
             throw DestinationExists(destinationPath, primary.Endpoint, remotePath);
@@ -720,10 +721,35 @@ public sealed class FileDownloader(ConnectionPool pool)
         return handle;
     }
 
-    private static SafeFileHandle OpenPartial(string partial, long length)
+    /// <summary>
+    /// Makes the destination's folder unless this downloader made it for the download before: files of one folder
+    /// one after another then pay no mkdir and stat each. A folder removed meanwhile is made again by <see cref="OpenPartial"/>.
+    /// </summary>
+    private void EnsureFolder(string folder)
+    {
+        if (!string.Equals(Volatile.Read(ref _lastFolderMade), folder, StringComparison.Ordinal))
+        {
+            Directory.CreateDirectory(folder);
+            Volatile.Write(ref _lastFolderMade, folder);
+        }
+    }
+
+    private SafeFileHandle OpenPartial(string partial, long length)
     {
         // Preallocation keeps a large file in few extents; a small one is written in one call anyway.
-        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, length > SmallFile ? length : 0);
+        long preallocation = length > SmallFile ? length : 0;
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, preallocation);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            Volatile.Write(ref _lastFolderMade, null);
+            EnsureFolder(Path.GetDirectoryName(partial)!);
+            handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, preallocation);
+        }
+
         if (OperatingSystem.IsWindows())
         {
             File.SetAttributes(partial, File.GetAttributes(partial) | FileAttributes.Hidden);

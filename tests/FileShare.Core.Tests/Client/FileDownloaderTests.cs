@@ -120,6 +120,23 @@ public sealed class FileDownloaderTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_destination_folder_removed_between_two_downloads_is_made_again()
+    {
+        string first = TestFiles.WriteRandom(Share("first.bin"), 4096);
+        string second = TestFiles.WriteRandom(Share("second.bin"), 2 * ProtocolConstants.PieceSize);
+        FileShareServer server = StartServer();
+        FileDownloader downloader = NewDownloader();
+        await downloader.DownloadAsync(Host, server.Port, "first.bin", Download("sub/first.bin"), false, null, CancellationToken.None);
+        Assert.Equal(first, TestFiles.Sha256(Download("sub/first.bin")));
+
+        Directory.Delete(Download("sub"), recursive: true);
+        await downloader.DownloadAsync(Host, server.Port, "second.bin", Download("sub/second.bin"), false, null, CancellationToken.None);
+
+        Assert.Equal(second, TestFiles.Sha256(Download("sub/second.bin")));
+        Assert.Equal([Download("sub"), Download("sub/second.bin")], TestFiles.Leftovers(Downloads).Order());
+    }
+
+    [Fact]
     public async Task A_100_MiB_file_arrives_intact()
     {
         string hash = TestFiles.WriteRandom(Share("big.bin"), 100L * TestFiles.MiB);
