@@ -579,6 +579,32 @@ http {{
             variants.append(Variant("iperf3 memory to memory (ceiling)", "iperf3 ceiling", self.iperf_run(size),
                                     [self.iperf.pid], None, units, "one TCP stream, no file on either side"))
         self.measure(label, variants, rounds, warmup)
+        self.progress_pairs(label, variants)
+
+    def progress_pairs(self, shape, variants, pairs=None):
+        """Progress on and off, run back to back many times more: the cost is the median of the paired ratios.
+
+        The machine's own drift over a shape (other rows' caches, the load) is larger than what drawing progress costs,
+        so each 'on' run is compared with the 'off' run just before or after it (the order alternates), not with the
+        median of runs minutes apart.
+        """
+        on = next((v for v in variants if v.tool == "FileShare (progress on)"), None)
+        off = next((v for v in variants if v.tool == "FileShare (progress off)"), None)
+        if on is None or off is None:
+            return
+        pairs = pairs or (3 if self.quick else 10)
+        log(f"shape '{shape}': progress on/off, {pairs} more back-to-back pairs")
+        ratios = []
+        for index in range(pairs):
+            seconds = {}
+            for variant in ([on, off] if index % 2 == 0 else [off, on]):
+                self.clear_out()
+                seconds[variant.tool] = variant.run()["seconds"]
+                if variant.verify:
+                    variant.verify()
+            ratios.append(seconds[on.tool] / seconds[off.tool])
+        self.clear_out()
+        self.facts.setdefault("progress_pairs", {})[shape] = ratios
 
     @staticmethod
     def prepare_before(variant, prepare):
@@ -798,6 +824,7 @@ try {{
                                 self.in_worker(http, script), self.nginx_pids, verify("http"), units))
         self.prepare_before(variants[-1], lambda: os.makedirs(target, exist_ok=True))
         self.measure(label, variants, rounds)
+        self.progress_pairs(label, variants)
 
     def shape_listing(self, label, folder, count, rounds):
         port = self.single_port
