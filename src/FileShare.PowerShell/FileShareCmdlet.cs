@@ -13,6 +13,9 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly BlockingCollection<Action> _pipelineWork = new();
 
+    private const int TickInterval = 250;
+    private static readonly Action WakeUp = static () => { };
+
     protected CancellationToken Cancellation => _stopping.Token;
 
     protected override void StopProcessing() => _stopping.Cancel();
@@ -36,15 +39,20 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
     /// </summary>
     protected void PumpUntil(Task done, Action? tick = null)
     {
+        // The end of the work posts a no-op, so the wait below ends the moment the work does; a poll left every
+        // command waiting out the rest of its interval after the work was done (about 30 ms of a cold 1 KiB download).
+        done.ContinueWith(static (_, cmdlet) => ((FileShareCmdlet)cmdlet!).Post(WakeUp), this, CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         var sinceTick = System.Diagnostics.Stopwatch.StartNew();
         while (!done.IsCompleted || _pipelineWork.Count > 0)
         {
-            if (_pipelineWork.TryTake(out Action? action, millisecondsTimeout: 50))
+            int wait = tick is null ? Timeout.Infinite : (int)Math.Max(0, TickInterval - sinceTick.ElapsedMilliseconds);
+            if (_pipelineWork.TryTake(out Action? action, wait))
             {
                 action();
             }
 
-            if (tick is not null && sinceTick.ElapsedMilliseconds >= 250)
+            if (tick is not null && sinceTick.ElapsedMilliseconds >= TickInterval)
             {
                 tick();
                 sinceTick.Restart();
