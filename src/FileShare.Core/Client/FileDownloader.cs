@@ -407,21 +407,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                     }
 
                     claimed++;
-                    long offset = (long)piece * digest.PieceSize;
-                    int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
-                    int read = 0;
-                    while (read < length)
-                    {
-                        int n = await RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
-                        if (n == 0)
-                        {
-                            break;
-                        }
-
-                        read += n;
-                    }
-
-                    if (read == length && MatchesPiece(digest, piece, buffer.AsSpan(0, length)))
+                    if (await PieceMatchesAsync(file.SafeFileHandle, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
                     {
                         held.Set(piece);
                         kept++;
@@ -436,6 +422,26 @@ public sealed class FileDownloader(ConnectionPool pool)
 
         request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
         return true;
+    }
+
+    /// <summary>Reads piece <paramref name="piece"/> of a local file into <paramref name="buffer"/> and checks it against the digest.</summary>
+    private static async Task<bool> PieceMatchesAsync(SafeFileHandle file, FileDigest digest, int piece, byte[] buffer, CancellationToken cancellationToken)
+    {
+        long offset = (long)piece * digest.PieceSize;
+        int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
+        int read = 0;
+        while (read < length)
+        {
+            int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                return false;
+            }
+
+            read += n;
+        }
+
+        return MatchesPiece(digest, piece, buffer.AsSpan(0, length));
     }
 
     private static bool MatchesPiece(FileDigest digest, int piece, ReadOnlySpan<byte> data)
@@ -624,16 +630,43 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
+    /// <summary>
+    /// Whether the local file holds the digest's content: the same length and every piece matching its piece hash,
+    /// which vouches for the whole file's SHA-256 as it does for a download (pieces and whole hash come from one pass
+    /// over one version). A digest without piece hashes is checked whole.
+    /// </summary>
     private static async Task<bool> IsIdenticalAsync(string path, FileDigest digest, CancellationToken cancellationToken)
     {
-        if (new FileInfo(path).Length != digest.Length)
+        using SafeFileHandle local = File.OpenHandle(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        if (RandomAccess.GetLength(local) != digest.Length)
         {
             return false;
         }
 
-        await using var local = new FileStream(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, bufferSize: 0, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        byte[] hash = await SHA256.HashDataAsync(local, cancellationToken).ConfigureAwait(false);
-        return hash.AsSpan().SequenceEqual(digest.Sha256);
+        if (digest.PieceCount == 0)
+        {
+            await using var whole = new FileStream(local, FileAccess.Read, bufferSize: 0, isAsync: true);
+            byte[] hash = await SHA256.HashDataAsync(whole, cancellationToken).ConfigureAwait(false);
+            return hash.AsSpan().SequenceEqual(digest.Sha256);
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(digest.PieceSize, digest.Length));
+        try
+        {
+            for (int piece = 0; piece < digest.PieceCount; piece++)
+            {
+                if (!await PieceMatchesAsync(local, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>A mismatch on a file whose version moved on since it was hashed is a changed file, not damage.</summary>
