@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
+using System.Runtime.ExceptionServices;
 
 namespace FileShare.PowerShell;
 
@@ -44,19 +45,44 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
         done.ContinueWith(static (_, cmdlet) => ((FileShareCmdlet)cmdlet!).Post(WakeUp), this, CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         var sinceTick = System.Diagnostics.Stopwatch.StartNew();
-        while (!done.IsCompleted || _pipelineWork.Count > 0)
+        PipelineStoppedException? stopped = null;
+        while (!done.IsCompleted || (stopped is null && _pipelineWork.Count > 0))
         {
-            int wait = tick is null ? Timeout.Infinite : (int)Math.Max(0, TickInterval - sinceTick.ElapsedMilliseconds);
-            if (_pipelineWork.TryTake(out Action? action, wait))
+            int wait = tick is null || stopped is not null ? Timeout.Infinite : (int)Math.Max(0, TickInterval - sinceTick.ElapsedMilliseconds);
+            if (_pipelineWork.TryTake(out Action? action, wait) && stopped is null)
             {
-                action();
+                stopped = RunUnlessStopped(action);
             }
 
-            if (tick is not null && sinceTick.ElapsedMilliseconds >= TickInterval)
+            if (stopped is null && tick is not null && sinceTick.ElapsedMilliseconds >= TickInterval)
             {
-                tick();
+                stopped = RunUnlessStopped(tick);
                 sinceTick.Restart();
             }
+        }
+
+        if (stopped is not null)
+        {
+            ExceptionDispatchInfo.Throw(stopped);
+        }
+    }
+
+    /// <summary>
+    /// Once the pipeline stops (Ctrl+C, or a `Select-Object -First` further on) every Write* throws: the work is
+    /// cancelled and the pump only waits for it to wind down (a download records its verified pieces), because the
+    /// pipeline, and in `pwsh -c` the process, ends as soon as the exception leaves the cmdlet.
+    /// </summary>
+    private PipelineStoppedException? RunUnlessStopped(Action action)
+    {
+        try
+        {
+            action();
+            return null;
+        }
+        catch (PipelineStoppedException e)
+        {
+            _stopping.Cancel();
+            return e;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Management.Automation;
 using FileShare.PowerShell.Tests.Support;
 
 namespace FileShare.PowerShell.Tests;
@@ -64,8 +65,29 @@ public sealed class PipelinePumpTests : IDisposable
         Assert.True(ran);
     }
 
+    [Fact]
+    public async Task AWriteThatFindsThePipelineStopped_CancelsTheWork_AndLetsItWindDown_BeforeTheStopLeavesTheCmdlet()
+    {
+        bool wound = false;
+        bool wroteAfterStop = false;
+        Task work = Task.Run(async () =>
+        {
+            await Task.Delay(Timeout.Infinite, _cmdlet.WorkCancellation).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            wound = true;
+        });
+        _cmdlet.PostFromWork(() => throw new PipelineStoppedException());
+        _cmdlet.PostFromWork(() => wroteAfterStop = true);
+
+        await Assert.ThrowsAsync<PipelineStoppedException>(() => Task.Run(() => _cmdlet.Pump(work)).WaitAsync(HangLimit));
+
+        Assert.True(wound, "The pump left before the cancelled work had wound down.");
+        Assert.False(wroteAfterStop, "The pump ran a write after the pipeline had stopped.");
+    }
+
     private sealed class PumpingCmdlet : FileShareCmdlet
     {
+        public CancellationToken WorkCancellation => Cancellation;
+
         public void Pump(Task work) => PumpUntil(work);
 
         public void PostFromWork(Action action) => Post(action);
