@@ -636,7 +636,8 @@ public sealed class FileDownloader(ConnectionPool pool)
     /// <summary>
     /// Whether the local file already has the digest's content: checked piece by piece in the digest's own piece
     /// algorithm (BLAKE3 reads a 4 MiB piece several times faster than SHA-256 does), stopping at the first piece
-    /// that differs. A digest without piece hashes is checked by its whole-file SHA-256.
+    /// that differs; every piece matching vouches for the whole file's SHA-256, as it does for a download. A digest
+    /// without piece hashes is checked by its whole-file SHA-256.
     /// </summary>
     private static async Task<bool> IsIdenticalAsync(string path, FileDigest digest, CancellationToken cancellationToken)
     {
@@ -646,7 +647,7 @@ public sealed class FileDownloader(ConnectionPool pool)
             return false;
         }
 
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceCount > 0 ? digest.PieceSize : WholeFileReadBuffer);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(digest.Length, 1, digest.PieceCount > 0 ? digest.PieceSize : WholeFileReadBuffer));
         try
         {
             if (digest.PieceCount > 0)
