@@ -136,27 +136,6 @@ public sealed class FileDownloaderTests : ServerTestBase
         Assert.Equal([Download("sub"), Download("sub/second.bin")], TestFiles.Leftovers(Downloads).Order());
     }
 
-    [LinuxFact("/dev/shm, a tmpfs, is a Linux folder")]
-    public async Task A_large_file_arrives_intact_in_a_folder_in_memory_where_nothing_is_preallocated()
-    {
-        Assert.Equal("tmpfs", new DriveInfo("/dev/shm").DriveFormat);
-        string folder = Directory.CreateDirectory(Path.Join("/dev/shm", $"fileshare-tests-{Guid.NewGuid():N}")).FullName;
-        try
-        {
-            string hash = TestFiles.WriteRandom(Share("large.bin"), (3 * ProtocolConstants.PieceSize) + 5);
-            FileShareServer server = StartServer();
-
-            await NewDownloader().DownloadAsync(Host, server.Port, "large.bin", Path.Join(folder, "large.bin"), false, null, CancellationToken.None);
-
-            Assert.Equal(hash, TestFiles.Sha256(Path.Join(folder, "large.bin")));
-            Assert.Equal([Path.Join(folder, "large.bin")], Directory.GetFileSystemEntries(folder));
-        }
-        finally
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-    }
-
     [Fact]
     public async Task A_100_MiB_file_arrives_intact()
     {
