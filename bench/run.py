@@ -6,7 +6,7 @@ Usage: run.py --repo DIR --module DIR --pwsh CMD... [--quick] [--rounds N] [--no
 Entry point is `./build.ps1 Bench [-Quick]`, which builds the module and passes the arguments. The harness:
 - puts data and downloads on tmpfs (/dev/shm) and says so when it cannot;
 - installs missing peers with apt-get (nginx-light, curl, aria2, iperf3);
-- runs every variant of a shape interleaved (the order rotates each round), after one untimed warm-up round;
+- runs every variant of a shape interleaved (the order rotates each round), after two untimed warm-up rounds;
 - measures wall time, client and server CPU seconds (/proc/PID/stat deltas, or wait4 rusage for child processes)
   and peak RSS (VmHWM after resetting it through /proc/PID/clear_refs, or rusage ru_maxrss);
 - verifies every download by SHA-256 outside the timed part, then deletes it before the next round;
@@ -34,6 +34,8 @@ import time
 SHAPES = ("cold", "single", "concurrent", "small", "listing", "hash", "scaling")
 MIB = 1 << 20
 GIB = 1 << 30
+# A warm pwsh keeps recompiling hot code (its own and ours) for several runs; the cold shape measures the first run.
+WARMUP_ROUNDS = 2
 TICKS = os.sysconf("SC_CLK_TCK")
 BEGIN_MARKER = "<!-- bench:begin (written by ./build.ps1 Bench; edits inside are replaced) -->"
 END_MARKER = "<!-- bench:end -->"
@@ -467,10 +469,10 @@ http {{
 
     def measure(self, shape, variants, rounds, warmup=True):
         variants = [variant for variant in variants if variant is not None]
-        log(f"shape '{shape}': {len(variants)} variants x {rounds} rounds{' + warm-up' if warmup else ''}")
+        log(f"shape '{shape}': {len(variants)} variants x {rounds} rounds{f' + {WARMUP_ROUNDS} warm-up' if warmup else ''}")
         for index, variant in enumerate(variants):
             variant.units = dict(variant.units, order=index)  # variants of a shape may share one units dict
-        for round_number in range(0 if warmup else 1, rounds + 1):
+        for round_number in range(1 - WARMUP_ROUNDS if warmup else 1, rounds + 1):
             shift = round_number % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 self.clear_out()
@@ -486,7 +488,7 @@ http {{
                 server = meter.stop()
                 if variant.verify:
                     variant.verify()
-                if round_number == 0:
+                if round_number <= 0:
                     continue
                 record = {"shape": shape, "variant": variant.name, "tool": variant.tool, "round": round_number,
                           "seconds": figures["seconds"], "client_cpu": figures.get("cpu"),
