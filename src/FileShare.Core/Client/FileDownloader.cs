@@ -739,16 +739,17 @@ public sealed class FileDownloader(ConnectionPool pool)
     {
         // Preallocation keeps a large file in few extents; a small one is written in one call anyway.
         long preallocation = length > SmallFile ? length : 0;
+        SafeFileHandle Open() => File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, preallocation);
         SafeFileHandle handle;
         try
         {
-            handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, preallocation);
+            handle = Open();
         }
         catch (DirectoryNotFoundException)
         {
             Volatile.Write(ref _lastFolderMade, null);
             EnsureFolder(Path.GetDirectoryName(partial)!);
-            handle = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, preallocation);
+            handle = Open();
         }
 
         if (OperatingSystem.IsWindows())

@@ -332,8 +332,8 @@ public sealed class FileShareConnection : IDisposable
             while (remaining > 0)
             {
                 // The buffer is filled before it is handed on: BLAKE3 hashes a 4 MiB span (a whole piece, in one call)
-                // four times as fast as the 16-64 KiB a single receive brings, and each hand-off to the pool costs a
-                // wake-up.
+                // two to five times as fast as the 16-64 KiB a single receive brings, and each hand-off to the pool
+                // costs a wake-up.
                 int chunk = (int)Math.Min(remaining, receiving.Length);
                 await FillAsync(receiving.AsMemory(0, chunk), path, count - remaining, count, progress, deadline).ConfigureAwait(false);
 
