@@ -20,12 +20,14 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
     {
         try
         {
+            (int receiveBuffer, bool overlapWrites) = FileShareClientOptions.ReceiveBuffersFor(concurrentDownloads);
             return new FileShareClientOptions
             {
                 ReadTimeout = TimeSpan.FromSeconds(timeoutSec),
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(timeoutSec, 10)),
                 Protocol = protocol,
-                ReceiveBufferSize = FileShareClientOptions.ReceiveBufferFor(concurrentDownloads),
+                ReceiveBufferSize = receiveBuffer,
+                OverlapWrites = overlapWrites,
                 AccessKey = ResolveAccessKey(),
                 UseTls = UseTls,
                 CertificateThumbprint = CertificateThumbprint,

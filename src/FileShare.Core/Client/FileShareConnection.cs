@@ -315,36 +315,16 @@ public sealed class FileShareConnection : IDisposable
         _pendingRange = 0;
         using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
 
-        // Two buffers: the disk write of one overlaps the network read into the other. A small body needs one, of its size.
-        bool small = count <= SmallBody;
-        byte[] receiving = ArrayPool<byte>.Shared.Rent(small ? (int)Math.Max(count, 1) : _options.ReceiveBufferSize);
-        byte[] writing = small ? [] : ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
-        ValueTask pendingWrite = default;
         try
         {
-            if (small)
+            if (count <= SmallBody || !_options.OverlapWrites)
             {
-                await ReceiveSmallAsync(path, target, targetOffset, progress, verifier, receiving.AsMemory(0, (int)count), deadline).ConfigureAwait(false);
-                return;
+                await ReceiveInPlaceAsync(path, target, targetOffset, count, progress, verifier, deadline).ConfigureAwait(false);
             }
-
-            long remaining = count;
-            while (remaining > 0)
+            else
             {
-                // The buffer is filled before it is handed on: BLAKE3 hashes a 4 MiB span (a whole piece, in one call)
-                // two to five times as fast as the 16-64 KiB a single receive brings, and each hand-off to the pool
-                // costs a wake-up.
-                int chunk = (int)Math.Min(remaining, receiving.Length);
-                await FillAsync(receiving.AsMemory(0, chunk), path, count - remaining, count, progress, deadline).ConfigureAwait(false);
-
-                await TakePending(ref pendingWrite).ConfigureAwait(false);
-                pendingWrite = LocalFile.WriteAsync(target, receiving.AsMemory(0, chunk), targetOffset, verifier, path, Endpoint);
-                (receiving, writing) = (writing, receiving);
-                targetOffset += chunk;
-                remaining -= chunk;
+                await ReceiveOverlappedAsync(path, target, targetOffset, count, progress, verifier, deadline).ConfigureAwait(false);
             }
-
-            await TakePending(ref pendingWrite).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException)
         {
@@ -356,26 +336,66 @@ public sealed class FileShareConnection : IDisposable
         {
             throw translated;
         }
+    }
+
+    /// <summary>
+    /// Receives into one buffer, writing and hashing each fill here before the next: for a small body, handing a write
+    /// of a few KiB to the thread pool costs more than the write itself; with many downloads at once, the others keep
+    /// the disk and the CPU busy meanwhile.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ReceiveInPlaceAsync(string path, SafeFileHandle target, long targetOffset, long count, TransferProgress? progress, PieceVerifier? verifier, CancellationTokenSource deadline)
+    {
+        int size = (int)Math.Clamp(count, 1, count <= SmallBody ? SmallBody : _options.ReceiveBufferSize);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            for (long received = 0; received < count;)
+            {
+                Memory<byte> fill = buffer.AsMemory(0, (int)Math.Min(count - received, size));
+                await FillAsync(fill, path, received, count, progress, deadline).ConfigureAwait(false);
+                LocalFile.Write(target, fill.Span, targetOffset + received, path, Endpoint);
+                verifier?.Append(fill.Span);
+                received += fill.Length;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Receives into two buffers in turn: the disk write of one overlaps the network read into the other.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ReceiveOverlappedAsync(string path, SafeFileHandle target, long targetOffset, long count, TransferProgress? progress, PieceVerifier? verifier, CancellationTokenSource deadline)
+    {
+        byte[] receiving = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        byte[] writing = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
+        ValueTask pendingWrite = default;
+        try
+        {
+            for (long received = 0; received < count;)
+            {
+                // The buffer is filled before it is handed on: BLAKE3 hashes a 4 MiB span (a whole piece, in one call)
+                // two to five times as fast as the 16-64 KiB a single receive brings, and each hand-off to the pool
+                // costs a wake-up.
+                Memory<byte> fill = receiving.AsMemory(0, (int)Math.Min(count - received, receiving.Length));
+                await FillAsync(fill, path, received, count, progress, deadline).ConfigureAwait(false);
+
+                await TakePending(ref pendingWrite).ConfigureAwait(false);
+                pendingWrite = LocalFile.WriteAsync(target, fill, targetOffset + received, verifier, path, Endpoint);
+                (receiving, writing) = (writing, receiving);
+                received += fill.Length;
+            }
+
+            await TakePending(ref pendingWrite).ConfigureAwait(false);
+        }
         finally
         {
             await LocalFile.SettleAsync(TakePending(ref pendingWrite)).ConfigureAwait(false);
             ArrayPool<byte>.Shared.Return(receiving);
-            if (writing.Length > 0)
-            {
-                ArrayPool<byte>.Shared.Return(writing);
-            }
+            ArrayPool<byte>.Shared.Return(writing);
         }
-    }
-
-    /// <summary>
-    /// Takes a whole small body, then writes and hashes it here in one call: handing a write of a few KiB to the
-    /// thread pool, as the overlapped loop does, costs more than the write itself.
-    /// </summary>
-    private async Task ReceiveSmallAsync(string path, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, Memory<byte> body, CancellationTokenSource deadline)
-    {
-        await FillAsync(body, path, 0, body.Length, progress, deadline).ConfigureAwait(false);
-        LocalFile.Write(target, body.Span, targetOffset, path, Endpoint);
-        verifier?.Append(body.Span);
     }
 
     /// <summary>The next <c>buffer.Length</c> bytes of a promised body, of which <paramref name="received"/> came before.</summary>
