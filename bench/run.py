@@ -36,6 +36,11 @@ MIB = 1 << 20
 GIB = 1 << 30
 # A warm pwsh keeps recompiling hot code (its own and ours) for several runs; the cold shape measures the first run.
 WARMUP_ROUNDS = 2
+# Per-request code is compiled again and again at first: the runtime's tiers (ReadyToRun, then an instrumented tier
+# for dynamic PGO, then tier 1) reach the server's and the client's request paths only after thousands of requests.
+# A server host's JIT time grew 2.5 s over its first ten rounds of 2,000 small files and 0.5 s over the next ten
+# (System.Runtime.JitInfo, 2026-11-26). Small rounds are short, so that shape warms up longer, every variant alike.
+SMALL_WARMUP_ROUNDS = 8
 TICKS = os.sysconf("SC_CLK_TCK")
 BEGIN_MARKER = "<!-- bench:begin (written by ./build.ps1 Bench; edits inside are replaced) -->"
 END_MARKER = "<!-- bench:end -->"
@@ -467,12 +472,13 @@ http {{
 
     # ---------------------------------------------------------------- measuring a shape
 
-    def measure(self, shape, variants, rounds, warmup=True):
+    def measure(self, shape, variants, rounds, warmup=True, warmup_rounds=WARMUP_ROUNDS):
         variants = [variant for variant in variants if variant is not None]
-        log(f"shape '{shape}': {len(variants)} variants x {rounds} rounds{f' + {WARMUP_ROUNDS} warm-up' if warmup else ''}")
+        warmup_rounds = warmup_rounds if warmup else 0
+        log(f"shape '{shape}': {len(variants)} variants x {rounds} rounds{f' + {warmup_rounds} warm-up' if warmup_rounds else ''}")
         for index, variant in enumerate(variants):
             variant.units = dict(variant.units, order=index)  # variants of a shape may share one units dict
-        for round_number in range(1 - WARMUP_ROUNDS if warmup else 1, rounds + 1):
+        for round_number in range(1 - warmup_rounds, rounds + 1):
             shift = round_number % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 self.clear_out()
@@ -825,7 +831,7 @@ try {{
         variants.append(Variant("nginx + HttpClient (pwsh), one after another", "HttpClient",
                                 self.in_worker(http, script), self.nginx_pids, verify("http"), units))
         self.prepare_before(variants[-1], lambda: os.makedirs(target, exist_ok=True))
-        self.measure(label, variants, rounds)
+        self.measure(label, variants, rounds, warmup_rounds=SMALL_WARMUP_ROUNDS)
         self.progress_pairs(label, variants)
 
     def shape_listing(self, label, folder, count, rounds):
