@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -26,9 +27,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Path { get; set; }
 
+    /// <summary>IP addresses or host names (every address each stands for), or * for every interface; all share each port.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public string? BindAddress { get; set; }
+    public string[]? BindAddress { get; set; }
 
     [Parameter]
     [ValidateRange(1, 100_000)]
@@ -98,10 +100,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 "-Port 0 lets the system choose the port, so the default folder ./d<PORT> is unknown in advance; give -Path.", 0));
         }
 
-        IPAddress? bindAddress = ResolveBindAddress();
+        IReadOnlyList<IPAddress> bindAddresses = ResolveBindAddresses();
         AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ResolveCertificate();
-        AnnounceSecurity(bindAddress, accessKey, certificate);
+        AnnounceSecurity(bindAddresses, accessKey, certificate);
         var started = new List<FileShareServer>();
         for (int i = 0; i < Port.Length; i++)
         {
@@ -110,7 +112,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             {
                 Port = Port[i],
                 Root = root,
-                BindAddress = bindAddress,
+                BindAddresses = bindAddresses,
                 MaxConnections = MaxConnections,
                 MaxConnectionsPerAddress = MaxConnectionsPerAddress,
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
@@ -136,7 +138,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 continue;
             }
 
-            WriteVerbose($"Sharing '{server.Root}' on {server.LocalEndPoint}.");
+            WriteVerbose($"Sharing '{server.Root}' on {string.Join(", ", server.LocalEndPoints)}.");
             started.Add(server);
         }
 
@@ -233,11 +235,11 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     }
 
     /// <summary>Tells the user what protects the share: a warning when nothing does on a reachable address, the thumbprint clients pin.</summary>
-    private void AnnounceSecurity(IPAddress? bindAddress, AccessKey? accessKey, X509Certificate2? certificate)
+    private void AnnounceSecurity(IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate)
     {
-        if (accessKey is null && (bindAddress is null || !IPAddress.IsLoopback(bindAddress)))
+        if (accessKey is null && (bindAddresses.Count == 0 || !bindAddresses.All(IPAddress.IsLoopback)))
         {
-            string where = bindAddress is null ? "every network interface" : bindAddress.ToString();
+            string where = bindAddresses.Count == 0 ? "every network interface" : string.Join(", ", bindAddresses);
             WriteWarning($"Sharing on {where} without an access key: anyone who can reach the port can list and download every shared file. " +
                 $"Add -AccessKey (Read-Host -AsSecureString), -AccessKeyPath <file>, or set $env:{AccessKeyVariable}; add -SelfSigned or -Certificate to encrypt. See docs/security.md.");
         }
@@ -254,26 +256,67 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         }
     }
 
-    private IPAddress? ResolveBindAddress()
+    /// <summary>Every address the -BindAddress entries stand for, in order and once each; empty for every interface.</summary>
+    private IReadOnlyList<IPAddress> ResolveBindAddresses()
     {
-        if (BindAddress is null or "*")
+        if (BindAddress is null || BindAddress.Contains("*"))
         {
-            return null;
+            return [];
         }
 
-        if (IPAddress.TryParse(BindAddress, out IPAddress? address))
+        var addresses = new List<IPAddress>();
+        foreach (string name in BindAddress)
         {
-            return address;
+            addresses.AddRange(AddressesOf(name).Except(addresses));
         }
 
+        return addresses;
+    }
+
+    private IEnumerable<IPAddress> AddressesOf(string name)
+    {
+        if (IPAddress.TryParse(name, out IPAddress? address))
+        {
+            return [address];
+        }
+
+        if (name.Equals("localhost", StringComparison.OrdinalIgnoreCase) && ConfiguredLoopbacks() is { Length: > 0 } loopbacks)
+        {
+            return loopbacks;
+        }
+
+        IPAddress[] resolved;
         try
         {
-            return Dns.GetHostAddresses(BindAddress).First();
+            resolved = Dns.GetHostAddresses(name);
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException)
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ArgumentException)
         {
-            ThrowTerminatingError(ErrorRecords.Create("BindAddressNotFound", ErrorCategory.ObjectNotFound, $"Cannot resolve bind address '{BindAddress}': {e.Message}", BindAddress, e));
-            return null;
+            ThrowTerminatingError(BindAddressNotFound(name, e.Message, e));
+            return [];
         }
+
+        if (resolved.Length == 0)
+        {
+            ThrowTerminatingError(BindAddressNotFound(name, "the name has no addresses.", null));
+        }
+
+        return resolved;
+    }
+
+    private static ErrorRecord BindAddressNotFound(string name, string reason, Exception? inner) =>
+        ErrorRecords.Create("BindAddressNotFound", ErrorCategory.ObjectNotFound, $"Cannot resolve bind address '{name}': {reason}", name, inner);
+
+    /// <summary>
+    /// What localhost means to a listener, as RFC 6761 and Kestrel read it: the loopback address of each IP version
+    /// this machine runs, whatever the resolver (often /etc/hosts with only one of them) answers.
+    /// </summary>
+    private static IPAddress[] ConfiguredLoopbacks()
+    {
+        IPAddress[] configured = NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(adapter => adapter.GetIPProperties().UnicastAddresses)
+            .Select(unicast => unicast.Address)
+            .ToArray();
+        return [.. new[] { IPAddress.Loopback, IPAddress.IPv6Loopback }.Where(configured.Contains)];
     }
 }
