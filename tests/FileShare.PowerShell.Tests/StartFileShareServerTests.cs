@@ -147,6 +147,68 @@ public sealed class StartFileShareServerTests : IDisposable
         }
     }
 
+    [Fact]
+    public void BindAddressLocalhost_ServesBothLoopbacksOnOnePort_AndStopJobFreesBoth()
+    {
+        string share = _temp.Folder("share");
+        string source = TestFiles.Write(share, "data.bin", 300_000);
+
+        FileShareServerJob job = Assert.Single(_session.Run("param($Path) Start-FileShareServer -BindAddress localhost -Port 0 -Path $Path", new { Path = share })
+            .AssertNoErrors().Objects<FileShareServerJob>());
+
+        // localhost is both loopbacks whatever the resolver says (here /etc/hosts names 127.0.0.1 only).
+        Assert.Equal("127.0.0.1, ::1", job.BindAddress);
+        Assert.Equal($"127.0.0.1:{job.Port}, [::1]:{job.Port}", job.Location);
+        foreach ((string host, string folder) in new[] { ("127.0.0.1", "v4"), ("::1", "v6") })
+        {
+            _session.Run("param($ComputerName, $Port, $Dest) Get-RemoteFile data.bin -ComputerName $ComputerName -Port $Port -Destination $Dest",
+                new { ComputerName = host, Port = job.Port, Dest = _temp.Join(folder) }).AssertNoErrors();
+            Assert.Equal(TestFiles.Sha256(source), TestFiles.Sha256(_temp.Join($"{folder}/data.bin")));
+        }
+
+        _session.Run("param($Job) Stop-Job -Job $Job", new { Job = job }).AssertNoErrors();
+
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+        Ports.AssertFree(job.Port, IPAddress.Loopback);
+        Ports.AssertFree(job.Port, IPAddress.IPv6Loopback);
+    }
+
+    [Fact]
+    public void BindAddressTakenOnOneAddress_IsPortInUseNamingIt_AndNoAddressStaysBound()
+    {
+        var squatter = new TcpListener(IPAddress.IPv6Loopback, 0);
+        squatter.Start();
+        try
+        {
+            int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
+            Invocation result = _session.Run("param($Busy, $Path) Start-FileShareServer -BindAddress localhost -Port $Busy -Path $Path",
+                new { Busy = busy, Path = _temp.Folder("share") });
+
+            ErrorRecord error = result.SingleError("PortInUse", ErrorCategory.ResourceBusy);
+            Assert.Contains($"[::1]:{busy}", error.Exception.Message);
+            Assert.Empty(_session.Jobs());
+            Ports.AssertFree(busy, IPAddress.Loopback);
+        }
+        finally
+        {
+            squatter.Stop();
+        }
+    }
+
+    [Fact]
+    public void BindAddressNotOnThisMachine_IsServerStartFailedNamingIt_AndNoAddressStaysBound()
+    {
+        // 203.0.113.7 is TEST-NET-3 (RFC 5737), documentation only: no machine has it, so binding it fails without sending anything.
+        int port = Ports.Free();
+        Invocation result = _session.Run("param($Port, $Path) Start-FileShareServer -BindAddress 127.0.0.1, 203.0.113.7 -Port $Port -Path $Path",
+            new { Port = port, Path = _temp.Folder("share") });
+
+        ErrorRecord error = result.SingleError("ServerStartFailed", ErrorCategory.OpenError);
+        Assert.Contains($"203.0.113.7:{port}", error.Exception.Message);
+        Assert.Empty(_session.Jobs());
+        Ports.AssertFree(port, IPAddress.Loopback);
+    }
+
     [Theory]
     [InlineData("{0}..{1}")]
     [InlineData("'{0}..{1}'")]
