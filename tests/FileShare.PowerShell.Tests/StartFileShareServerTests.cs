@@ -147,18 +147,22 @@ public sealed class StartFileShareServerTests : IDisposable
         }
     }
 
-    [Fact]
-    public void BindAddressLocalhost_ServesBothLoopbacksOnOnePort_AndStopJobFreesBoth()
+    [Theory]
+    [InlineData("localhost", "127.0.0.1, ::1")]
+    [InlineData("::1, 127.0.0.1, localhost", "::1, 127.0.0.1")]
+    public void BindAddressLocalhost_ServesBothLoopbacksOnOnePort_AndStopJobFreesBoth(string bindAddress, string listened)
     {
         string share = _temp.Folder("share");
         string source = TestFiles.Write(share, "data.bin", 300_000);
 
-        FileShareServerJob job = Assert.Single(_session.Run("param($Path) Start-FileShareServer -BindAddress localhost -Port 0 -Path $Path", new { Path = share })
+        FileShareServerJob job = Assert.Single(_session.Run($"param($Path) Start-FileShareServer -BindAddress {bindAddress} -Port 0 -Path $Path", new { Path = share })
             .AssertNoErrors().Objects<FileShareServerJob>());
 
-        // localhost is both loopbacks whatever the resolver says (here /etc/hosts names 127.0.0.1 only).
-        Assert.Equal("127.0.0.1, ::1", job.BindAddress);
-        Assert.Equal($"127.0.0.1:{job.Port}, [::1]:{job.Port}", job.Location);
+        // localhost is both loopbacks whatever the resolver says (here /etc/hosts names 127.0.0.1 only), each listened on once.
+        Assert.Equal(listened, job.BindAddress);
+        string table = string.Concat(_session.Run("param($Job) $Job | Out-String -Width 200", new { Job = job }).Output);
+        Assert.Matches($@"Running\s+{System.Text.RegularExpressions.Regex.Escape(listened)}\s+{job.Port} ", table);
+        Assert.Equal(string.Join(", ", listened.Split(", ").Select(address => new IPEndPoint(IPAddress.Parse(address), job.Port))), job.Location);
         foreach ((string host, string folder) in new[] { ("127.0.0.1", "v4"), ("::1", "v6") })
         {
             _session.Run("param($ComputerName, $Port, $Dest) Get-RemoteFile data.bin -ComputerName $ComputerName -Port $Port -Destination $Dest",

@@ -129,7 +129,7 @@ public sealed class FileShareServer : IAsyncDisposable
     /// <summary>One bound (not yet listening) socket per bind address, all on one port, or an exception and none.</summary>
     private Socket[] BindAll()
     {
-        IReadOnlyList<IPAddress?> addresses = Options.BindAddresses.Count == 0 ? [null] : [.. Options.BindAddresses];
+        IReadOnlyList<IPAddress?> addresses = Options.BindAddresses.Count == 0 ? [null] : [.. Options.BindAddresses.Distinct()];
         var listeners = new List<Socket>(addresses.Count);
         int port = Options.Port;
         try

@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using System.Net;
 using FileShare.Server;
 
 namespace FileShare.PowerShell.Jobs;
@@ -51,7 +50,7 @@ public sealed class FileShareServerJob : Job2
     /// <summary>Where clients connect: <c>*:5000</c>, or each address:port, such as <c>127.0.0.1:5000, [::1]:5000</c>.</summary>
     public override string Location => IsWildcard ? $"*:{Port}" : string.Join(", ", _server.LocalEndPoints);
 
-    private bool IsWildcard => _server.LocalEndPoint?.Address is not { } address || address.Equals(IPAddress.IPv6Any) || address.Equals(IPAddress.Any);
+    private bool IsWildcard => _server.Options.BindAddresses.Count == 0;
 
     public override string StatusMessage => $"{ActiveConnections} connection(s), {Requests} request(s), {BytesSent} byte(s) sent";
 
