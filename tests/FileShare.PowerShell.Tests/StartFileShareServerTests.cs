@@ -178,6 +178,16 @@ public sealed class StartFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void BindAddressThatDoesNotResolve_IsBindAddressNotFound_AndStartsNothing()
+    {
+        Invocation result = _session.Run("param($Path) Start-FileShareServer -BindAddress 127.0.0.1, no-such-host.invalid -Port 0 -Path $Path", new { Path = _temp.Folder("share") });
+
+        ErrorRecord error = result.SingleError("BindAddressNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Contains("'no-such-host.invalid'", error.Exception.Message);
+        Assert.Empty(_session.Jobs());
+    }
+
+    [Fact]
     public void BindAddressTakenOnOneAddress_IsPortInUseNamingIt_AndNoAddressStaysBound()
     {
         var squatter = new TcpListener(IPAddress.IPv6Loopback, 0);

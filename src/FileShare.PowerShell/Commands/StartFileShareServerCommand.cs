@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -257,66 +256,19 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     }
 
     /// <summary>Every address the -BindAddress entries stand for, in order and once each; empty for every interface.</summary>
-    private IReadOnlyList<IPAddress> ResolveBindAddresses()
+    private IReadOnlyList<IPAddress> ResolveBindAddresses() =>
+        BindAddress is null || BindAddress.Contains("*") ? [] : [.. BindAddress.SelectMany(AddressesOf).Distinct()];
+
+    private IPAddress[] AddressesOf(string name)
     {
-        if (BindAddress is null || BindAddress.Contains("*"))
-        {
-            return [];
-        }
-
-        var addresses = new List<IPAddress>();
-        foreach (string name in BindAddress)
-        {
-            addresses.AddRange(AddressesOf(name).Except(addresses));
-        }
-
-        return addresses;
-    }
-
-    private IEnumerable<IPAddress> AddressesOf(string name)
-    {
-        if (IPAddress.TryParse(name, out IPAddress? address))
-        {
-            return [address];
-        }
-
-        if (name.Equals("localhost", StringComparison.OrdinalIgnoreCase) && ConfiguredLoopbacks() is { Length: > 0 } loopbacks)
-        {
-            return loopbacks;
-        }
-
-        IPAddress[] resolved;
         try
         {
-            resolved = Dns.GetHostAddresses(name);
+            return BindAddresses.Of(name);
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ArgumentException)
         {
-            ThrowTerminatingError(BindAddressNotFound(name, e.Message, e));
+            ThrowTerminatingError(ErrorRecords.Create("BindAddressNotFound", ErrorCategory.ObjectNotFound, $"Cannot resolve bind address '{name}': {e.Message}", name, e));
             return [];
         }
-
-        if (resolved.Length == 0)
-        {
-            ThrowTerminatingError(BindAddressNotFound(name, "the name has no addresses.", null));
-        }
-
-        return resolved;
-    }
-
-    private static ErrorRecord BindAddressNotFound(string name, string reason, Exception? inner) =>
-        ErrorRecords.Create("BindAddressNotFound", ErrorCategory.ObjectNotFound, $"Cannot resolve bind address '{name}': {reason}", name, inner);
-
-    /// <summary>
-    /// What localhost means to a listener, as RFC 6761 and Kestrel read it: the loopback address of each IP version
-    /// this machine runs, whatever the resolver (often /etc/hosts with only one of them) answers.
-    /// </summary>
-    private static IPAddress[] ConfiguredLoopbacks()
-    {
-        IPAddress[] configured = NetworkInterface.GetAllNetworkInterfaces()
-            .SelectMany(adapter => adapter.GetIPProperties().UnicastAddresses)
-            .Select(unicast => unicast.Address)
-            .ToArray();
-        return [.. new[] { IPAddress.Loopback, IPAddress.IPv6Loopback }.Where(configured.Contains)];
     }
 }
