@@ -190,23 +190,11 @@ public sealed class StartFileShareServerTests : IDisposable
     [Fact]
     public void BindAddressTakenOnOneAddress_IsPortInUseNamingIt_AndNoAddressStaysBound()
     {
-        var squatter = new TcpListener(IPAddress.IPv6Loopback, 0);
+        using var squatter = new TcpListener(IPAddress.IPv6Loopback, 0);
         squatter.Start();
-        try
-        {
-            int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
-            Invocation result = _session.Run("param($Busy, $Path) Start-FileShareServer -BindAddress localhost -Port $Busy -Path $Path",
-                new { Busy = busy, Path = _temp.Folder("share") });
+        int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
 
-            ErrorRecord error = result.SingleError("PortInUse", ErrorCategory.ResourceBusy);
-            Assert.Contains($"[::1]:{busy}", error.Exception.Message);
-            Assert.Empty(_session.Jobs());
-            Ports.AssertFree(busy, IPAddress.Loopback);
-        }
-        finally
-        {
-            squatter.Stop();
-        }
+        AssertStartFailsNamingItAndBindsNothing("localhost", busy, "PortInUse", ErrorCategory.ResourceBusy, $"[::1]:{busy}");
     }
 
     [Fact]
@@ -214,13 +202,8 @@ public sealed class StartFileShareServerTests : IDisposable
     {
         // 203.0.113.7 is TEST-NET-3 (RFC 5737), documentation only: no machine has it, so binding it fails without sending anything.
         int port = Ports.Free();
-        Invocation result = _session.Run("param($Port, $Path) Start-FileShareServer -BindAddress 127.0.0.1, 203.0.113.7 -Port $Port -Path $Path",
-            new { Port = port, Path = _temp.Folder("share") });
 
-        ErrorRecord error = result.SingleError("ServerStartFailed", ErrorCategory.OpenError);
-        Assert.Contains($"203.0.113.7:{port}", error.Exception.Message);
-        Assert.Empty(_session.Jobs());
-        Ports.AssertFree(port, IPAddress.Loopback);
+        AssertStartFailsNamingItAndBindsNothing("127.0.0.1, 203.0.113.7", port, "ServerStartFailed", ErrorCategory.OpenError, $"203.0.113.7:{port}");
     }
 
     [Theory]
@@ -313,4 +296,16 @@ public sealed class StartFileShareServerTests : IDisposable
     private string[] ListNames(int port) =>
         _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { Port = port })
             .AssertNoErrors().Objects<RemoteFileInfo>().Select(f => f.Name).ToArray();
+
+    /// <summary>Starts a server with one address it cannot bind: the error names that address:port, and 127.0.0.1 is left free.</summary>
+    private void AssertStartFailsNamingItAndBindsNothing(string bindAddress, int port, string errorId, ErrorCategory category, string failedEndpoint)
+    {
+        Invocation result = _session.Run($"param($Port, $Path) Start-FileShareServer -BindAddress {bindAddress} -Port $Port -Path $Path",
+            new { Port = port, Path = _temp.Folder("share") });
+
+        ErrorRecord error = result.SingleError(errorId, category);
+        Assert.Contains(failedEndpoint, error.Exception.Message);
+        Assert.Empty(_session.Jobs());
+        Ports.AssertFree(port, IPAddress.Loopback);
+    }
 }
