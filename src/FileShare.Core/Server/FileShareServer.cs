@@ -76,15 +76,11 @@ public sealed class FileShareServer : IAsyncDisposable
             throw new InvalidOperationException("The server is already started.");
         }
 
-        Socket[] listeners = BindAll();
+        Socket[] listeners = ListenAll();
         try
         {
             // Only once the port is ours, so a port in use leaves no empty share folder behind.
             Directory.CreateDirectory(Root);
-            foreach (Socket listener in listeners)
-            {
-                listener.Listen(Options.Backlog);
-            }
         }
         catch
         {
@@ -126,8 +122,8 @@ public sealed class FileShareServer : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.Zero));
 
-    /// <summary>One bound (not yet listening) socket per bind address, all on one port, or an exception and none.</summary>
-    private Socket[] BindAll()
+    /// <summary>One listening socket per bind address, all on one port, or an exception and none.</summary>
+    private Socket[] ListenAll()
     {
         IReadOnlyList<IPAddress?> addresses = Options.BindAddresses.Count == 0 ? [null] : [.. Options.BindAddresses.Distinct()];
         var listeners = new List<Socket>(addresses.Count);
@@ -136,7 +132,7 @@ public sealed class FileShareServer : IAsyncDisposable
         {
             foreach (IPAddress? address in addresses)
             {
-                listeners.Add(Bind(address, port));
+                listeners.Add(Listen(address, port, Options.Backlog));
 
                 // With port 0 the system chose a port for the first address; the others take the same one.
                 port = ((IPEndPoint)listeners[0].LocalEndPoint!).Port;
@@ -146,9 +142,10 @@ public sealed class FileShareServer : IAsyncDisposable
         }
         catch (FileShareException e) when (e.Kind == FileShareErrorKind.PortInUse && Options.Port == 0 && listeners.Count > 0)
         {
+            EndPoint chosen = listeners[0].LocalEndPoint!;
             DisposeAll(listeners);
             throw new FileShareException(FileShareErrorKind.PortInUse,
-                $"Port {port}, which the system chose for {listeners[0].LocalEndPoint}, is already in use on {e.Endpoint}; start again to get another port.",
+                $"Port {port}, which the system chose for {chosen}, is already in use on {e.Endpoint}; start again to get another port.",
                 e.Endpoint, inner: e.InnerException);
         }
         catch
@@ -166,7 +163,7 @@ public sealed class FileShareServer : IAsyncDisposable
         }
     }
 
-    private static Socket Bind(IPAddress? address, int port)
+    private static Socket Listen(IPAddress? address, int port, int backlog)
     {
         bool dualStack = address is null && Socket.OSSupportsIPv6;
         IPAddress bindAddress = address ?? (dualStack ? IPAddress.IPv6Any : IPAddress.Any);
@@ -180,6 +177,9 @@ public sealed class FileShareServer : IAsyncDisposable
 
             // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT too, which would let a second server share the port silently.
             socket.Bind(new IPEndPoint(bindAddress, port));
+
+            // Linux checks some conflicts (a wildcard beside a specific address) only here, so it counts as binding.
+            socket.Listen(backlog);
             return socket;
         }
         catch (SocketException e)

@@ -88,6 +88,20 @@ public sealed class MultiAddressServerTests : ServerTestBase
         using Socket ipv4 = BindWithoutReuse(IPAddress.Loopback, port);
     }
 
+    [Fact]
+    public void With_port_zero_a_chosen_port_taken_on_a_later_address_fails_the_start_saying_so_and_frees_the_first()
+    {
+        // The wildcard cannot share a port with 127.0.0.1 (no address reuse), so the port chosen for the first address is
+        // always taken for the second; the bind fails and nothing ever listens beyond loopback.
+        var error = Assert.Throws<FileShareException>(() => StartServer(new FileShareServerOptions { Port = 0, Root = ShareRoot, BindAddresses = [IPAddress.Loopback, IPAddress.Any] }));
+
+        Assert.Equal(FileShareErrorKind.PortInUse, error.Kind);
+        int port = int.Parse(error.Endpoint!.Split(':')[1]);
+        Assert.Equal($"0.0.0.0:{port}", error.Endpoint);
+        Assert.Contains($"which the system chose for 127.0.0.1:{port}, is already in use on 0.0.0.0:{port}; start again", error.Message);
+        using Socket ipv4 = BindWithoutReuse(IPAddress.Loopback, port);
+    }
+
     private FileShareServer StartOnBothLoopbacks() =>
         StartServer(new FileShareServerOptions { Port = 0, Root = ShareRoot, BindAddresses = BothLoopbacks });
 
