@@ -6,6 +6,9 @@ public enum FileShareErrorKind
     ConnectionFailed,
     Timeout,
     PortInUse,
+
+    /// <summary>The server could not listen on an address: not one of this machine's, or not allowed (a privileged port).</summary>
+    BindFailed,
     NotFound,
     PathRefused,
     NotAFile,

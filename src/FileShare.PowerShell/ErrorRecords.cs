@@ -28,6 +28,7 @@ public static class ErrorRecords
         FileShareErrorKind.ConnectionFailed => ("ServerUnreachable", ErrorCategory.ConnectionError),
         FileShareErrorKind.Timeout => ("ServerTimeout", ErrorCategory.OperationTimeout),
         FileShareErrorKind.PortInUse => ("PortInUse", ErrorCategory.ResourceBusy),
+        FileShareErrorKind.BindFailed => ("ServerStartFailed", ErrorCategory.OpenError),
         FileShareErrorKind.NotFound => ("RemoteFileNotFound", ErrorCategory.ObjectNotFound),
         FileShareErrorKind.PathRefused => ("RemotePathRefused", ErrorCategory.PermissionDenied),
         FileShareErrorKind.NotAFile => ("RemotePathNotAFile", ErrorCategory.InvalidArgument),

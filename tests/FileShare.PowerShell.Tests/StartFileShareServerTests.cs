@@ -148,6 +148,65 @@ public sealed class StartFileShareServerTests : IDisposable
     }
 
     [Theory]
+    [InlineData("localhost", "127.0.0.1, ::1")]
+    [InlineData("::1, 127.0.0.1, localhost", "::1, 127.0.0.1")]
+    public void BindAddressLocalhost_ServesBothLoopbacksOnOnePort_AndStopJobFreesBoth(string bindAddress, string listened)
+    {
+        string share = _temp.Folder("share");
+        string source = TestFiles.Write(share, "data.bin", 300_000);
+
+        FileShareServerJob job = Assert.Single(_session.Run($"param($Path) Start-FileShareServer -BindAddress {bindAddress} -Port 0 -Path $Path", new { Path = share })
+            .AssertNoErrors().Objects<FileShareServerJob>());
+
+        // localhost is both loopbacks whatever the resolver says (here /etc/hosts names 127.0.0.1 only), each listened on once.
+        Assert.Equal(listened, job.BindAddress);
+        string table = string.Concat(_session.Run("param($Job) $Job | Out-String -Width 200", new { Job = job }).Output);
+        Assert.Matches($@"Running\s+{System.Text.RegularExpressions.Regex.Escape(listened)}\s+{job.Port} ", table);
+        Assert.Equal(string.Join(", ", listened.Split(", ").Select(address => new IPEndPoint(IPAddress.Parse(address), job.Port))), job.Location);
+        foreach ((string host, string folder) in new[] { ("127.0.0.1", "v4"), ("::1", "v6") })
+        {
+            _session.Run("param($ComputerName, $Port, $Dest) Get-RemoteFile data.bin -ComputerName $ComputerName -Port $Port -Destination $Dest",
+                new { ComputerName = host, Port = job.Port, Dest = _temp.Join(folder) }).AssertNoErrors();
+            Assert.Equal(TestFiles.Sha256(source), TestFiles.Sha256(_temp.Join($"{folder}/data.bin")));
+        }
+
+        _session.Run("param($Job) Stop-Job -Job $Job", new { Job = job }).AssertNoErrors();
+
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+        Ports.AssertFree(job.Port, IPAddress.Loopback);
+        Ports.AssertFree(job.Port, IPAddress.IPv6Loopback);
+    }
+
+    [Fact]
+    public void BindAddressThatDoesNotResolve_IsBindAddressNotFound_AndStartsNothing()
+    {
+        Invocation result = _session.Run("param($Path) Start-FileShareServer -BindAddress 127.0.0.1, no-such-host.invalid -Port 0 -Path $Path", new { Path = _temp.Folder("share") });
+
+        ErrorRecord error = result.SingleError("BindAddressNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Contains("'no-such-host.invalid'", error.Exception.Message);
+        Assert.Empty(_session.Jobs());
+    }
+
+    [Fact]
+    public void BindAddressTakenOnOneAddress_IsPortInUseNamingIt_AndNoAddressStaysBound()
+    {
+        using var squatter = new TcpListener(IPAddress.IPv6Loopback, 0);
+        squatter.Start();
+        int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
+
+        AssertStartFailsNamingItAndBindsNothing("localhost", busy, "PortInUse", ErrorCategory.ResourceBusy, $"[::1]:{busy}");
+    }
+
+    [Fact]
+    public void BindAddressNotOnThisMachine_IsServerStartFailedNamingIt_AndNoAddressStaysBound()
+    {
+        // 203.0.113.7 is TEST-NET-3 (RFC 5737), documentation only: no machine has it, so binding it fails without sending anything.
+        int port = Ports.Free();
+
+        AssertStartFailsNamingItAndBindsNothing("127.0.0.1, 203.0.113.7", port, "ServerStartFailed", ErrorCategory.OpenError, $"203.0.113.7:{port}");
+    }
+
+    [Theory]
     [InlineData("{0}..{1}")]
     [InlineData("'{0}..{1}'")]
     public void PortRangeAsTyped_StartsOneServerPerPort(string format)
@@ -237,4 +296,16 @@ public sealed class StartFileShareServerTests : IDisposable
     private string[] ListNames(int port) =>
         _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { Port = port })
             .AssertNoErrors().Objects<RemoteFileInfo>().Select(f => f.Name).ToArray();
+
+    /// <summary>Starts a server with one address it cannot bind: the error names that address:port, and 127.0.0.1 is left free.</summary>
+    private void AssertStartFailsNamingItAndBindsNothing(string bindAddress, int port, string errorId, ErrorCategory category, string failedEndpoint)
+    {
+        Invocation result = _session.Run($"param($Port, $Path) Start-FileShareServer -BindAddress {bindAddress} -Port $Port -Path $Path",
+            new { Port = port, Path = _temp.Folder("share") });
+
+        ErrorRecord error = result.SingleError(errorId, category);
+        Assert.Contains(failedEndpoint, error.Exception.Message);
+        Assert.Empty(_session.Jobs());
+        Ports.AssertFree(port, IPAddress.Loopback);
+    }
 }

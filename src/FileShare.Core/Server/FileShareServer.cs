@@ -7,8 +7,10 @@ using FileShare.Protocol;
 namespace FileShare.Server;
 
 /// <summary>
-/// One TCP listener sharing one folder read-only. Accepts asynchronously and serves each connection as a task on
-/// the thread pool; stopping unbinds at once, lets requests in flight finish within a timeout, then cuts the rest.
+/// One folder shared read-only on one TCP port, through one listener per bind address (a single dual-stack one by
+/// default). Each listener accepts asynchronously into the same connection handling, limits and statistics, and each
+/// connection is served as a task on the thread pool; stopping unbinds every listener at once, lets requests in
+/// flight finish within a timeout, then cuts the rest.
 /// </summary>
 public sealed class FileShareServer : IAsyncDisposable
 {
@@ -17,8 +19,8 @@ public sealed class FileShareServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Socket? _listener;
-    private Task _acceptLoop = Task.CompletedTask;
+    private Socket[] _listeners = [];
+    private Task _acceptLoops = Task.CompletedTask;
     private long _nextConnectionId;
     private int _stopRequested;
 
@@ -50,7 +52,10 @@ public sealed class FileShareServer : IAsyncDisposable
     /// <summary>What the access-key proofs bind to under TLS: SHA-256 of the certificate this server presents.</summary>
     internal byte[] ChannelBinding { get; } = [];
 
-    public IPEndPoint? LocalEndPoint { get; private set; }
+    /// <summary>Where the server listens once started: one endpoint per bind address, all with the same port.</summary>
+    public IReadOnlyList<IPEndPoint> LocalEndPoints { get; private set; } = [];
+
+    public IPEndPoint? LocalEndPoint => LocalEndPoints.Count > 0 ? LocalEndPoints[0] : null;
 
     public int Port => LocalEndPoint?.Port ?? Options.Port;
 
@@ -60,30 +65,32 @@ public sealed class FileShareServer : IAsyncDisposable
     /// <summary>Completes when the server has stopped and every connection is closed.</summary>
     public Task Completion => _stopped.Task;
 
-    /// <summary>Binds and starts accepting. A port in use is a <see cref="FileShareException"/> of kind PortInUse.</summary>
+    /// <summary>
+    /// Binds every address and starts accepting. An address that cannot be bound is a <see cref="FileShareException"/>
+    /// (kind PortInUse, or BindFailed) naming its address:port, and leaves nothing bound.
+    /// </summary>
     public void Start()
     {
-        if (_listener is not null)
+        if (_listeners.Length > 0)
         {
             throw new InvalidOperationException("The server is already started.");
         }
 
-        Socket listener = Bind(Options.BindAddress, Options.Port);
+        Socket[] listeners = ListenAll();
         try
         {
             // Only once the port is ours, so a port in use leaves no empty share folder behind.
             Directory.CreateDirectory(Root);
-            listener.Listen(Options.Backlog);
         }
         catch
         {
-            listener.Dispose();
+            DisposeAll(listeners);
             throw;
         }
 
-        _listener = listener;
-        LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
-        _acceptLoop = AcceptLoopAsync(listener);
+        _listeners = listeners;
+        LocalEndPoints = Array.ConvertAll(listeners, listener => (IPEndPoint)listener.LocalEndPoint!);
+        _acceptLoops = listeners.Length == 1 ? AcceptLoopAsync(listeners[0]) : Task.WhenAll(Array.ConvertAll(listeners, AcceptLoopAsync));
     }
 
     /// <summary>
@@ -100,8 +107,8 @@ public sealed class FileShareServer : IAsyncDisposable
 
         // Everything before the first await runs synchronously: the port is free when this method returns its task.
         _stopping.Cancel();
-        _listener?.Dispose();
-        await _acceptLoop.ConfigureAwait(false);
+        DisposeAll(_listeners);
+        await _acceptLoops.ConfigureAwait(false);
 
         Task drained = Task.WhenAll(_connections.Values.Select(c => c.Completion));
         if (await Task.WhenAny(drained, Task.Delay(drainTimeout)).ConfigureAwait(false) != drained)
@@ -115,7 +122,48 @@ public sealed class FileShareServer : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.Zero));
 
-    private static Socket Bind(IPAddress? address, int port)
+    /// <summary>One listening socket per bind address, all on one port, or an exception and none.</summary>
+    private Socket[] ListenAll()
+    {
+        IReadOnlyList<IPAddress?> addresses = Options.BindAddresses.Count == 0 ? [null] : [.. Options.BindAddresses.Distinct()];
+        var listeners = new List<Socket>(addresses.Count);
+        int port = Options.Port;
+        try
+        {
+            foreach (IPAddress? address in addresses)
+            {
+                listeners.Add(Listen(address, port, Options.Backlog));
+
+                // With port 0 the system chose a port for the first address; the others take the same one.
+                port = ((IPEndPoint)listeners[0].LocalEndPoint!).Port;
+            }
+
+            return [.. listeners];
+        }
+        catch (FileShareException e) when (e.Kind == FileShareErrorKind.PortInUse && Options.Port == 0 && listeners.Count > 0)
+        {
+            EndPoint chosen = listeners[0].LocalEndPoint!;
+            DisposeAll(listeners);
+            throw new FileShareException(FileShareErrorKind.PortInUse,
+                $"Port {port}, which the system chose for {chosen}, is already in use on {e.Endpoint}; start again to get another port.",
+                e.Endpoint, inner: e.InnerException);
+        }
+        catch
+        {
+            DisposeAll(listeners);
+            throw;
+        }
+    }
+
+    private static void DisposeAll(IEnumerable<Socket> sockets)
+    {
+        foreach (Socket socket in sockets)
+        {
+            socket.Dispose();
+        }
+    }
+
+    private static Socket Listen(IPAddress? address, int port, int backlog)
     {
         bool dualStack = address is null && Socket.OSSupportsIPv6;
         IPAddress bindAddress = address ?? (dualStack ? IPAddress.IPv6Any : IPAddress.Any);
@@ -129,13 +177,18 @@ public sealed class FileShareServer : IAsyncDisposable
 
             // No ReuseAddress: on Linux .NET maps it to SO_REUSEPORT too, which would let a second server share the port silently.
             socket.Bind(new IPEndPoint(bindAddress, port));
+
+            // Linux checks some conflicts (a wildcard beside a specific address) only here, so it counts as binding.
+            socket.Listen(backlog);
             return socket;
         }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        catch (SocketException e)
         {
             socket.Dispose();
             var endpoint = new IPEndPoint(bindAddress, port);
-            throw new FileShareException(FileShareErrorKind.PortInUse, $"Port {port} is already in use (could not bind {endpoint}).", endpoint.ToString(), inner: e);
+            throw e.SocketErrorCode == SocketError.AddressAlreadyInUse
+                ? new FileShareException(FileShareErrorKind.PortInUse, $"Port {port} is already in use (could not bind {endpoint}).", endpoint.ToString(), inner: e)
+                : new FileShareException(FileShareErrorKind.BindFailed, $"Could not bind {endpoint}: {e.Message}.", endpoint.ToString(), inner: e);
         }
         catch
         {

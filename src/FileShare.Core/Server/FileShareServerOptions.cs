@@ -11,8 +11,18 @@ public sealed class FileShareServerOptions
 
     public required string Root { get; init; }
 
-    /// <summary>Null binds every interface, IPv6 and IPv4 together where the system allows.</summary>
-    public IPAddress? BindAddress { get; init; }
+    /// <summary>
+    /// The addresses to listen on, all on one port; empty binds every interface, IPv6 and IPv4 together where the
+    /// system allows. With <see cref="Port"/> 0 the first address gets the system's choice and the others that port.
+    /// </summary>
+    public IReadOnlyList<IPAddress> BindAddresses { get; init; } = [];
+
+    /// <summary>One address to listen on (null: every interface); the only entry of <see cref="BindAddresses"/>.</summary>
+    public IPAddress? BindAddress
+    {
+        get => BindAddresses is [IPAddress only] ? only : null;
+        init => BindAddresses = value is null ? [] : [value];
+    }
 
     public int MaxConnections { get; init; } = 256;
 

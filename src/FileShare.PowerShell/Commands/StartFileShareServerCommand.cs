@@ -26,9 +26,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Path { get; set; }
 
+    /// <summary>IP addresses or host names (every address each stands for), or * for every interface; all share each port.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public string? BindAddress { get; set; }
+    public string[]? BindAddress { get; set; }
 
     [Parameter]
     [ValidateRange(1, 100_000)]
@@ -98,10 +99,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 "-Port 0 lets the system choose the port, so the default folder ./d<PORT> is unknown in advance; give -Path.", 0));
         }
 
-        IPAddress? bindAddress = ResolveBindAddress();
+        IReadOnlyList<IPAddress> bindAddresses = ResolveBindAddresses();
         AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ResolveCertificate();
-        AnnounceSecurity(bindAddress, accessKey, certificate);
+        AnnounceSecurity(bindAddresses, accessKey, certificate);
         var started = new List<FileShareServer>();
         for (int i = 0; i < Port.Length; i++)
         {
@@ -110,7 +111,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             {
                 Port = Port[i],
                 Root = root,
-                BindAddress = bindAddress,
+                BindAddresses = bindAddresses,
                 MaxConnections = MaxConnections,
                 MaxConnectionsPerAddress = MaxConnectionsPerAddress,
                 IdleTimeout = TimeSpan.FromSeconds(IdleTimeoutSec),
@@ -136,7 +137,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 continue;
             }
 
-            WriteVerbose($"Sharing '{server.Root}' on {server.LocalEndPoint}.");
+            WriteVerbose($"Sharing '{server.Root}' on {string.Join(", ", server.LocalEndPoints)}.");
             started.Add(server);
         }
 
@@ -233,11 +234,11 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     }
 
     /// <summary>Tells the user what protects the share: a warning when nothing does on a reachable address, the thumbprint clients pin.</summary>
-    private void AnnounceSecurity(IPAddress? bindAddress, AccessKey? accessKey, X509Certificate2? certificate)
+    private void AnnounceSecurity(IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate)
     {
-        if (accessKey is null && (bindAddress is null || !IPAddress.IsLoopback(bindAddress)))
+        if (accessKey is null && (bindAddresses.Count == 0 || !bindAddresses.All(IPAddress.IsLoopback)))
         {
-            string where = bindAddress is null ? "every network interface" : bindAddress.ToString();
+            string where = bindAddresses.Count == 0 ? "every network interface" : string.Join(", ", bindAddresses);
             WriteWarning($"Sharing on {where} without an access key: anyone who can reach the port can list and download every shared file. " +
                 $"Add -AccessKey (Read-Host -AsSecureString), -AccessKeyPath <file>, or set $env:{AccessKeyVariable}; add -SelfSigned or -Certificate to encrypt. See docs/security.md.");
         }
@@ -254,26 +255,20 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         }
     }
 
-    private IPAddress? ResolveBindAddress()
+    /// <summary>Every address the -BindAddress entries stand for, in order and once each; empty for every interface.</summary>
+    private IReadOnlyList<IPAddress> ResolveBindAddresses() =>
+        BindAddress is null || BindAddress.Contains("*") ? [] : [.. BindAddress.SelectMany(AddressesOf).Distinct()];
+
+    private IPAddress[] AddressesOf(string name)
     {
-        if (BindAddress is null or "*")
-        {
-            return null;
-        }
-
-        if (IPAddress.TryParse(BindAddress, out IPAddress? address))
-        {
-            return address;
-        }
-
         try
         {
-            return Dns.GetHostAddresses(BindAddress).First();
+            return BindAddresses.Of(name);
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or InvalidOperationException)
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ArgumentException)
         {
-            ThrowTerminatingError(ErrorRecords.Create("BindAddressNotFound", ErrorCategory.ObjectNotFound, $"Cannot resolve bind address '{BindAddress}': {e.Message}", BindAddress, e));
-            return null;
+            ThrowTerminatingError(ErrorRecords.Create("BindAddressNotFound", ErrorCategory.ObjectNotFound, $"Cannot resolve bind address '{name}': {e.Message}", name, e));
+            return [];
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using System.Net;
 using FileShare.Server;
 
 namespace FileShare.PowerShell.Jobs;
@@ -32,9 +31,8 @@ public sealed class FileShareServerJob : Job2
 
     public string Root => _server.Root;
 
-    public string BindAddress => _server.LocalEndPoint?.Address is { } address && !address.Equals(IPAddress.IPv6Any) && !address.Equals(IPAddress.Any)
-        ? address.ToString()
-        : "*";
+    /// <summary>The addresses the server listens on, such as <c>127.0.0.1, ::1</c>, or <c>*</c> for every interface.</summary>
+    public string BindAddress => IsWildcard ? "*" : string.Join(", ", _server.LocalEndPoints.Select(endpoint => endpoint.Address));
 
     public long ActiveConnections => _server.Statistics.ActiveConnections;
 
@@ -49,7 +47,10 @@ public sealed class FileShareServerJob : Job2
 
     public override bool HasMoreData => Output.Count > 0 || Error.Count > 0;
 
-    public override string Location => $"{BindAddress}:{Port}";
+    /// <summary>Where clients connect: <c>*:5000</c>, or each address:port, such as <c>127.0.0.1:5000, [::1]:5000</c>.</summary>
+    public override string Location => IsWildcard ? $"*:{Port}" : string.Join(", ", _server.LocalEndPoints);
+
+    private bool IsWildcard => _server.Options.BindAddresses.Count == 0;
 
     public override string StatusMessage => $"{ActiveConnections} connection(s), {Requests} request(s), {BytesSent} byte(s) sent";
 

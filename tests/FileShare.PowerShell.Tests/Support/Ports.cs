@@ -5,10 +5,10 @@ namespace FileShare.PowerShell.Tests.Support;
 
 public static class Ports
 {
-    /// <summary>True when a listener can bind 127.0.0.1:<paramref name="port"/> right now, i.e. nobody holds it.</summary>
-    public static bool IsFree(int port)
+    /// <summary>True when a listener can bind <paramref name="address"/> (default 127.0.0.1):<paramref name="port"/> right now, i.e. nobody holds it.</summary>
+    public static bool IsFree(int port, IPAddress? address = null)
     {
-        var listener = new TcpListener(IPAddress.Loopback, port);
+        var listener = new TcpListener(address ?? IPAddress.Loopback, port);
         try
         {
             listener.Start();
@@ -24,13 +24,13 @@ public static class Ports
         }
     }
 
-    /// <summary>True when something accepts TCP connections on 127.0.0.1:<paramref name="port"/>.</summary>
-    public static bool Accepts(int port)
+    /// <summary>True when something accepts TCP connections on <paramref name="address"/> (default 127.0.0.1):<paramref name="port"/>.</summary>
+    public static bool Accepts(int port, IPAddress? address = null)
     {
-        using var client = new TcpClient();
+        using var client = new TcpClient((address ?? IPAddress.Loopback).AddressFamily);
         try
         {
-            client.Connect(IPAddress.Loopback, port);
+            client.Connect(address ?? IPAddress.Loopback, port);
             return true;
         }
         catch (SocketException)
@@ -55,7 +55,7 @@ public static class Ports
         for (int attempt = 0; attempt < 200; attempt++)
         {
             int first = Random.Shared.Next(20_000, 30_000);
-            if (Enumerable.Range(first, count).All(IsFree))
+            if (Enumerable.Range(first, count).All(port => IsFree(port)))
             {
                 return first;
             }
@@ -64,5 +64,6 @@ public static class Ports
         throw new InvalidOperationException($"Found no {count} consecutive free ports.");
     }
 
-    public static void AssertFree(int port) => Assert.True(IsFree(port), $"Port {port} is still bound; a listener could not take it.");
+    public static void AssertFree(int port, IPAddress? address = null) =>
+        Assert.True(IsFree(port, address), $"Port {port} is still bound on {address ?? IPAddress.Loopback}; a listener could not take it.");
 }
