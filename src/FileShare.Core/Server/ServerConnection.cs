@@ -1,35 +1,28 @@
-using System.Buffers;
 using System.Diagnostics;
-using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
-using System.Text;
 using FileShare.Protocol;
 
 namespace FileShare.Server;
 
 /// <summary>
 /// One accepted socket. Its first bytes decide the dialect: the FileShare handshake (leading NUL) or a bare file
-/// name from a client of the original program. FileShare requests are then served one after another until the
+/// name from a client of the original program (a <see cref="SeedSession"/>). FileShare requests are then served one after another until the
 /// client closes, goes idle too long, or the server stops.
 /// </summary>
 internal sealed class ServerConnection
 {
-    private const int SeedMaxName = 1024;
-
     // A body this small costs less copied into its reply's write than handed to sendfile in a call of its own.
     private const int InlineBodyLimit = 16 * 1024;
-    private static readonly byte[] SeedOk = "ok"u8.ToArray();
-    private static readonly byte[] SeedNotFound = "-1e"u8.ToArray();
-    private static readonly byte[] SeedServerError = "-2e"u8.ToArray();
 
     private readonly FileShareServer _server;
     private readonly Socket _socket;
     private readonly bool _busy;
     private readonly CancellationToken _stopping;
     private readonly CancellationToken _aborting;
-    private readonly string _remote;
+    private readonly ShareLookup _share;
+    private readonly ConnectionLog _log;
     private bool _handshakeDone;
     private bool _namesPieceAlgorithm;
 
@@ -43,9 +36,8 @@ internal sealed class ServerConnection
         _busy = busy;
         _stopping = stopping;
         _aborting = aborting;
-        _remote = socket.RemoteEndPoint is IPEndPoint remote
-            ? (remote.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(remote.Address.MapToIPv4(), remote.Port) : remote).ToString()
-            : "unknown";
+        _share = new ShareLookup(server);
+        _log = new ConnectionLog(server, socket);
     }
 
     public Task Completion { get; private set; } = Task.CompletedTask;
@@ -67,7 +59,7 @@ internal sealed class ServerConnection
         {
             // Never silently: an error here is a bug, and a faulted task nobody awaits would hide it.
             _server.Statistics.ConnectionFaulted();
-            Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
+            _log.Write(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "Failed: " + e.Message);
         }
         finally
         {
@@ -106,12 +98,20 @@ internal sealed class ServerConnection
         catch (OperationCanceledException) when (!_handshakeDone && handshake.IsCancellationRequested && !_stopping.IsCancellationRequested)
         {
             _server.Statistics.HandshakeTimedOut();
-            Log(RequestKind.Handshake, "", 0, connected, "TimedOut");
+            _log.Write(RequestKind.Handshake, "", 0, connected, "TimedOut");
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException or ProtocolException or TransferAbortedException)
         {
             // The peer went away, timed out, broke the protocol, or the server is stopping: the connection just ends.
         }
+    }
+
+    private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)
+    {
+        var seed = new SeedSession(_server, _socket, stream, _busy, _share, _log, _aborting);
+        await seed.ReadNameAsync(handshakeToken).ConfigureAwait(false);
+        _handshakeDone = true;
+        await seed.ServeAsync().ConfigureAwait(false);
     }
 
     private async Task ServeFileShareAsync(NetworkStream stream, CancellationTokenSource handshake)
@@ -135,7 +135,7 @@ internal sealed class ServerConnection
         await stream.WriteAsync(serverHello, handshake.Token).ConfigureAwait(false);
         if (status != StatusCode.Ok)
         {
-            Log(RequestKind.Handshake, "", 0, started, status.ToString());
+            _log.Write(RequestKind.Handshake, "", 0, started, status.ToString());
             return;
         }
 
@@ -153,7 +153,7 @@ internal sealed class ServerConnection
             if (granted.HasFlag(HandshakeFeatures.AccessKey)
                 && !await MutualAuthentication.ServeAsync(transport, Options.AccessKey!, hellos, tls is null ? ReadOnlyMemory<byte>.Empty : _server.ChannelBinding, handshake.Token).ConfigureAwait(false))
             {
-                Log(RequestKind.Handshake, "", 0, started, nameof(StatusCode.AuthenticationFailed));
+                _log.Write(RequestKind.Handshake, "", 0, started, nameof(StatusCode.AuthenticationFailed));
                 return;
             }
         }
@@ -161,7 +161,7 @@ internal sealed class ServerConnection
         {
             // Most often a client that refused the certificate (a pin that did not match) and hung up; under TLS 1.3 that
             // shows only once the server writes its challenge, and a client without a key leaves no trace before its first request.
-            Log(RequestKind.Handshake, "", 0, started, $"{phase}: {(e.InnerException ?? e).Message}");
+            _log.Write(RequestKind.Handshake, "", 0, started, $"{phase}: {(e.InnerException ?? e).Message}");
             return;
         }
 
@@ -270,7 +270,7 @@ internal sealed class ServerConnection
 
     private async Task ListAsync(FrameChannel channel, uint requestId, string folder, ListOptions options, long started)
     {
-        if (!TryResolve(folder, out string fullPath, out StatusCode refusal, out string? reason) || !Directory.Exists(fullPath))
+        if (!_share.TryResolve(folder, out string fullPath, out StatusCode refusal, out string? reason) || !Directory.Exists(fullPath))
         {
             StatusCode status = refusal != StatusCode.Ok ? refusal : File.Exists(fullPath) ? StatusCode.NotAFile : StatusCode.NotFound;
             await RefuseAsync(channel, FrameType.ListReply, requestId, RequestKind.List, folder, status, reason ?? (status == StatusCode.NotAFile ? "not a folder" : "no such folder"), started).ConfigureAwait(false);
@@ -304,7 +304,7 @@ internal sealed class ServerConnection
         }
 
         total += await SendListBatchAsync(channel, requestId, batch, batchBytes, isLast: true, withPieces).ConfigureAwait(false);
-        Log(RequestKind.List, folder, total, started, nameof(StatusCode.Ok));
+        _log.Write(RequestKind.List, folder, total, started, nameof(StatusCode.Ok));
     }
 
     /// <summary>The entry with its SHA-256, or null when the file vanished or changed while it was hashed.</summary>
@@ -331,10 +331,10 @@ internal sealed class ServerConnection
     {
         FileDigest digest;
         PieceMap? held = null;
-        FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason);
+        FileStream? file = _share.TryOpenForRead(path, out StatusCode status, out string? reason);
         try
         {
-            if (file is null && status == StatusCode.NotFound && FindPartialCopy(path) is { } copy)
+            if (file is null && status == StatusCode.NotFound && _share.FindPartialCopy(path) is { } copy)
             {
                 (digest, held) = (copy.Digest, copy.State.Held);
             }
@@ -352,7 +352,7 @@ internal sealed class ServerConnection
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, Classify(e), e.Message, started).ConfigureAwait(false);
+                    await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, ShareLookup.Classify(e), e.Message, started).ConfigureAwait(false);
                     return;
                 }
             }
@@ -385,7 +385,7 @@ internal sealed class ServerConnection
                 await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
             }
 
-            Log(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
+            _log.Write(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
             if (file is not null && (next == FrameType.ReadRequest || kernelSocket?.Available > 0))
             {
                 // A client that asks for the digest and the file together: its read need not resolve and open the path
@@ -418,13 +418,13 @@ internal sealed class ServerConnection
     {
         RemoteEntry entry;
         // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
-        using (FileStream? file = TryOpenForRead(path, out StatusCode status, out string? reason))
+        using (FileStream? file = _share.TryOpenForRead(path, out StatusCode status, out string? reason))
         {
             if (file is not null)
             {
                 entry = new RemoteEntry(path, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle));
             }
-            else if (withPieces && status == StatusCode.NotFound && FindPartialCopy(path) is { } copy)
+            else if (withPieces && status == StatusCode.NotFound && _share.FindPartialCopy(path) is { } copy)
             {
                 entry = copy.Entry(path);
             }
@@ -438,7 +438,7 @@ internal sealed class ServerConnection
         SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry, withPieces));
         Messages.WriteStatReply(ref writer, entry, withPieces);
         await channel.SendFrameAsync(FrameType.StatReply, requestId, writer.Position, _aborting).ConfigureAwait(false);
-        Log(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
+        _log.Write(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
     }
 
     /// <param name="kept">The file, already opened and checked by the hash request just before this read.</param>
@@ -446,8 +446,8 @@ internal sealed class ServerConnection
     {
         StatusCode status = StatusCode.Ok;
         string? reason = null;
-        FileStream? opened = kept ?? TryOpenForRead(path, out status, out reason);
-        PartialCopy? copy = opened is null && status == StatusCode.NotFound ? FindPartialCopy(path) : null;
+        FileStream? opened = kept ?? _share.TryOpenForRead(path, out status, out reason);
+        PartialCopy? copy = opened is null && status == StatusCode.NotFound ? _share.FindPartialCopy(path) : null;
         using FileStream? stream = opened ?? copy?.OpenRead(_server.Root);
         if (stream is null)
         {
@@ -496,7 +496,7 @@ internal sealed class ServerConnection
 
             await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, _aborting, trailing: inline).ConfigureAwait(false);
             _server.Statistics.AddBytesSent(inline);
-            Log(RequestKind.Read, path, inline, started, nameof(StatusCode.Ok));
+            _log.Write(RequestKind.Read, path, inline, started, nameof(StatusCode.Ok));
             return;
         }
 
@@ -509,11 +509,11 @@ internal sealed class ServerConnection
         catch (Exception e)
         {
             // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
-            LogAbortedSend(RequestKind.Read, path, sender.Sent, started, e);
+            _log.WriteAbortedSend(RequestKind.Read, path, sender.Sent, started, e);
             throw new TransferAbortedException(e);
         }
 
-        Log(RequestKind.Read, path, sender.Sent, started, nameof(StatusCode.Ok));
+        _log.Write(RequestKind.Read, path, sender.Sent, started, nameof(StatusCode.Ok));
     }
 
     /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; a few KiB from the page cache, so synchronously.</summary>
@@ -534,175 +534,21 @@ internal sealed class ServerConnection
         return total;
     }
 
-    private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)
-    {
-        long started = Stopwatch.GetTimestamp();
-        string name;
-        // Rented only for the name: a FileShare connection holds no buffer while it waits between requests.
-        byte[] request = ArrayPool<byte>.Shared.Rent(SeedMaxName);
-        try
-        {
-            int taken = await _socket.ReceiveAsync(request.AsMemory(0, SeedMaxName), SocketFlags.None, handshakeToken).ConfigureAwait(false);
-            name = Encoding.UTF8.GetString(request, 0, taken);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(request);
-        }
-
-        _handshakeDone = true;
-        if (_busy)
-        {
-            await stream.WriteAsync(SeedServerError, _aborting).ConfigureAwait(false);
-            Log(RequestKind.SeedGet, name, 0, started, nameof(StatusCode.Busy));
-            return;
-        }
-
-        if (Options.Certificate is not null || Options.AccessKey is not null)
-        {
-            // The original protocol can neither prove a key nor speak TLS; "-2e" is the only refusal its clients know.
-            await stream.WriteAsync(SeedServerError, _aborting).ConfigureAwait(false);
-            Log(RequestKind.SeedGet, name, 0, started, (Options.Certificate is not null ? StatusCode.TlsRequired : StatusCode.AuthenticationRequired).ToString());
-            return;
-        }
-
-        FileStream? file = TryOpenForRead(name, out StatusCode status, out _);
-        if (file is null)
-        {
-            await stream.WriteAsync(status is StatusCode.NotFound or StatusCode.PathRefused or StatusCode.NotAFile ? SeedNotFound : SeedServerError, _aborting).ConfigureAwait(false);
-            Log(RequestKind.SeedGet, name, 0, started, status.ToString());
-            return;
-        }
-
-        using (file)
-        {
-            await stream.WriteAsync(SeedOk, _aborting).ConfigureAwait(false);
-            using var sender = new RangeSender(_socket, stream, Options.SendTimeout, Options.MinRate);
-            try
-            {
-                await sender.SendAsync(file, 0, file.Length, _server.Statistics, _aborting).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                LogAbortedSend(RequestKind.SeedGet, name, sender.Sent, started, e);
-                throw new TransferAbortedException(e);
-            }
-
-            _socket.Shutdown(SocketShutdown.Send);
-            Log(RequestKind.SeedGet, name, sender.Sent, started, nameof(StatusCode.Ok));
-        }
-    }
-
-    private bool TryResolve(string path, out string fullPath, out StatusCode status, out string? reason)
-    {
-        if (Encoding.UTF8.GetByteCount(path) > Options.MaxNameBytes)
-        {
-            _server.Statistics.RequestOverLimit();
-            (fullPath, status, reason) = (_server.Root, StatusCode.LimitExceeded, $"the name is longer than the server's limit of {Options.MaxNameBytes} bytes");
-            return false;
-        }
-
-        if (SharePath.TryResolve(_server.Root, path, out fullPath, out reason))
-        {
-            status = StatusCode.Ok;
-            return true;
-        }
-
-        status = StatusCode.PathRefused;
-        return false;
-    }
-
-    private bool TryOpenFile(string path, out FileInfo? file, out StatusCode status, out string? reason)
-    {
-        file = null;
-        if (!TryResolve(path, out string fullPath, out status, out reason))
-        {
-            return false;
-        }
-
-        // One stat for the usual case, a file; a folder (FileInfo.Exists is false for one) costs a second.
-        var info = new FileInfo(fullPath);
-        if (path.Length == 0 || (!info.Exists && Directory.Exists(fullPath)))
-        {
-            (status, reason) = (StatusCode.NotAFile, "not a file");
-            return false;
-        }
-
-        if (!info.Exists || PartialFile.IsPartialName(info.Name))
-        {
-            (status, reason) = (StatusCode.NotFound, "no such file");
-            return false;
-        }
-
-        file = info;
-        return true;
-    }
-
-    /// <summary>The partial copy offered under <paramref name="path"/> when the share has no whole file of that name.</summary>
-    private PartialCopy? FindPartialCopy(string path) =>
-        path.Length > 0 && SharePath.TryResolve(_server.Root, path, out string fullPath, out _) ? PartialCopy.Find(fullPath) : null;
-
-    private FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason)
-    {
-        if (!TryOpenFile(path, out FileInfo? file, out status, out reason))
-        {
-            return null;
-        }
-
-        try
-        {
-            var stream = new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
-            if (!SharePath.IsOpenedInside(_server.Root, stream.SafeFileHandle))
-            {
-                stream.Dispose();
-                (status, reason) = (StatusCode.PathRefused, "the path leads outside the shared folder");
-                return null;
-            }
-
-            return stream;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            (status, reason) = (Classify(e), e.Message);
-            return null;
-        }
-    }
-
     private async Task RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
     {
         await channel.SendErrorAsync(replyType, requestId, status, message, _aborting).ConfigureAwait(false);
-        Log(kind, path, 0, started, status.ToString());
+        _log.Write(kind, path, 0, started, status.ToString());
     }
-
-    private static StatusCode Classify(Exception e) => e switch
-    {
-        FileNotFoundException or DirectoryNotFoundException => StatusCode.NotFound,
-        UnauthorizedAccessException => StatusCode.PathRefused,
-        _ => StatusCode.ServerError,
-    };
 
     /// <summary>A sender that trickles a frame is told why (if it still reads) and dropped.</summary>
     private async Task DropSlowSenderAsync(FrameChannel channel, DataRateException e)
     {
         _server.Statistics.SlowConnectionDropped();
-        Log(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "TooSlow: " + e.Message);
+        _log.Write(RequestKind.Connection, "", 0, Stopwatch.GetTimestamp(), "TooSlow: " + e.Message);
         using var courtesy = CancellationTokenSource.CreateLinkedTokenSource(_aborting);
         courtesy.CancelAfter(TimeSpan.FromSeconds(1));
         await channel.SendErrorAsync(FrameType.ErrorReply, 0, StatusCode.TooSlow, e.Message, courtesy.Token).ConfigureAwait(false);
     }
-
-    private void LogAbortedSend(RequestKind kind, string path, long sent, long started, Exception e)
-    {
-        if (e is DataRateException)
-        {
-            _server.Statistics.SlowConnectionDropped();
-        }
-
-        Log(kind, path, sent, started, (e is DataRateException ? "TooSlow: " : "Aborted: ") + e.Message);
-    }
-
-    private void Log(RequestKind kind, string path, long bytes, long started, string outcome) =>
-        _server.Report(new RequestLogRecord(DateTime.UtcNow, _server.Port, _remote, kind, path, bytes, Stopwatch.GetElapsedTime(started), outcome));
 }
 
 /// <summary>A range reply promised bytes that could not all be sent; the connection must close.</summary>
