@@ -15,6 +15,7 @@ public sealed class FileDownloader(ConnectionPool pool)
 {
     private const long SmallFile = 1024 * 1024;
     private string? _lastFolderMade;
+    private SourceProber? _prober;
 
     public FileShareClientOptions Options => pool.Options;
 
@@ -23,6 +24,8 @@ public sealed class FileDownloader(ConnectionPool pool)
 
     /// <summary>Leave an existing destination alone when its SHA-256 already equals the server's.</summary>
     public bool SkipIdentical { get; init; }
+
+    private SourceProber Prober => _prober ??= new SourceProber(pool, Verify);
 
     public Task<DownloadResult> DownloadAsync(string host, int port, string remotePath, string destinationPath, bool overwrite, TransferProgress? progress, CancellationToken cancellationToken) =>
         DownloadAsync(new DownloadRequest { RemotePath = remotePath, Destination = destinationPath, Sources = [new DownloadSource(host, port)], Overwrite = overwrite, Progress = progress }, cancellationToken);
@@ -48,9 +51,9 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
 
         // Asked ahead or not, the answers decide as below: a destination that appeared meanwhile is still skipped or refused.
-        List<Probe> probes = ahead is not null || CanAskTogether(request, partial)
-            ? [await ProbeAndOpenAsync(primary, remotePath, ahead, request.Next, cancellationToken).ConfigureAwait(false)]
-            : await ProbeAsync(request, cancellationToken).ConfigureAwait(false);
+        List<SourceProbe> probes = ahead is not null || Prober.CanAskTogether(request, partial)
+            ? [await Prober.ProbeAndOpenAsync(primary, remotePath, ahead, request.Next, cancellationToken).ConfigureAwait(false)]
+            : await Prober.ProbeAsync(request, cancellationToken).ConfigureAwait(false);
         FileShareConnection? opened = probes[0].Opened;
         try
         {
@@ -66,45 +69,14 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    /// <summary>
-    /// A lone source known to answer piece maps, for a file with nothing here yet: its digest and the whole file are
-    /// asked for in one round trip (nothing to skip, resume or split, so the read is wanted whatever the digest says).
-    /// </summary>
-    private bool CanAskTogether(DownloadRequest request, string partial) =>
-        Verify && request.Sources.Count == 1 && Options.Protocol != WireProtocol.Seed && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
-        && !File.Exists(request.Destination) && !File.Exists(partial);
-
-    /// <summary>
-    /// Sends <paramref name="next"/>'s digest and read requests on <paramref name="connection"/>, which has just
-    /// answered this download's, when they could be sent together and go to the same server. The next download takes
-    /// the connection over; a failure to send leaves it to ask for itself.
-    /// </summary>
-    private async Task AskAheadAsync(FileShareConnection connection, DownloadRequest? next, CancellationToken cancellationToken)
-    {
-        if (next is null || next.Sources[0].Endpoint != connection.Endpoint || !CanAskTogether(next, PartialFile.PathFor(next.Destination)))
-        {
-            return;
-        }
-
-        try
-        {
-            await connection.SendHashAndReadAheadAsync(next.RemotePath, cancellationToken).ConfigureAwait(false);
-            next.HoldRequestsAhead(connection);
-        }
-        catch (FileShareException)
-        {
-            // The connection failed: this download's bytes tell, and the next one opens its own.
-        }
-    }
-
-    private async Task<DownloadResult> FromProbesAsync(DownloadRequest request, List<Probe> probes, string partial, long started, Func<FileShareConnection?> takeOpened, CancellationToken cancellationToken)
+    private async Task<DownloadResult> FromProbesAsync(DownloadRequest request, List<SourceProbe> probes, string partial, long started, Func<FileShareConnection?> takeOpened, CancellationToken cancellationToken)
     {
         string remotePath = request.RemotePath;
         string destinationPath = request.Destination;
-        Probe? reference = probes.FirstOrDefault(p => p.Error is null);
+        SourceProbe? reference = probes.FirstOrDefault(p => p.Error is null);
         if (reference is null)
         {
-            Probe first = probes[0];
+            SourceProbe first = probes[0];
             if (first.Error!.Kind == FileShareErrorKind.NotSupportedBySeedServer && Options.Protocol == WireProtocol.Auto)
             {
                 pool.MarkSeedServer(first.Source.Host, first.Source.Port);
@@ -114,8 +86,8 @@ public sealed class FileDownloader(ConnectionPool pool)
             throw first.Error;
         }
 
-        var group = new List<Probe>();
-        foreach (Probe probe in probes)
+        var group = new List<SourceProbe>();
+        foreach (SourceProbe probe in probes)
         {
             if (probe.Error is not null)
             {
@@ -165,83 +137,10 @@ public sealed class FileDownloader(ConnectionPool pool)
         return await PiecesAsync(request, group, digest, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>What a source said about the file; <see cref="Opened"/> is a connection with the whole file already asked for.</summary>
-    private sealed record Probe(DownloadSource Source, FileDigest? Digest, PieceMap? Pieces, FileShareException? Error)
-    {
-        public FileShareConnection? Opened { get; init; }
-
-        public RangeReply Range { get; init; }
-    }
-
-    /// <summary>Asks every source, at once, for the file's digest and which pieces it holds.</summary>
-    private async Task<List<Probe>> ProbeAsync(DownloadRequest request, CancellationToken cancellationToken)
-    {
-        Task<Probe>[] probes = request.Sources.Select(source => ProbeAsync(source, request.RemotePath, cancellationToken)).ToArray();
-        return [.. await Task.WhenAll(probes).ConfigureAwait(false)];
-    }
-
-    private Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
-        AskAsync(source, async connection =>
-        {
-            (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
-            pool.Return(connection);
-            return new Probe(source, digest, pieces, null);
-        }, cancellationToken);
-
-    /// <param name="ahead">A connection on which the requests were already sent (by the download before this one).</param>
-    private Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, FileShareConnection? ahead, DownloadRequest? next, CancellationToken cancellationToken) =>
-        AskAsync(source, async connection =>
-        {
-            (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync(remotePath, cancellationToken).ConfigureAwait(false);
-            await AskAheadAsync(connection, next, cancellationToken).ConfigureAwait(false);
-            return new Probe(source, digest, held, null) { Opened = connection, Range = range };
-        }, cancellationToken, ahead);
-
-    /// <summary>Rents a connection to <paramref name="source"/> (or takes <paramref name="first"/>) and asks; a server's refusal becomes the probe's error.</summary>
-    private async Task<Probe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<Probe>> ask, CancellationToken cancellationToken, FileShareConnection? first = null)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            FileShareConnection connection;
-            bool reused;
-            try
-            {
-                (connection, reused) = attempt == 0 && first is not null
-                    ? (first, true)
-                    : await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
-            }
-            catch (FileShareException e)
-            {
-                return new Probe(source, null, null, e);
-            }
-
-            try
-            {
-                return await ask(connection).ConfigureAwait(false);
-            }
-            catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
-            {
-                // A pooled connection the server has since closed; one fresh attempt tells a stale socket from a dead server.
-                connection.Dispose();
-            }
-            catch (FileShareException e)
-            {
-                // A refusal (not found, path refused) leaves the connection in step; the pool disposes any other.
-                pool.Return(connection);
-                return new Probe(source, null, null, e);
-            }
-            catch
-            {
-                connection.Dispose();
-                throw;
-            }
-        }
-    }
-
     private static bool SameContent(FileDigest a, FileDigest b) =>
         a.Length == b.Length && a.PieceSize == b.PieceSize && a.Sha256.AsSpan().SequenceEqual(b.Sha256);
 
-    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<Probe> group, FileDigest digest, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
+    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<SourceProbe> group, FileDigest digest, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
     {
         string remotePath = request.RemotePath;
         string statePath = PartialState.PathFor(partial);
@@ -312,7 +211,7 @@ public sealed class FileDownloader(ConnectionPool pool)
     }
 
     /// <summary>Why pieces are still missing: the only source's own failure, or which byte ranges no source could give.</summary>
-    private async Task<FileShareException> ExplainShortfallAsync(DownloadRequest request, List<Probe> group, FileDigest digest, PieceDownload download, CancellationToken cancellationToken)
+    private async Task<FileShareException> ExplainShortfallAsync(DownloadRequest request, List<SourceProbe> group, FileDigest digest, PieceDownload download, CancellationToken cancellationToken)
     {
         List<(DownloadSource Source, FileShareException Error)> dropped = download.Dropped;
 
@@ -435,32 +334,6 @@ public sealed class FileDownloader(ConnectionPool pool)
         catch (IOException) when (!overwrite && File.Exists(destinationPath))
         {
             throw DestinationExists(destinationPath, endpoint, remotePath);
-        }
-    }
-
-    /// <summary>
-    /// The digest and, for a partial copy, the pieces the server holds; a server that predates piece maps is asked
-    /// again for the digest alone, and one that cannot hash gives null (its file then cannot be verified).
-    /// </summary>
-    private async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
-    {
-        try
-        {
-            (FileDigest digest, PieceMap? held) = await connection.HashWithPiecesAsync(remotePath, cancellationToken).ConfigureAwait(false);
-            pool.MarkAnswersPieceMaps(connection.Endpoint);
-            return (digest, held);
-        }
-        catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
-        {
-        }
-
-        try
-        {
-            return (await connection.HashAsync(remotePath, cancellationToken).ConfigureAwait(false), null);
-        }
-        catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
-        {
-            return default;
         }
     }
 
