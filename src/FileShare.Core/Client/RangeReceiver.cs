@@ -14,7 +14,8 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
     // Bodies up to this size are written in one synchronous call once they are all in.
     private const int SmallBody = 64 * 1024;
 
-    public async Task ReceiveAsync(FrameChannel channel, string path, long count, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, CancellationTokenSource deadline)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask ReceiveAsync(FrameChannel channel, string path, long count, SafeFileHandle target, long targetOffset, TransferProgress? progress, PieceVerifier? verifier, CancellationTokenSource deadline)
     {
         // Two buffers: the disk write of one overlaps the network read into the other. A small body needs one, of its size.
         bool small = count <= SmallBody;
