@@ -109,6 +109,18 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
         File.Move(temporary, statePath, overwrite: true);
     }
 
+    internal void TryWrite(string statePath)
+    {
+        try
+        {
+            Write(statePath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Without a record the partial file is merely not resumable; the download itself goes on.
+        }
+    }
+
     /// <summary>
     /// Same content, same piece layout: a copy of this digest can continue this partial file. Piece hashes in another
     /// algorithm cannot be compared; the pieces a resume keeps are checked against the new digest anyway.

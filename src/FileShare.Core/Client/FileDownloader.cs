@@ -1,63 +1,8 @@
-using System.Buffers;
 using System.Diagnostics;
-using System.Security.Cryptography;
 using FileShare.Protocol;
 using Microsoft.Win32.SafeHandles;
 
 namespace FileShare.Client;
-
-/// <summary>One finished download; <see cref="Sha256"/> is the verified content hash when the server offers hashes.</summary>
-public sealed record DownloadResult(string Path, long Length, TimeSpan Duration, string Endpoint, WireProtocol Protocol, string? Sha256 = null, bool Skipped = false)
-{
-    /// <summary>Bytes each source sent for this download (a source that was dropped may appear with what it sent before).</summary>
-    public IReadOnlyList<SourceBytes> Sources { get; init; } = [];
-
-    /// <summary>Bytes a resumed download found verified in its partial file and did not fetch again.</summary>
-    public long BytesResumed { get; init; }
-}
-
-public readonly record struct SourceBytes(string Endpoint, long Bytes);
-
-/// <summary>What to download, from where, and how to tell the caller what happened on the way.</summary>
-public sealed class DownloadRequest
-{
-    public required string RemotePath { get; init; }
-
-    public required string Destination { get; init; }
-
-    /// <summary>Servers that may offer the file; the first one's content is the one wanted.</summary>
-    public required IReadOnlyList<DownloadSource> Sources { get; init; }
-
-    public bool Overwrite { get; init; } = true;
-
-    /// <summary>Continue from a partial file whose state record describes the same source content.</summary>
-    public bool Resume { get; init; } = true;
-
-    public TransferProgress? Progress { get; init; }
-
-    /// <summary>Explanations (why a download resumes or starts over); any thread.</summary>
-    public Action<string>? Notice { get; init; }
-
-    /// <summary>A source that was not used (different content) or was dropped while the others went on; any thread.</summary>
-    public Action<FileShareException>? SourceProblem { get; init; }
-
-    /// <summary>
-    /// The download that follows this one (on the same worker of a batch): when both come from the one server, its
-    /// requests go out on this one's connection once this one's answers are in, so the server works on it while this
-    /// one's bytes are written here.
-    /// </summary>
-    public DownloadRequest? Next { get; set; }
-
-    private FileShareConnection? _requestsAhead;
-
-    /// <summary>A connection on which this download's digest and whole file were asked for ahead of time; it owns it from now on.</summary>
-    internal void HoldRequestsAhead(FileShareConnection connection) => Volatile.Write(ref _requestsAhead, connection);
-
-    internal FileShareConnection? TakeRequestsAhead() => Interlocked.Exchange(ref _requestsAhead, null);
-
-    /// <summary>For a download that will not run after all: closes the connection holding its requests, if any.</summary>
-    public void AbandonRequestsAhead() => TakeRequestsAhead()?.Dispose();
-}
 
 /// <summary>
 /// Downloads whole files into a hidden ".partial" beside the destination and renames it into place only when
@@ -68,11 +13,9 @@ public sealed class DownloadRequest
 /// </summary>
 public sealed class FileDownloader(ConnectionPool pool)
 {
-    private static readonly TimeSpan StateSaveInterval = TimeSpan.FromMilliseconds(500);
     private const long SmallFile = 1024 * 1024;
-    // Reads of a local file checked by its whole-file hash (a digest without piece hashes).
-    private const int WholeFileReadBuffer = 1024 * 1024;
     private string? _lastFolderMade;
+    private SourceProber? _prober;
 
     public FileShareClientOptions Options => pool.Options;
 
@@ -81,6 +24,8 @@ public sealed class FileDownloader(ConnectionPool pool)
 
     /// <summary>Leave an existing destination alone when its SHA-256 already equals the server's.</summary>
     public bool SkipIdentical { get; init; }
+
+    private SourceProber Prober => _prober ??= new SourceProber(pool, Verify);
 
     public Task<DownloadResult> DownloadAsync(string host, int port, string remotePath, string destinationPath, bool overwrite, TransferProgress? progress, CancellationToken cancellationToken) =>
         DownloadAsync(new DownloadRequest { RemotePath = remotePath, Destination = destinationPath, Sources = [new DownloadSource(host, port)], Overwrite = overwrite, Progress = progress }, cancellationToken);
@@ -106,9 +51,9 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
 
         // Asked ahead or not, the answers decide as below: a destination that appeared meanwhile is still skipped or refused.
-        List<Probe> probes = ahead is not null || CanAskTogether(request, partial)
-            ? [await ProbeAndOpenAsync(primary, remotePath, ahead, request.Next, cancellationToken).ConfigureAwait(false)]
-            : await ProbeAsync(request, cancellationToken).ConfigureAwait(false);
+        List<SourceProbe> probes = ahead is not null || Prober.CanAskTogether(request, partial)
+            ? [await Prober.ProbeAndOpenAsync(primary, remotePath, ahead, request.Next, cancellationToken).ConfigureAwait(false)]
+            : await Prober.ProbeAsync(request, cancellationToken).ConfigureAwait(false);
         FileShareConnection? opened = probes[0].Opened;
         try
         {
@@ -124,45 +69,14 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    /// <summary>
-    /// A lone source known to answer piece maps, for a file with nothing here yet: its digest and the whole file are
-    /// asked for in one round trip (nothing to skip, resume or split, so the read is wanted whatever the digest says).
-    /// </summary>
-    private bool CanAskTogether(DownloadRequest request, string partial) =>
-        Verify && request.Sources.Count == 1 && Options.Protocol != WireProtocol.Seed && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
-        && !File.Exists(request.Destination) && !File.Exists(partial);
-
-    /// <summary>
-    /// Sends <paramref name="next"/>'s digest and read requests on <paramref name="connection"/>, which has just
-    /// answered this download's, when they could be sent together and go to the same server. The next download takes
-    /// the connection over; a failure to send leaves it to ask for itself.
-    /// </summary>
-    private async Task AskAheadAsync(FileShareConnection connection, DownloadRequest? next, CancellationToken cancellationToken)
-    {
-        if (next is null || next.Sources[0].Endpoint != connection.Endpoint || !CanAskTogether(next, PartialFile.PathFor(next.Destination)))
-        {
-            return;
-        }
-
-        try
-        {
-            await connection.SendHashAndReadAheadAsync(next.RemotePath, cancellationToken).ConfigureAwait(false);
-            next.HoldRequestsAhead(connection);
-        }
-        catch (FileShareException)
-        {
-            // The connection failed: this download's bytes tell, and the next one opens its own.
-        }
-    }
-
-    private async Task<DownloadResult> FromProbesAsync(DownloadRequest request, List<Probe> probes, string partial, long started, Func<FileShareConnection?> takeOpened, CancellationToken cancellationToken)
+    private async Task<DownloadResult> FromProbesAsync(DownloadRequest request, List<SourceProbe> probes, string partial, long started, Func<FileShareConnection?> takeOpened, CancellationToken cancellationToken)
     {
         string remotePath = request.RemotePath;
         string destinationPath = request.Destination;
-        Probe? reference = probes.FirstOrDefault(p => p.Error is null);
+        SourceProbe? reference = probes.FirstOrDefault(p => p.Error is null);
         if (reference is null)
         {
-            Probe first = probes[0];
+            SourceProbe first = probes[0];
             if (first.Error!.Kind == FileShareErrorKind.NotSupportedBySeedServer && Options.Protocol == WireProtocol.Auto)
             {
                 pool.MarkSeedServer(first.Source.Host, first.Source.Port);
@@ -172,8 +86,8 @@ public sealed class FileDownloader(ConnectionPool pool)
             throw first.Error;
         }
 
-        var group = new List<Probe>();
-        foreach (Probe probe in probes)
+        var group = new List<SourceProbe>();
+        foreach (SourceProbe probe in probes)
         {
             if (probe.Error is not null)
             {
@@ -194,7 +108,7 @@ public sealed class FileDownloader(ConnectionPool pool)
         FileDigest? digest = reference.Digest;
         if (digest is not null && File.Exists(destinationPath))
         {
-            if (SkipIdentical && await IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
+            if (SkipIdentical && await LocalCopy.IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
             {
                 return new DownloadResult(destinationPath, digest.Length, Stopwatch.GetElapsedTime(started), reference.Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex, Skipped: true);
             }
@@ -223,88 +137,15 @@ public sealed class FileDownloader(ConnectionPool pool)
         return await PiecesAsync(request, group, digest, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>What a source said about the file; <see cref="Opened"/> is a connection with the whole file already asked for.</summary>
-    private sealed record Probe(DownloadSource Source, FileDigest? Digest, PieceMap? Pieces, FileShareException? Error)
-    {
-        public FileShareConnection? Opened { get; init; }
-
-        public RangeReply Range { get; init; }
-    }
-
-    /// <summary>Asks every source, at once, for the file's digest and which pieces it holds.</summary>
-    private async Task<List<Probe>> ProbeAsync(DownloadRequest request, CancellationToken cancellationToken)
-    {
-        Task<Probe>[] probes = request.Sources.Select(source => ProbeAsync(source, request.RemotePath, cancellationToken)).ToArray();
-        return [.. await Task.WhenAll(probes).ConfigureAwait(false)];
-    }
-
-    private Task<Probe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
-        AskAsync(source, async connection =>
-        {
-            (FileDigest? digest, PieceMap? pieces) = Verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
-            pool.Return(connection);
-            return new Probe(source, digest, pieces, null);
-        }, cancellationToken);
-
-    /// <param name="ahead">A connection on which the requests were already sent (by the download before this one).</param>
-    private Task<Probe> ProbeAndOpenAsync(DownloadSource source, string remotePath, FileShareConnection? ahead, DownloadRequest? next, CancellationToken cancellationToken) =>
-        AskAsync(source, async connection =>
-        {
-            (FileDigest digest, PieceMap? held, RangeReply range) = await connection.HashAndReadAsync(remotePath, cancellationToken).ConfigureAwait(false);
-            await AskAheadAsync(connection, next, cancellationToken).ConfigureAwait(false);
-            return new Probe(source, digest, held, null) { Opened = connection, Range = range };
-        }, cancellationToken, ahead);
-
-    /// <summary>Rents a connection to <paramref name="source"/> (or takes <paramref name="first"/>) and asks; a server's refusal becomes the probe's error.</summary>
-    private async Task<Probe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<Probe>> ask, CancellationToken cancellationToken, FileShareConnection? first = null)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            FileShareConnection connection;
-            bool reused;
-            try
-            {
-                (connection, reused) = attempt == 0 && first is not null
-                    ? (first, true)
-                    : await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false);
-            }
-            catch (FileShareException e)
-            {
-                return new Probe(source, null, null, e);
-            }
-
-            try
-            {
-                return await ask(connection).ConfigureAwait(false);
-            }
-            catch (FileShareException e) when (reused && attempt == 0 && e.Kind is FileShareErrorKind.ConnectionFailed or FileShareErrorKind.IncompleteTransfer)
-            {
-                // A pooled connection the server has since closed; one fresh attempt tells a stale socket from a dead server.
-                connection.Dispose();
-            }
-            catch (FileShareException e)
-            {
-                // A refusal (not found, path refused) leaves the connection in step; the pool disposes any other.
-                pool.Return(connection);
-                return new Probe(source, null, null, e);
-            }
-            catch
-            {
-                connection.Dispose();
-                throw;
-            }
-        }
-    }
-
     private static bool SameContent(FileDigest a, FileDigest b) =>
         a.Length == b.Length && a.PieceSize == b.PieceSize && a.Sha256.AsSpan().SequenceEqual(b.Sha256);
 
-    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<Probe> group, FileDigest digest, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
+    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<SourceProbe> group, FileDigest digest, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
     {
         string remotePath = request.RemotePath;
         string statePath = PartialState.PathFor(partial);
         var state = new PartialState(remotePath, group.Select(p => p.Source.Endpoint).ToList(), digest, new PieceMap(digest.PieceCount));
-        bool resuming = await TryResumeAsync(request, digest, partial, state.Held, cancellationToken).ConfigureAwait(false);
+        bool resuming = await LocalCopy.TryResumeAsync(request, digest, partial, state.Held, cancellationToken).ConfigureAwait(false);
         progress.SetTotal(digest.Length);
         long resumed = state.Held.HeldCount == 0 ? 0 : Enumerable.Range(0, digest.PieceCount).Where(state.Held.Has).Sum(p => Math.Min(digest.PieceSize, digest.Length - ((long)p * digest.PieceSize)));
         progress.AddResumed(resumed);
@@ -313,13 +154,13 @@ public sealed class FileDownloader(ConnectionPool pool)
         PieceDownload? download = null;
         try
         {
-            using (SafeFileHandle handle = resuming ? OpenToResume(partial, digest.Length) : OpenPartial(partial, digest.Length))
+            using (SafeFileHandle handle = resuming ? LocalCopy.OpenToResume(partial, digest.Length) : OpenPartial(partial, digest.Length))
             {
                 download = new PieceDownload(pool, remotePath, digest, handle, state.Held, progress, opened is ({ } connection, RangeReply range) ? (connection, range) : null);
                 keep = true;
                 // A file of one piece has nothing worth recording until it is whole; the failure path still records it.
                 using var saving = digest.PieceCount > 1 ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
-                Task saver = saving is null ? Task.CompletedTask : SaveWhileRunningAsync(download, state, statePath, saving.Token);
+                Task saver = saving is null ? Task.CompletedTask : download.SaveStateWhileRunningAsync(state, statePath, saving.Token);
                 try
                 {
                     await download.RunAsync(group.Select(p => (p.Source, p.Pieces)).ToList(), cancellationToken).ConfigureAwait(false);
@@ -362,100 +203,15 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
             else
             {
-                SaveState(state, statePath);
+                state.TryWrite(statePath);
             }
 
             throw;
         }
     }
 
-    /// <summary>
-    /// Marks the pieces of an earlier partial file that still verify, when its record describes the same content;
-    /// otherwise says why the download starts over. Returns whether there is anything to continue from.
-    /// </summary>
-    private static async Task<bool> TryResumeAsync(DownloadRequest request, FileDigest digest, string partial, PieceMap held, CancellationToken cancellationToken)
-    {
-        string statePath = PartialState.PathFor(partial);
-        if (!File.Exists(partial))
-        {
-            PartialFile.TryDelete(statePath);
-            return false;
-        }
-
-        string name = request.RemotePath;
-        PartialState? previous = PartialState.TryRead(statePath);
-        string? reason = !request.Resume ? "-Resume is off"
-            : previous is null ? "its partial file has no state record to resume from"
-            : !previous.Describes(digest) ? $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)"
-            : null;
-        if (reason is not null)
-        {
-            request.Notice?.Invoke($"'{name}': starting over, {reason}.");
-            PartialFile.Discard(partial);
-            return false;
-        }
-
-        // The record may claim pieces whose bytes a crash lost before they reached the disk: check each one.
-        int claimed = 0, kept = 0;
-        using (SafeFileHandle file = File.OpenHandle(partial, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite, FileOptions.Asynchronous))
-        {
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
-            try
-            {
-                for (int piece = 0; piece < digest.PieceCount; piece++)
-                {
-                    if (!previous!.Held.Has(piece))
-                    {
-                        continue;
-                    }
-
-                    claimed++;
-                    if (await LocalPieceMatchesAsync(file, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
-                    {
-                        held.Set(piece);
-                        kept++;
-                    }
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-
-        request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
-        return true;
-    }
-
-    /// <summary>Whether the local file holds piece <paramref name="piece"/> of <paramref name="digest"/>, read into <paramref name="buffer"/> (a piece long).</summary>
-    private static async ValueTask<bool> LocalPieceMatchesAsync(SafeFileHandle file, FileDigest digest, int piece, byte[] buffer, CancellationToken cancellationToken)
-    {
-        long offset = (long)piece * digest.PieceSize;
-        int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
-        int read = 0;
-        while (read < length)
-        {
-            int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                return false;
-            }
-
-            read += n;
-        }
-
-        return MatchesPiece(digest, piece, buffer.AsSpan(0, length));
-    }
-
-    private static bool MatchesPiece(FileDigest digest, int piece, ReadOnlySpan<byte> data)
-    {
-        Span<byte> actual = stackalloc byte[ProtocolConstants.Sha256Length];
-        PieceHasher.HashPiece(digest.PieceAlgorithm, data, actual);
-        return actual.SequenceEqual(digest.PieceHash(piece));
-    }
-
     /// <summary>Why pieces are still missing: the only source's own failure, or which byte ranges no source could give.</summary>
-    private async Task<FileShareException> ExplainShortfallAsync(DownloadRequest request, List<Probe> group, FileDigest digest, PieceDownload download, CancellationToken cancellationToken)
+    private async Task<FileShareException> ExplainShortfallAsync(DownloadRequest request, List<SourceProbe> group, FileDigest digest, PieceDownload download, CancellationToken cancellationToken)
     {
         List<(DownloadSource Source, FileShareException Error)> dropped = download.Dropped;
 
@@ -484,32 +240,6 @@ public sealed class FileDownloader(ConnectionPool pool)
         return new FileShareException(FileShareErrorKind.PiecesUnavailable,
             $"'{request.RemotePath}': no source has bytes {ranges} of its {digest.Length:N0} (asked {sources}){why}. The verified pieces are kept for a later Get-RemoteFile.",
             group[0].Source.Endpoint, request.RemotePath);
-    }
-
-    private static async Task SaveWhileRunningAsync(PieceDownload download, PartialState state, string statePath, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            // Suppressed: the end of every download cancels the wait, and an exception each time costs more than the save.
-            await Task.Delay(StateSaveInterval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            if (!cancellationToken.IsCancellationRequested && download.Dirty)
-            {
-                download.Dirty = false;
-                SaveState(state, statePath);
-            }
-        }
-    }
-
-    private static void SaveState(PartialState state, string statePath)
-    {
-        try
-        {
-            state.Write(statePath);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Without a record the partial file is merely not resumable; the download itself goes on.
-        }
     }
 
     /// <summary>One stream from one server, for servers without piece hashes; nothing to resume, so a failure discards it.</summary>
@@ -607,83 +337,6 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    /// <summary>
-    /// The digest and, for a partial copy, the pieces the server holds; a server that predates piece maps is asked
-    /// again for the digest alone, and one that cannot hash gives null (its file then cannot be verified).
-    /// </summary>
-    private async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
-    {
-        try
-        {
-            (FileDigest digest, PieceMap? held) = await connection.HashWithPiecesAsync(remotePath, cancellationToken).ConfigureAwait(false);
-            pool.MarkAnswersPieceMaps(connection.Endpoint);
-            return (digest, held);
-        }
-        catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
-        {
-        }
-
-        try
-        {
-            return (await connection.HashAsync(remotePath, cancellationToken).ConfigureAwait(false), null);
-        }
-        catch (FileShareException e) when (e.Kind == FileShareErrorKind.BadRequest)
-        {
-            return default;
-        }
-    }
-
-    /// <summary>
-    /// Whether the local file already has the digest's content: checked piece by piece in the digest's own piece
-    /// algorithm (BLAKE3 reads a 4 MiB piece several times faster than SHA-256 does), stopping at the first piece
-    /// that differs; every piece matching vouches for the whole file's SHA-256, as it does for a download. A digest
-    /// without piece hashes is checked by its whole-file SHA-256.
-    /// </summary>
-    private static async Task<bool> IsIdenticalAsync(string path, FileDigest digest, CancellationToken cancellationToken)
-    {
-        using SafeFileHandle local = File.OpenHandle(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        if (RandomAccess.GetLength(local) != digest.Length)
-        {
-            return false;
-        }
-
-        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(digest.Length, 1, digest.PieceCount > 0 ? digest.PieceSize : WholeFileReadBuffer));
-        try
-        {
-            if (digest.PieceCount > 0)
-            {
-                for (int piece = 0; piece < digest.PieceCount; piece++)
-                {
-                    if (!await LocalPieceMatchesAsync(local, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
-                    {
-                        return false;
-                    }
-                }
-
-                return true;
-            }
-
-            using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            for (long offset = 0; offset < digest.Length;)
-            {
-                int n = await RandomAccess.ReadAsync(local, buffer, offset, cancellationToken).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    return false;
-                }
-
-                whole.AppendData(buffer, 0, n);
-                offset += n;
-            }
-
-            return whole.GetHashAndReset().AsSpan().SequenceEqual(digest.Sha256);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
     /// <summary>A mismatch on a file whose version moved on since it was hashed is a changed file, not damage.</summary>
     private async Task<FileShareException> ExplainMismatchAsync(string host, int port, string remotePath, FileDigest digest, FileShareException mismatch, CancellationToken cancellationToken)
     {
@@ -704,22 +357,6 @@ public sealed class FileDownloader(ConnectionPool pool)
         {
             return mismatch;
         }
-    }
-
-    private static SafeFileHandle OpenToResume(string partial, long length)
-    {
-        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Open, FileAccess.ReadWrite, System.IO.FileShare.Read, FileOptions.None);
-        try
-        {
-            RandomAccess.SetLength(handle, length);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-
-        return handle;
     }
 
     /// <summary>

@@ -1,7 +1,5 @@
-using System.Buffers;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using FileShare.Protocol;
 using Microsoft.Win32.SafeHandles;
@@ -14,12 +12,10 @@ namespace FileShare.Client;
 /// </summary>
 public sealed class FileShareConnection : IDisposable
 {
-    // Bodies up to this size are written in one synchronous call once they are all in.
-    private const int SmallBody = 64 * 1024;
-
     private readonly Socket _socket;
     private readonly string _host;
     private readonly FileShareClientOptions _options;
+    private readonly RangeReceiver _receiver;
 
     // Replaced once, by TLS, during the handshake.
     private Stream _stream;
@@ -34,6 +30,7 @@ public sealed class FileShareConnection : IDisposable
         _channel = new FrameChannel(_stream, readAhead: true);
         _options = options;
         Endpoint = endpoint;
+        _receiver = new RangeReceiver(endpoint, options);
     }
 
     /// <summary>host:port as the caller named it.</summary>
@@ -314,17 +311,9 @@ public sealed class FileShareConnection : IDisposable
         long count = _pendingRange;
         _pendingRange = 0;
         using CancellationTokenSource deadline = BeginRequest(cancellationToken, answeringAhead: true);
-
         try
         {
-            if (count <= SmallBody || !_options.OverlapWrites)
-            {
-                await ReceiveInPlaceAsync(path, target, targetOffset, count, progress, verifier, deadline).ConfigureAwait(false);
-            }
-            else
-            {
-                await ReceiveOverlappedAsync(path, target, targetOffset, count, progress, verifier, deadline).ConfigureAwait(false);
-            }
+            await _receiver.ReceiveAsync(_channel, path, count, target, targetOffset, progress, verifier, deadline).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException)
         {
@@ -336,101 +325,6 @@ public sealed class FileShareConnection : IDisposable
         {
             throw translated;
         }
-    }
-
-    /// <summary>
-    /// Receives into one buffer, writing and hashing each fill here before the next: for a small body, handing a write
-    /// of a few KiB to the thread pool costs more than the write itself; with many downloads at once, the others keep
-    /// the disk and the CPU busy meanwhile.
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReceiveInPlaceAsync(string path, SafeFileHandle target, long targetOffset, long count, TransferProgress? progress, PieceVerifier? verifier, CancellationTokenSource deadline)
-    {
-        int size = (int)Math.Clamp(count, 1, count <= SmallBody ? SmallBody : _options.ReceiveBufferSize);
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
-        try
-        {
-            for (long received = 0; received < count;)
-            {
-                Memory<byte> fill = buffer.AsMemory(0, (int)Math.Min(count - received, size));
-                await FillAsync(fill, path, received, count, progress, deadline).ConfigureAwait(false);
-                LocalFile.Write(target, fill.Span, targetOffset + received, path, Endpoint);
-                verifier?.Append(fill.Span);
-                received += fill.Length;
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>Receives into two buffers in turn: the disk write of one overlaps the network read into the other.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReceiveOverlappedAsync(string path, SafeFileHandle target, long targetOffset, long count, TransferProgress? progress, PieceVerifier? verifier, CancellationTokenSource deadline)
-    {
-        byte[] receiving = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
-        byte[] writing = ArrayPool<byte>.Shared.Rent(_options.ReceiveBufferSize);
-        ValueTask pendingWrite = default;
-        try
-        {
-            for (long received = 0; received < count;)
-            {
-                // The buffer is filled before it is handed on: BLAKE3 hashes a 4 MiB span (a whole piece, in one call)
-                // two to five times as fast as the 16-64 KiB a single receive brings, and each hand-off to the pool
-                // costs a wake-up.
-                Memory<byte> fill = receiving.AsMemory(0, (int)Math.Min(count - received, receiving.Length));
-                await FillAsync(fill, path, received, count, progress, deadline).ConfigureAwait(false);
-
-                await TakePending(ref pendingWrite).ConfigureAwait(false);
-                pendingWrite = LocalFile.WriteAsync(target, fill, targetOffset + received, verifier, path, Endpoint);
-                (receiving, writing) = (writing, receiving);
-                received += fill.Length;
-            }
-
-            await TakePending(ref pendingWrite).ConfigureAwait(false);
-        }
-        finally
-        {
-            await LocalFile.SettleAsync(TakePending(ref pendingWrite)).ConfigureAwait(false);
-            ArrayPool<byte>.Shared.Return(receiving);
-            ArrayPool<byte>.Shared.Return(writing);
-        }
-    }
-
-    /// <summary>The next <c>buffer.Length</c> bytes of a promised body, of which <paramref name="received"/> came before.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask FillAsync(Memory<byte> buffer, string path, long received, long promised, TransferProgress? progress, CancellationTokenSource deadline)
-    {
-        for (int filled = 0; filled < buffer.Length;)
-        {
-            int read = await ReadBodyAsync(buffer[filled..], path, received + filled, promised, deadline).ConfigureAwait(false);
-            filled += read;
-            progress?.Add(read);
-        }
-    }
-
-    /// <summary>Some bytes of a promised body, each read within the read timeout; a connection closed early is an incomplete transfer.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> ReadBodyAsync(Memory<byte> buffer, string path, long received, long promised, CancellationTokenSource deadline)
-    {
-        deadline.CancelAfter(_options.ReadTimeout);
-        int read = await _channel.ReadRawAsync(buffer, deadline.Token).ConfigureAwait(false);
-        if (read == 0)
-        {
-            throw new FileShareException(FileShareErrorKind.IncompleteTransfer,
-                $"{Endpoint} closed the connection after {received:N0} of {promised:N0} bytes of '{path}'.", Endpoint, path);
-        }
-
-        return read;
-    }
-
-    /// <summary>Hands over a pending write and forgets it, so it is awaited exactly once (pooled ValueTasks allow no more).</summary>
-    private static ValueTask TakePending(ref ValueTask pending)
-    {
-        ValueTask taken = pending;
-        pending = default;
-        return taken;
     }
 
     public void Dispose()

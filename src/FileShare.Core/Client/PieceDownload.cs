@@ -4,36 +4,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace FileShare.Client;
 
-/// <summary>A server that offers the file: where it is and which pieces it holds (null: all of them).</summary>
-public sealed record DownloadSource(string Host, int Port)
-{
-    public string Endpoint => Client.Endpoint.Format(Host, Port);
-
-    /// <summary>Reads "host:port" or "[IPv6 address]:port"; null for anything else (a bare IPv6 address is ambiguous).</summary>
-    public static DownloadSource? TryParse(string text)
-    {
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port is < 1 or > 65535)
-        {
-            return null;
-        }
-
-        string host = text[..colon];
-        if (host.StartsWith('[') && host.EndsWith(']'))
-        {
-            host = host[1..^1];
-        }
-        else if (host.Contains(':'))
-        {
-            return null;
-        }
-
-        return host.Length == 0 ? null : new DownloadSource(host, port);
-    }
-
-    public override string ToString() => Endpoint;
-}
-
 /// <summary>
 /// Fetches the missing pieces of one file from every source at once. Each source has one connection and takes
 /// piece-aligned segments from a shared queue: with one source the whole missing run in one read (the fast path),
@@ -49,6 +19,7 @@ internal sealed class PieceDownload
     private const int FirstSegmentPieces = 2;
     private const int MaxSegmentPieces = 16;
     private static readonly TimeSpan SegmentTarget = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StateSaveInterval = TimeSpan.FromMilliseconds(500);
 
     private readonly ConnectionPool _pool;
     private readonly string _remotePath;
@@ -61,6 +32,9 @@ internal sealed class PieceDownload
     private TaskCompletionSource _changed = NewSignal();
     private int _liveWorkers;
     private (FileShareConnection Connection, RangeReply Reply)? _opened;
+
+    // Pieces verified since the state record was last written.
+    private volatile bool _dirty;
 
     /// <param name="opened">A connection on which the whole file has already been asked for, with the server's promise.</param>
     public PieceDownload(ConnectionPool pool, string remotePath, FileDigest digest, SafeFileHandle target, PieceMap held, TransferProgress progress, (FileShareConnection, RangeReply)? opened = null)
@@ -78,9 +52,6 @@ internal sealed class PieceDownload
             _state[piece] = held.Has(piece) ? Done : Missing;
         }
     }
-
-    /// <summary>Pieces verified since the state record was last written.</summary>
-    public volatile bool Dirty;
 
     /// <summary>Why each dropped source was dropped, in the order it happened.</summary>
     public List<(DownloadSource Source, FileShareException Error)> Dropped { get; } = [];
@@ -106,6 +77,21 @@ internal sealed class PieceDownload
         finally
         {
             TakeOpened()?.Connection.Dispose();
+        }
+    }
+
+    /// <summary>Writes <paramref name="state"/> to <paramref name="statePath"/> whenever pieces were verified since the last write, until cancelled.</summary>
+    public async Task SaveStateWhileRunningAsync(PartialState state, string statePath, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            // Suppressed: the end of every download cancels the wait, and an exception each time costs more than the save.
+            await Task.Delay(StateSaveInterval, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (!cancellationToken.IsCancellationRequested && _dirty)
+            {
+                _dirty = false;
+                state.TryWrite(statePath);
+            }
         }
     }
 
@@ -284,7 +270,7 @@ internal sealed class PieceDownload
         }
 
         _held.Set(piece);
-        Dirty = true;
+        _dirty = true;
     }
 
     /// <summary>Pieces of a finished or failed segment that did not verify go back to the queue.</summary>

@@ -1,0 +1,168 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using FileShare.Protocol;
+using Microsoft.Win32.SafeHandles;
+
+namespace FileShare.Client;
+
+/// <summary>
+/// What is already on the local disk, checked against a source's digest: a destination that may already hold the
+/// file, and a partial file that a download may continue.
+/// </summary>
+internal static class LocalCopy
+{
+    // Reads of a local file checked by its whole-file hash (a digest without piece hashes).
+    private const int WholeFileReadBuffer = 1024 * 1024;
+
+    /// <summary>
+    /// Whether the local file already has the digest's content: checked piece by piece in the digest's own piece
+    /// algorithm (BLAKE3 reads a 4 MiB piece several times faster than SHA-256 does), stopping at the first piece
+    /// that differs; every piece matching vouches for the whole file's SHA-256, as it does for a download. A digest
+    /// without piece hashes is checked by its whole-file SHA-256.
+    /// </summary>
+    public static async Task<bool> IsIdenticalAsync(string path, FileDigest digest, CancellationToken cancellationToken)
+    {
+        using SafeFileHandle local = File.OpenHandle(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        if (RandomAccess.GetLength(local) != digest.Length)
+        {
+            return false;
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Clamp(digest.Length, 1, digest.PieceCount > 0 ? digest.PieceSize : WholeFileReadBuffer));
+        try
+        {
+            if (digest.PieceCount > 0)
+            {
+                for (int piece = 0; piece < digest.PieceCount; piece++)
+                {
+                    if (!await PieceMatchesAsync(local, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            }
+
+            using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            for (long offset = 0; offset < digest.Length;)
+            {
+                int n = await RandomAccess.ReadAsync(local, buffer, offset, cancellationToken).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return false;
+                }
+
+                whole.AppendData(buffer, 0, n);
+                offset += n;
+            }
+
+            return whole.GetHashAndReset().AsSpan().SequenceEqual(digest.Sha256);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Marks the pieces of an earlier partial file that still verify, when its record describes the same content;
+    /// otherwise says why the download starts over. Returns whether there is anything to continue from.
+    /// </summary>
+    public static async Task<bool> TryResumeAsync(DownloadRequest request, FileDigest digest, string partial, PieceMap held, CancellationToken cancellationToken)
+    {
+        string statePath = PartialState.PathFor(partial);
+        if (!File.Exists(partial))
+        {
+            PartialFile.TryDelete(statePath);
+            return false;
+        }
+
+        string name = request.RemotePath;
+        PartialState? previous = PartialState.TryRead(statePath);
+        string? reason = !request.Resume ? "-Resume is off"
+            : previous is null ? "its partial file has no state record to resume from"
+            : !previous.Describes(digest) ? $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)"
+            : null;
+        if (reason is not null)
+        {
+            request.Notice?.Invoke($"'{name}': starting over, {reason}.");
+            PartialFile.Discard(partial);
+            return false;
+        }
+
+        // The record may claim pieces whose bytes a crash lost before they reached the disk: check each one.
+        int claimed = 0, kept = 0;
+        using (SafeFileHandle file = File.OpenHandle(partial, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite, FileOptions.Asynchronous))
+        {
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
+            try
+            {
+                for (int piece = 0; piece < digest.PieceCount; piece++)
+                {
+                    if (!previous!.Held.Has(piece))
+                    {
+                        continue;
+                    }
+
+                    claimed++;
+                    if (await PieceMatchesAsync(file, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
+                    {
+                        held.Set(piece);
+                        kept++;
+                    }
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
+        return true;
+    }
+
+    public static SafeFileHandle OpenToResume(string partial, long length)
+    {
+        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Open, FileAccess.ReadWrite, System.IO.FileShare.Read, FileOptions.None);
+        try
+        {
+            RandomAccess.SetLength(handle, length);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
+        return handle;
+    }
+
+    /// <summary>Whether the local file holds piece <paramref name="piece"/> of <paramref name="digest"/>, read into <paramref name="buffer"/> (a piece long).</summary>
+    private static async ValueTask<bool> PieceMatchesAsync(SafeFileHandle file, FileDigest digest, int piece, byte[] buffer, CancellationToken cancellationToken)
+    {
+        long offset = (long)piece * digest.PieceSize;
+        int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
+        int read = 0;
+        while (read < length)
+        {
+            int n = await RandomAccess.ReadAsync(file, buffer.AsMemory(read, length - read), offset + read, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                return false;
+            }
+
+            read += n;
+        }
+
+        return MatchesPiece(digest, piece, buffer.AsSpan(0, length));
+    }
+
+    private static bool MatchesPiece(FileDigest digest, int piece, ReadOnlySpan<byte> data)
+    {
+        Span<byte> actual = stackalloc byte[ProtocolConstants.Sha256Length];
+        PieceHasher.HashPiece(digest.PieceAlgorithm, data, actual);
+        return actual.SequenceEqual(digest.PieceHash(piece));
+    }
+}

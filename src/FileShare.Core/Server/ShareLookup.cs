@@ -1,0 +1,93 @@
+using System.Text;
+using FileShare.Protocol;
+
+namespace FileShare.Server;
+
+/// <summary>
+/// A requested path as the share answers it: resolved inside the root and opened, or refused with the status and
+/// reason the reply carries.
+/// </summary>
+internal sealed class ShareLookup(FileShareServer server)
+{
+    public bool TryResolve(string path, out string fullPath, out StatusCode status, out string? reason)
+    {
+        if (Encoding.UTF8.GetByteCount(path) > server.Options.MaxNameBytes)
+        {
+            server.Statistics.RequestOverLimit();
+            (fullPath, status, reason) = (server.Root, StatusCode.LimitExceeded, $"the name is longer than the server's limit of {server.Options.MaxNameBytes} bytes");
+            return false;
+        }
+
+        if (SharePath.TryResolve(server.Root, path, out fullPath, out reason))
+        {
+            status = StatusCode.Ok;
+            return true;
+        }
+
+        status = StatusCode.PathRefused;
+        return false;
+    }
+
+    public FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason)
+    {
+        if (!TryFindFile(path, out FileInfo? file, out status, out reason))
+        {
+            return null;
+        }
+
+        try
+        {
+            var stream = new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+            if (!SharePath.IsOpenedInside(server.Root, stream.SafeFileHandle))
+            {
+                stream.Dispose();
+                (status, reason) = (StatusCode.PathRefused, "the path leads outside the shared folder");
+                return null;
+            }
+
+            return stream;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            (status, reason) = (Classify(e), e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>The partial copy offered under <paramref name="path"/> when the share has no whole file of that name.</summary>
+    public PartialCopy? FindPartialCopy(string path) =>
+        path.Length > 0 && SharePath.TryResolve(server.Root, path, out string fullPath, out _) ? PartialCopy.Find(fullPath) : null;
+
+    public static StatusCode Classify(Exception e) => e switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => StatusCode.NotFound,
+        UnauthorizedAccessException => StatusCode.PathRefused,
+        _ => StatusCode.ServerError,
+    };
+
+    private bool TryFindFile(string path, out FileInfo? file, out StatusCode status, out string? reason)
+    {
+        file = null;
+        if (!TryResolve(path, out string fullPath, out status, out reason))
+        {
+            return false;
+        }
+
+        // One stat for the usual case, a file; a folder (FileInfo.Exists is false for one) costs a second.
+        var info = new FileInfo(fullPath);
+        if (path.Length == 0 || (!info.Exists && Directory.Exists(fullPath)))
+        {
+            (status, reason) = (StatusCode.NotAFile, "not a file");
+            return false;
+        }
+
+        if (!info.Exists || PartialFile.IsPartialName(info.Name))
+        {
+            (status, reason) = (StatusCode.NotFound, "no such file");
+            return false;
+        }
+
+        file = info;
+        return true;
+    }
+}
