@@ -199,8 +199,8 @@ def markdown(rows, facts, harness, args, chart_name):
     load = lambda values: " / ".join(f"{v:.2f}" for v in values)  # noqa: E731
     out = [BEGIN_MARKER, "",
            f"Run of {facts.get('finished_utc') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{args.command_line}` "
-           f"({'quick' if harness.quick else 'full'}, {harness.rounds} rounds after two warm-up rounds (eight for the "
-           f"small files) unless a row says otherwise; took {facts.get('seconds', 0) / 60:.1f} min).",
+           f"({'quick' if harness.quick else 'full'}, {harness.rounds} rounds after two warm-up rounds (eight for one "
+           f"file and for the small files) unless a row says otherwise; took {facts.get('seconds', 0) / 60:.1f} min).",
            f"Machine: {machine()}; data and downloads on {'tmpfs (/dev/shm)' if harness.tmpfs else 'DISK (no tmpfs)'}.",
            f"Load average (1/5/15 min) before: {load(facts['load_before'])}, after: {load(facts['load_after'])}. "
            "Other jobs shared this machine during the run; rerun on a quiet machine before trusting small differences.",

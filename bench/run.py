@@ -36,11 +36,13 @@ MIB = 1 << 20
 GIB = 1 << 30
 # A warm pwsh keeps recompiling hot code (its own and ours) for several runs; the cold shape measures the first run.
 WARMUP_ROUNDS = 2
-# Per-request code is compiled again and again at first: the runtime's tiers (ReadyToRun, then an instrumented tier
-# for dynamic PGO, then tier 1) reach the server's and the client's request paths only after thousands of requests.
-# A server host's JIT time grew 2.5 s over its first ten rounds of 2,000 small files and 0.5 s over the next ten
-# (System.Runtime.JitInfo, 2026-11-26). Small rounds are short, so that shape warms up longer, every variant alike.
-SMALL_WARMUP_ROUNDS = 8
+# Code run once per command (PowerShell's command lookup and binding, the cmdlet's set-up) or once per request goes
+# through the runtime's tiers (ReadyToRun, an instrumented tier for dynamic PGO, tier 1) over many runs. Measured with
+# System.Runtime.JitInfo, 2026-11-26: a warm client pwsh still jitted 767, 631, 252, 275, 148, 137, 55, 29 methods
+# (384, 481, 129, 346, 79, 153, 60, 17 ms) in its 2nd to 9th 1 GiB Get-RemoteFile; a server host's JIT time grew
+# 2.5 s over its first ten rounds of 2,000 small files and 0.5 s over the next ten. The single-file and small-file
+# shapes, whose rounds are short, therefore warm up longer, every variant alike, to measure the steady state.
+LONG_WARMUP_ROUNDS = 8
 TICKS = os.sysconf("SC_CLK_TCK")
 BEGIN_MARKER = "<!-- bench:begin (written by ./build.ps1 Bench; edits inside are replaced) -->"
 END_MARKER = "<!-- bench:end -->"
@@ -586,7 +588,7 @@ http {{
         if self.available["iperf3"]:
             variants.append(Variant("iperf3 memory to memory (ceiling)", "iperf3 ceiling", self.iperf_run(size),
                                     [self.iperf.pid], None, units, "one TCP stream, no file on either side"))
-        self.measure(label, variants, rounds, warmup)
+        self.measure(label, variants, rounds, warmup, warmup_rounds=LONG_WARMUP_ROUNDS)
         self.progress_pairs(label, variants)
 
     def progress_pairs(self, shape, variants, pairs=None):
@@ -831,7 +833,7 @@ try {{
         variants.append(Variant("nginx + HttpClient (pwsh), one after another", "HttpClient",
                                 self.in_worker(http, script), self.nginx_pids, verify("http"), units))
         self.prepare_before(variants[-1], lambda: os.makedirs(target, exist_ok=True))
-        self.measure(label, variants, rounds, warmup_rounds=SMALL_WARMUP_ROUNDS)
+        self.measure(label, variants, rounds, warmup_rounds=LONG_WARMUP_ROUNDS)
         self.progress_pairs(label, variants)
 
     def shape_listing(self, label, folder, count, rounds):
