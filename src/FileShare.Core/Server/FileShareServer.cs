@@ -36,6 +36,7 @@ public sealed class FileShareServer : IAsyncDisposable
         }
 
         Hashes = new FileHashCache(Root);
+        Share = new ShareLookup(this);
     }
 
     public FileShareServerOptions Options { get; }
@@ -46,6 +47,8 @@ public sealed class FileShareServer : IAsyncDisposable
     public ServerStatistics Statistics { get; } = new();
 
     internal FileHashCache Hashes { get; }
+
+    internal ShareLookup Share { get; }
 
     internal SslServerAuthenticationOptions? TlsOptions { get; }
 

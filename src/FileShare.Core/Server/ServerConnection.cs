@@ -18,7 +18,6 @@ internal sealed class ServerConnection
     private readonly bool _busy;
     private readonly CancellationToken _stopping;
     private readonly CancellationToken _aborting;
-    private readonly ShareLookup _share;
     private readonly ConnectionLog _log;
     private bool _handshakeDone;
 
@@ -29,7 +28,6 @@ internal sealed class ServerConnection
         _busy = busy;
         _stopping = stopping;
         _aborting = aborting;
-        _share = new ShareLookup(server);
         _log = new ConnectionLog(server, socket);
     }
 
@@ -150,7 +148,7 @@ internal sealed class ServerConnection
         }
 
         _handshakeDone = true;
-        var session = new FileShareSession(_server, granted.HasFlag(HandshakeFeatures.PieceAlgorithms), _share, _log, _stopping, _aborting);
+        var session = new FileShareSession(_server, granted.HasFlag(HandshakeFeatures.PieceAlgorithms), _server.Share, _log, _stopping, _aborting);
         await session.ServeAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
     }
 
@@ -161,7 +159,7 @@ internal sealed class ServerConnection
 
     private async Task ServeSeedAsync(NetworkStream stream, CancellationToken handshakeToken)
     {
-        var seed = new SeedSession(_server, _socket, stream, _busy, _share, _log, _aborting);
+        var seed = new SeedSession(_server, _socket, stream, _busy, _server.Share, _log, _aborting);
         await seed.ReadNameAsync(handshakeToken).ConfigureAwait(false);
         _handshakeDone = true;
         await seed.ServeAsync().ConfigureAwait(false);
