@@ -140,6 +140,10 @@ def targets(rows, facts):
         growth = (facts["conc_host_peak_after_scaling_kib"] - facts["conc_host_idle_kib"]) / 1024
         lines.append(("... the same host after the scaling rows (up to 1,000 concurrent 1 MiB)", f"{growth:,.1f} MiB",
                       verdict(growth, 32, False, strict=True)))
+    for result in facts.get("host_growth", []):  # bench/host_growth.py
+        growth = (result["peak_kib"] - result["idle_kib"]) / 1024
+        lines.append((f"a fresh process hosting ten servers grows < 32 MiB, idle to 200 concurrent {result['file']} "
+                      f"downloads ({result['what']})", f"{growth:,.1f} MiB", verdict(growth, 32, False, strict=True)))
     big = [r for r in rows if r["shape"].startswith("1.") and r["tool"] == "FileShare" and r.get("bytes", 0) >= 4 * GIB]
     if big and "single_host_idle_kib" in facts and big[0].get("server_peak_kib"):
         growth = (big[0]["server_peak_kib"] - facts["single_host_idle_kib"]) / 1024

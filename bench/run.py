@@ -1019,6 +1019,10 @@ try {{
             self.shape_concurrent(f"2. 10 servers x 20 clients = 200 concurrent {concurrent_size // MIB} MiB downloads",
                                   20, conc_ports, "conc-source/c.bin", self.rounds)
             self.facts["conc_host_peak_kib"] = status_kib(self.conc_host.pid, "VmHWM")
+            if not quick:
+                log("ten-server host growth at 200 concurrent 1 MiB and 4 GiB downloads (fresh hosts)")
+                from host_growth import measure_sizes  # after run's own definitions: host_growth imports them
+                self.facts["host_growth"] = measure_sizes(self.pwsh, self.module_dir)
         if "small" in wanted:
             self.shape_small(f"3. {small_count:,} files of 4 KiB", "small", small_names, self.rounds, 16)
         if "listing" in wanted:

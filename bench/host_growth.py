@@ -10,8 +10,9 @@ host that served earlier batches would carry their garbage):
   the given seconds and then cancelled: 800 GiB would not fit anywhere here, and a transfer's memory on the server does
   not depend on how much of the file is still to come (sendfile; no per-byte buffers).
 
-Growth is the host's peak RSS (VmHWM, reset when the host is idle) minus its RSS when idle.
-Usage: python3 bench/host-growth.py --module out/FileShare/0.1.0 --pwsh dotnet <PSHOME>/pwsh.dll [--seconds 8]
+Growth is the host's peak RSS (VmHWM, reset when the host is idle) minus its RSS when idle. A full harness run
+(bench/run.py) runs this too and reports both rows; alone:
+Usage: python3 bench/host_growth.py --module out/FileShare/0.1.0 --pwsh dotnet <PSHOME>/pwsh.dll [--seconds 8]
 """
 import argparse
 import hashlib
@@ -122,22 +123,29 @@ def measure(pwsh, module, share, ports, client_script):
         host.wait(30)
 
 
+def measure_sizes(pwsh, module, seconds=8):
+    """Both sizes, each on a fresh host: a list of {"file", "idle_kib", "peak_kib", "what"}."""
+    work = tempfile.mkdtemp(prefix="fileshare-host-growth-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    try:
+        results = []
+        for label, run in (("1 MiB", lambda ports: one_mib(pwsh, module, work, ports)),
+                           ("4 GiB", lambda ports: four_gib(pwsh, module, work, ports, seconds))):
+            idle, peak, what = run(free_ports(SERVERS))
+            results.append({"file": label, "idle_kib": idle, "peak_kib": peak, "what": what})
+        return results
+    finally:
+        subprocess.run(["rm", "-rf", work], check=False)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", required=True, help="the built module folder (out/FileShare/<version>)")
     parser.add_argument("--pwsh", nargs="+", default=["pwsh"], help="how to start pwsh")
     parser.add_argument("--seconds", type=int, default=8, help="how long the 4 GiB downloads stay in flight")
     args = parser.parse_args()
-    module = os.path.abspath(args.module)
-    work = tempfile.mkdtemp(prefix="fileshare-host-growth-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    try:
-        for label, run in (("1 MiB", lambda ports: one_mib(args.pwsh, module, work, ports)),
-                           ("4 GiB", lambda ports: four_gib(args.pwsh, module, work, ports, args.seconds))):
-            idle, peak, what = run(free_ports(SERVERS))
-            print(f"{label}: host idle {idle / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB, "
-                  f"growth {(peak - idle) / 1024:.1f} MiB ({what})", flush=True)
-    finally:
-        subprocess.run(["rm", "-rf", work], check=False)
+    for result in measure_sizes(args.pwsh, os.path.abspath(args.module), args.seconds):
+        print(f"{result['file']}: host idle {result['idle_kib'] / 1024:.1f} MiB, peak {result['peak_kib'] / 1024:.1f} MiB, "
+              f"growth {(result['peak_kib'] - result['idle_kib']) / 1024:.1f} MiB ({result['what']})", flush=True)
 
 
 if __name__ == "__main__":
