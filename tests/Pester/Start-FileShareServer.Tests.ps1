@@ -138,16 +138,16 @@ Describe 'Start-FileShareServer' {
         (Start-FileShareServer -Port $ports -Path $share -ErrorAction Stop).Port | Should -Be $ports
     }
 
-    It 'with -Wait, serves in the foreground and stops on Ctrl+C in a terminal, freeing the port' -Tag Pty {
+    It 'with -Wait, serves in the foreground, naming where it listens, and stops on Ctrl+C in a terminal, freeing the port' -Tag Pty {
         $port = Get-FreePort
         $script = New-ChildScript -ArgumentList $port, $share -ScriptBlock {
             param($Port, $Share)
-            Start-FileShareServer -Port $Port -Path $Share -Wait | ForEach-Object { "served $($_.Request) $($_.Path) $($_.Outcome)" }
+            Start-FileShareServer -Port $Port -Path $Share -BindAddress 127.0.0.1 -Wait | ForEach-Object { "served $($_.Request) $($_.Path) $($_.Outcome)" }
         }
         # Ctrl+C is pressed once the foreground server has printed the record of the download below.
         $pty = Start-PtyCtrlC -Script $script -Marker 'served Read hello.txt Ok'
-        Wait-ServerListening -Port $port
-        $downloaded = Get-RemoteFile -Name hello.txt -Port $port -Destination (Join-Path $TestDrive 'dl-wait') -PassThru
+        Wait-ServerListening -Port $port -ComputerName 127.0.0.1
+        $downloaded = Get-RemoteFile -Name hello.txt -ComputerName 127.0.0.1 -Port $port -Destination (Join-Path $TestDrive 'dl-wait') -PassThru
         (Get-Sha256 $downloaded.FullName) | Should -Be $helloHash
 
         $verdict = Receive-PtyVerdict $pty
@@ -155,7 +155,7 @@ Describe 'Start-FileShareServer' {
         $verdict.interrupted | Should -BeTrue -Because $verdict.output
         $verdict.exited | Should -BeTrue -Because "pwsh should end after Ctrl+C; it printed: $($verdict.output)"
         $verdict.seconds_to_exit | Should -BeLessThan 5
-        $verdict.output | Should -Match 'Press Ctrl\+C to stop'
+        $verdict.output | Should -Match "sharing '.+' on 127\.0\.0\.1:$port\. Press Ctrl\+C to stop"
         Test-PortFree $port | Should -BeTrue
     }
 }
