@@ -60,6 +60,9 @@ public sealed class FileShareServer : IAsyncDisposable
 
     public IPEndPoint? LocalEndPoint => LocalEndPoints.Count > 0 ? LocalEndPoints[0] : null;
 
+    /// <summary>True when no bind address was given: one listener takes every interface, IPv6 and IPv4.</summary>
+    public bool ListensOnEveryInterface => Options.BindAddresses.Count == 0;
+
     public int Port => LocalEndPoint?.Port ?? Options.Port;
 
     /// <summary>Called on a connection's thread once per request; must be quick and must not throw.</summary>
@@ -128,7 +131,7 @@ public sealed class FileShareServer : IAsyncDisposable
     /// <summary>One listening socket per bind address, all on one port, or an exception and none.</summary>
     private Socket[] ListenAll()
     {
-        IReadOnlyList<IPAddress?> addresses = Options.BindAddresses.Count == 0 ? [null] : [.. Options.BindAddresses.Distinct()];
+        IReadOnlyList<IPAddress?> addresses = ListensOnEveryInterface ? [null] : [.. Options.BindAddresses.Distinct()];
         var listeners = new List<Socket>(addresses.Count);
         int port = Options.Port;
         try

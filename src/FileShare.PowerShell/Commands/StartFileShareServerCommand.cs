@@ -171,7 +171,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         {
             // Never block a connection on a slow console: drop the record rather than wait.
             server.RequestCompleted = record => records.TryAdd(record);
-            string where = server.Options.BindAddresses.Count == 0 ? $"port {server.Port}" : string.Join(", ", server.LocalEndPoints);
+            string where = server.ListensOnEveryInterface ? $"port {server.Port}" : string.Join(", ", server.LocalEndPoints);
             Host.UI.WriteLine($"FileShare: sharing '{server.Root}' on {where}. Press Ctrl+C to stop.");
         }
 

@@ -32,7 +32,7 @@ public sealed class FileShareServerJob : Job2
     public string Root => _server.Root;
 
     /// <summary>The addresses the server listens on, such as <c>127.0.0.1, ::1</c>, or <c>*</c> for every interface.</summary>
-    public string BindAddress => IsWildcard ? "*" : string.Join(", ", _server.LocalEndPoints.Select(endpoint => endpoint.Address));
+    public string BindAddress => _server.ListensOnEveryInterface ? "*" : string.Join(", ", _server.LocalEndPoints.Select(endpoint => endpoint.Address));
 
     public long ActiveConnections => _server.Statistics.ActiveConnections;
 
@@ -48,9 +48,7 @@ public sealed class FileShareServerJob : Job2
     public override bool HasMoreData => Output.Count > 0 || Error.Count > 0;
 
     /// <summary>Where clients connect: <c>*:5000</c>, or each address:port, such as <c>127.0.0.1:5000, [::1]:5000</c>.</summary>
-    public override string Location => IsWildcard ? $"*:{Port}" : string.Join(", ", _server.LocalEndPoints);
-
-    private bool IsWildcard => _server.Options.BindAddresses.Count == 0;
+    public override string Location => _server.ListensOnEveryInterface ? $"*:{Port}" : string.Join(", ", _server.LocalEndPoints);
 
     public override string StatusMessage => $"{ActiveConnections} connection(s), {Requests} request(s), {BytesSent} byte(s) sent";
 
