@@ -12,7 +12,8 @@
            out/packages/FileShare.<version>.nupkg for Install-PSResource / Install-Module.
     Bench  builds, then runs bench/run.py: FileShare against nginx + curl, aria2c, HttpClient, Invoke-WebRequest and
            an iperf3 ceiling on tmpfs (installs missing peers with apt-get); writes out/bench/ and, unless -Quick,
-           the results section and chart of docs/benchmarks.md. About 15 minutes; -Quick is a one-minute smoke.
+           the results section and chart of docs/benchmarks.md. About 15 minutes; -Quick is a one-minute smoke;
+           -Runs N repeats the whole run and writes every target per run with the median of the runs.
     Clean  removes build output.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
@@ -34,7 +35,11 @@ param(
     [string] $Runtime,
 
     # Bench only: the one-minute smoke (small sizes, two rounds; leaves docs/ alone).
-    [switch] $Quick
+    [switch] $Quick,
+
+    # Bench only: whole runs one after another; docs/benchmarks.md then also gets every target per run and its median.
+    [ValidateRange(1, 20)]
+    [int] $Runs = 1
 )
 
 $ErrorActionPreference = 'Stop'
@@ -143,7 +148,8 @@ switch ($Task) {
         $python = @('/usr/bin/python3', 'python3') | Where-Object { Get-Command $_ -ErrorAction SilentlyContinue } | Select-Object -First 1
         if (-not $python) { throw 'The benchmark needs python3.' }
         $pwsh = Get-PwshCommand
-        $arguments = @("$repo/bench/run.py", '--repo', $repo, '--module', $moduleDir, '--command-line', "./build.ps1 Bench$(if ($Quick) { ' -Quick' })")
+        $arguments = @("$repo/bench/run.py", '--repo', $repo, '--module', $moduleDir, '--runs', $Runs,
+            '--command-line', "./build.ps1 Bench$(if ($Quick) { ' -Quick' })$(if ($Runs -gt 1) { " -Runs $Runs" })")
         if ($Quick) { $arguments += '--quick', '--no-docs' }
         & $python @arguments '--pwsh' @pwsh
         exit $LASTEXITCODE

@@ -7,8 +7,9 @@ import shutil
 import statistics
 import subprocess
 import time
+from typing import NamedTuple
 
-from run import BEGIN_MARKER, END_MARKER, GIB, MIB, SHAPES, log
+from run import BEGIN_MARKER, END_MARKER, GIB, MIB, SERIES_BEGIN_MARKER, SERIES_END_MARKER, SHAPES, log
 
 
 def summarise(results):
@@ -57,13 +58,13 @@ def progress_cost(rows, facts, shape, label):
     if ratios:
         ordered = sorted(ratios)
         cost = statistics.median(ordered) - 1
-        return (label, f"{cost:+.1%} (median of {len(ordered)} back-to-back pairs; {ordered[0] - 1:+.0%} to {ordered[-1] - 1:+.0%})",
-                verdict(cost, 0.03, False, strict=True))
+        return Target(label, f"{cost:+.1%} (median of {len(ordered)} back-to-back pairs; {ordered[0] - 1:+.0%} to {ordered[-1] - 1:+.0%})",
+                      cost, 0.03, "%", higher_is_better=False, strict=True)
     progress = find(rows, shape, "FileShare (progress on)")
     quiet = find(rows, shape, "FileShare (progress off)")
     if quiet and progress:
         cost = progress["median_s"] / quiet["median_s"] - 1
-        return (label, f"{cost:+.1%}", verdict(cost, 0.03, False, strict=True))
+        return Target(label, f"{cost:+.1%}", cost, 0.03, "%", higher_is_better=False, strict=True)
     return None
 
 
@@ -73,6 +74,23 @@ def find(rows, shape_prefix, tool=None, variant_prefix=None):
             if (tool is None or row["tool"] == tool) and (variant_prefix is None or row["variant"].startswith(variant_prefix)):
                 return row
     return None
+
+
+class Target(NamedTuple):
+    label: str
+    measured: str
+    value: float
+    goal: float
+    unit: str  # how the value reads on its own: "x" (a ratio), "%" (a cost), " MiB"
+    higher_is_better: bool = True
+    strict: bool = False
+
+    @property
+    def verdict(self):
+        return verdict(self.value, self.goal, self.higher_is_better, self.strict)
+
+    def format(self, value):
+        return f"{value:+.1%}" if self.unit == "%" else f"{value:,.1f}{self.unit}" if self.unit == " MiB" else f"{value:.2f}{self.unit}"
 
 
 def verdict(value, target, higher_is_better=True, strict=False):
@@ -85,8 +103,12 @@ def verdict(value, target, higher_is_better=True, strict=False):
     return "**met**" if met else "**not met**"
 
 
+def memory_target(label, growth_mib):
+    return Target(label, f"{growth_mib:,.1f} MiB", growth_mib, 32, " MiB", higher_is_better=False, strict=True)
+
+
 def targets(rows, facts):
-    """(target text, measured text, verdict) for every target of issue 5 the run could measure."""
+    """A Target for every target of issue 5 the run could measure."""
     lines = []
     singles = sorted({r["shape"] for r in rows if r["shape"].startswith("1.")})
     for shape in singles:
@@ -96,67 +118,60 @@ def targets(rows, facts):
         if fs and peers:
             best = max(peers, key=lambda r: r["mib_s"])
             ratio = fs["mib_s"] / best["mib_s"]
-            lines.append((f"{shape[3:]}: FileShare >= 1.0x best peer",
-                          f"{ratio:.2f}x ({fs['mib_s']:,.0f} vs {best['tool']} {best['mib_s']:,.0f} MiB/s)",
-                          verdict(ratio, 1.0)))
+            lines.append(Target(f"{shape[3:]}: FileShare >= 1.0x best peer",
+                                f"{ratio:.2f}x ({fs['mib_s']:,.0f} vs {best['tool']} {best['mib_s']:,.0f} MiB/s)", ratio, 1.0, "x"))
         nowhere = find(rows, shape, "FileShare (to nowhere)")
         iperf = find(rows, shape, "iperf3 ceiling")
         if nowhere and iperf:
             ratio = nowhere["mib_s"] / iperf["mib_s"]
-            lines.append((f"{shape[3:]}: to nowhere >= 0.7x iperf3 single stream",
-                          f"{ratio:.2f}x ({nowhere['mib_s']:,.0f} vs {iperf['mib_s']:,.0f} MiB/s)", verdict(ratio, 0.7)))
+            lines.append(Target(f"{shape[3:]}: to nowhere >= 0.7x iperf3 single stream",
+                                f"{ratio:.2f}x ({nowhere['mib_s']:,.0f} vs {iperf['mib_s']:,.0f} MiB/s)", ratio, 0.7, "x"))
         curl = find(rows, shape, "nginx + curl")
         if fs and curl and fs.get("client_cpu") is not None and curl.get("client_cpu") is not None:
             per_gib = lambda row, key: row[key] / (row["bytes"] / GIB)  # noqa: E731
-            lines.append((f"{shape[3:]}: client CPU per GiB <= curl's",
-                          f"{per_gib(fs, 'client_cpu'):.2f} s vs {per_gib(curl, 'client_cpu'):.2f} s",
-                          verdict(per_gib(fs, "client_cpu"), per_gib(curl, "client_cpu"), False)))
-            lines.append((f"{shape[3:]}: server CPU per GiB <= nginx's",
-                          f"{per_gib(fs, 'server_cpu'):.2f} s vs {per_gib(curl, 'server_cpu'):.2f} s",
-                          verdict(per_gib(fs, "server_cpu"), per_gib(curl, "server_cpu"), False)))
+            for key, label in (("client_cpu", "client CPU per GiB <= curl's"), ("server_cpu", "server CPU per GiB <= nginx's")):
+                # Judged as FileShare's CPU over the peer's in the same run, so runs can be compared.
+                lines.append(Target(f"{shape[3:]}: {label}", f"{per_gib(fs, key):.2f} s vs {per_gib(curl, key):.2f} s",
+                                    fs[key] / curl[key], 1.0, "x", higher_is_better=False))
         progress_line = progress_cost(rows, facts, shape, f"{shape[3:]}: progress on costs < 3%")
         if progress_line:
             lines.append(progress_line)
         growth = [r["client_growth_kib"] for r in rows if r["shape"] == shape and r["tool"] == "FileShare" and r.get("client_growth_kib") is not None]
         if growth and fs and fs["bytes"] >= 4 * GIB:
-            lines.append(("client pwsh grows < 64 MiB while downloading 4 GiB", f"{growth[0] / 1024:,.1f} MiB",
-                          verdict(growth[0] / 1024, 64, False, strict=True)))
+            lines.append(Target("client pwsh grows < 64 MiB while downloading 4 GiB", f"{growth[0] / 1024:,.1f} MiB",
+                                growth[0] / 1024, 64, " MiB", higher_is_better=False, strict=True))
     conc = find(rows, "2.", "FileShare")
     curl = find(rows, "2.", "nginx + curl")
     if conc and curl:
         ratio = conc["mib_s"] / curl["mib_s"]
-        lines.append(("200 concurrent: aggregate >= 1.5x nginx + curl processes",
-                      f"{ratio:.2f}x ({conc['mib_s']:,.0f} vs {curl['mib_s']:,.0f} MiB/s)", verdict(ratio, 1.5)))
+        lines.append(Target("200 concurrent: aggregate >= 1.5x nginx + curl processes",
+                            f"{ratio:.2f}x ({conc['mib_s']:,.0f} vs {curl['mib_s']:,.0f} MiB/s)", ratio, 1.5, "x"))
     if "conc_host_idle_kib" in facts and "conc_host_peak_kib" in facts:
         growth = (facts["conc_host_peak_kib"] - facts["conc_host_idle_kib"]) / 1024
         peaks = facts.get("conc_host_peak_by_run_kib") or []
         if peaks:
             first = (peaks[0] - facts["conc_host_idle_kib"]) / 1024
-            lines.append(("process hosting ten servers grows < 32 MiB, idle to the first 200 concurrent", f"{first:,.1f} MiB",
-                          verdict(first, 32, False, strict=True)))
-        lines.append((f"... the same host after all {len(peaks) or 'the'} batches of 200 (no GC needs to run between them)",
-                      f"{growth:,.1f} MiB", verdict(growth, 32, False, strict=True)))
+            lines.append(memory_target("process hosting ten servers grows < 32 MiB, idle to the first 200 concurrent", first))
+        lines.append(memory_target(f"... the same host after all {len(peaks) or 'the'} batches of 200 (no GC needs to run between them)", growth))
     if "conc_host_peak_after_scaling_kib" in facts:
         growth = (facts["conc_host_peak_after_scaling_kib"] - facts["conc_host_idle_kib"]) / 1024
-        lines.append(("... the same host after the scaling rows (up to 1,000 concurrent 1 MiB)", f"{growth:,.1f} MiB",
-                      verdict(growth, 32, False, strict=True)))
+        lines.append(memory_target("... the same host after the scaling rows (up to 1,000 concurrent 1 MiB)", growth))
     for result in facts.get("host_growth", []):  # bench/host_growth.py
         growth = (result["peak_kib"] - result["idle_kib"]) / 1024
-        lines.append((f"a fresh process hosting ten servers grows < 32 MiB, idle to 200 concurrent {result['file']} "
-                      f"downloads ({result['what']})", f"{growth:,.1f} MiB", verdict(growth, 32, False, strict=True)))
+        lines.append(memory_target(f"a fresh process hosting ten servers grows < 32 MiB, idle to 200 concurrent {result['file']} "
+                                   f"downloads ({result['what']})", growth))
     big = [r for r in rows if r["shape"].startswith("1.") and r["tool"] == "FileShare" and r.get("bytes", 0) >= 4 * GIB]
     if big and "single_host_idle_kib" in facts and big[0].get("server_peak_kib"):
         growth = (big[0]["server_peak_kib"] - facts["single_host_idle_kib"]) / 1024
-        lines.append(("server host grows < 32 MiB serving a 4 GiB file (idle to peak)", f"{growth:,.1f} MiB",
-                      verdict(growth, 32, False, strict=True)))
+        lines.append(memory_target("server host grows < 32 MiB serving a 4 GiB file (idle to peak)", growth))
     small = find(rows, "3.", "FileShare")
     throttled = find(rows, "3.", "FileShare (throttled)")
     keepalive = find(rows, "3.", "nginx + curl")
     for row, label in ((small, "one after another"), (throttled, "with -ThrottleLimit")):
         if row and keepalive:
             ratio = row["files_s"] / keepalive["files_s"]
-            lines.append((f"small files {label}: >= 1.0x curl keep-alive",
-                          f"{ratio:.2f}x ({row['files_s']:,.0f} vs {keepalive['files_s']:,.0f} files/s)", verdict(ratio, 1.0)))
+            lines.append(Target(f"small files {label}: >= 1.0x curl keep-alive",
+                                f"{ratio:.2f}x ({row['files_s']:,.0f} vs {keepalive['files_s']:,.0f} files/s)", ratio, 1.0, "x"))
     small_shape = next((r["shape"] for r in rows if r["shape"].startswith("3.")), None)
     progress_line = progress_cost(rows, facts, small_shape, "small files: progress on costs < 3%") if small_shape else None
     if progress_line:
@@ -165,16 +180,16 @@ def targets(rows, facts):
     bare = find(rows, "5.", "pwsh -c exit")
     if cold and bare:
         ratio = cold["median_s"] / bare["median_s"]
-        lines.append(("cold Import-Module + Get-RemoteFile within 1.5x of pwsh -c exit",
-                      f"{ratio:.2f}x ({cold['median_s']:.2f} s vs {bare['median_s']:.2f} s)", verdict(ratio, 1.5, False)))
+        lines.append(Target("cold Import-Module + Get-RemoteFile within 1.5x of pwsh -c exit",
+                            f"{ratio:.2f}x ({cold['median_s']:.2f} s vs {bare['median_s']:.2f} s)", ratio, 1.5, "x", higher_is_better=False))
     for series, label in ((concurrency_series(rows), "concurrent downloads 1 -> 1,000"),
                           (size_series(rows), "file size 1 MiB -> 4 GiB")):
         if len(series) > 1:
             # Growth: the worst time per byte of a row against the best of the smaller rows before it. Fixed costs
             # make small rows dearer per byte; a quadratic step anywhere makes a larger row dearer.
             growth = max(series[i]["ns_per_byte"] / min(r["ns_per_byte"] for r in series[:i]) for i in range(1, len(series)))
-            lines.append((f"time per byte does not grow with work ({label}; worst row / best smaller row <= 1.5)",
-                          f"{growth:.2f}x", verdict(growth, 1.5, False)))
+            lines.append(Target(f"time per byte does not grow with work ({label}; worst row / best smaller row <= 1.5)",
+                                f"{growth:.2f}x", growth, 1.5, "x", higher_is_better=False))
     return lines
 
 
@@ -186,6 +201,16 @@ def size_series(rows):
     singles = [r for r in rows if "ns_per_byte" in r and r["tool"] == "FileShare" and
                ((r["shape"].startswith("scaling") and "one" in r["shape"]) or r["shape"].startswith("1."))]
     return sorted(singles, key=lambda r: r["bytes"])
+
+
+def commit(repo):
+    """The commit measured, marked when the tree had changes."""
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs"], capture_output=True, text=True).stdout.strip()
+        return head + (" with uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def machine():
@@ -202,7 +227,7 @@ def fmt(value, spec, suffix=""):
 def markdown(rows, facts, harness, args, chart_name):
     load = lambda values: " / ".join(f"{v:.2f}" for v in values)  # noqa: E731
     out = [BEGIN_MARKER, "",
-           f"Run of {facts.get('finished_utc') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{args.command_line}` "
+           f"Run of {facts.get('finished_utc') or time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (commit {harness.commit}): `{args.command_line}` "
            f"({'quick' if harness.quick else 'full'}, {harness.rounds} rounds after two warm-up rounds (eight for one "
            f"file and for the small files) unless a row says otherwise; took {facts.get('seconds', 0) / 60:.1f} min).",
            f"Machine: {machine()}; data and downloads on {'tmpfs (/dev/shm)' if harness.tmpfs else 'DISK (no tmpfs)'}.",
@@ -210,7 +235,7 @@ def markdown(rows, facts, harness, args, chart_name):
            "Other jobs shared this machine during the run; rerun on a quiet machine before trusting small differences.",
            "", f"![MiB/s or files/s per shape and tool]({chart_name})", "",
            "### Targets of issue 5", "", "| target | measured | verdict |", "|---|---|---|"]
-    out += [f"| {t} | {m} | {v} |" for t, m, v in targets(rows, facts)]
+    out += [f"| {t.label} | {t.measured} | {t.verdict} |" for t in targets(rows, facts)]
     out += ["", "### All rows", "",
             "Wall time median (min-max); throughput from the median; CPU seconds are medians per run; RSS is the "
             "highest peak of any run (several client processes: their sum).", "",
@@ -287,7 +312,8 @@ def write(harness, args):
     with open(os.path.join(folder, "results.json"), "w") as file:
         json.dump({"facts": harness.facts, "rows": rows, "runs": harness.results, "harness": {
             "repo": harness.repo, "quick": harness.quick, "rounds": harness.rounds, "tmpfs": harness.tmpfs,
-            "shapes": sorted(harness.shapes), "command_line": args.command_line}}, file, indent=1, default=str)
+            "shapes": sorted(harness.shapes), "command_line": args.command_line,
+            "commit": harness.commit}}, file, indent=1, default=str)
     keys = ["shape", "variant", "tool", "round", "seconds", "bytes", "files", "client_cpu", "server_cpu",
             "client_peak_kib", "server_peak_kib", "client_start_kib", "server_start_kib", "error"]
     with open(os.path.join(folder, "results.csv"), "w", newline="") as file:
@@ -318,14 +344,60 @@ def write(harness, args):
     log(f"wrote {doc_path} and {chart_path}")
 
 
+def series_markdown(saved_runs, command_line):
+    """The targets of several full runs side by side, each judged on the median of the runs' values. One run on this
+    machine moves by as much as a change does (a peer's 1 GiB median moved from 0.68 to 1.01 s between runs of the same
+    code), so a verdict that holds across runs is the one to trust."""
+    per_run = [{t.label: t for t in targets(run["rows"], run["facts"])} for run in saved_runs]
+    labels = list(dict.fromkeys(label for run in per_run for label in run))
+    dates = ", ".join(run["facts"].get("finished_utc", "?") for run in saved_runs)
+    commits = sorted({run["harness"].get("commit", "?") for run in saved_runs})
+    out = [SERIES_BEGIN_MARKER, "",
+           f"{len(saved_runs)} full runs (`{command_line}`), finished {dates}, commit {', '.join(commits)}. Each run is a "
+           "whole harness run as described under \"Latest harness run\" (fresh servers, clients and peers); the verdict "
+           "is taken on the median of the runs' values. CPU rows give FileShare's CPU over the peer's.", "",
+           "| target | " + " | ".join(f"run {i + 1}" for i in range(len(saved_runs))) + " | median | verdict |",
+           "|---|" + "---|" * (len(saved_runs) + 2)]
+    for label in labels:
+        measured = [run.get(label) for run in per_run]
+        present = [t for t in measured if t is not None]
+        middle = present[0]._replace(value=statistics.median(t.value for t in present))
+        cells = " | ".join(t.format(t.value) if t else "-" for t in measured)
+        out.append(f"| {label} | {cells} | {middle.format(middle.value)} | {middle.verdict} |")
+    out += ["", "Per-run results: `out/bench/run-<n>.json` (not committed); the rows of the last run are below.", "",
+            SERIES_END_MARKER]
+    return "\n".join(out)
+
+
+def write_series(repo, result_paths, command_line):
+    saved_runs = [json.load(open(path)) for path in result_paths]
+    section = series_markdown(saved_runs, command_line)
+    print(section)
+    doc_path = os.path.join(repo, "docs", "benchmarks.md")
+    doc = open(doc_path).read()
+    if SERIES_BEGIN_MARKER in doc and SERIES_END_MARKER in doc:
+        start = doc.index(SERIES_BEGIN_MARKER)
+        doc = doc[:start] + section + doc[doc.index(SERIES_END_MARKER) + len(SERIES_END_MARKER):]
+    else:
+        latest = doc.index("## Latest harness run")
+        doc = doc[:latest] + "## Targets across runs\n\n" + section + "\n\n" + doc[latest:]
+    with open(doc_path, "w") as file:
+        file.write(doc)
+    log(f"wrote the series of {len(saved_runs)} runs into {doc_path}")
+
+
 def rewrite_from(results_path):
     """Writes the chart and the docs section again from a saved results.json (after a change to this report)."""
     import argparse
     saved = json.load(open(results_path))
     harness = argparse.Namespace(results=saved["runs"], facts=saved["facts"], **dict(saved["harness"], shapes=set(saved["harness"]["shapes"])))
+    harness.commit = saved["harness"].get("commit", "unknown")
     write(harness, argparse.Namespace(no_docs=False, command_line=saved["harness"]["command_line"]))
 
 
 if __name__ == "__main__":
     import sys
-    rewrite_from(sys.argv[1])
+    if sys.argv[1] == "--series":  # report.py --series "<command line>" run-1.json run-2.json ...
+        write_series(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), sys.argv[3:], sys.argv[2])
+    else:
+        rewrite_from(sys.argv[1])

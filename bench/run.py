@@ -5,7 +5,7 @@ Usage: run.py --repo DIR --module DIR --pwsh CMD... [--quick] [--rounds N] [--no
 
 Entry point is `./build.ps1 Bench [-Quick]`, which builds the module and passes the arguments. The harness:
 - puts data and downloads on tmpfs (/dev/shm) and says so when it cannot;
-- installs missing peers with apt-get (nginx-light, curl, aria2, iperf3);
+- installs missing peers with apt-get (nginx-light, curl, aria2, iperf3), and python3-matplotlib for the chart;
 - runs every variant of a shape interleaved (the order rotates each round), after two untimed warm-up rounds;
 - measures wall time, client and server CPU seconds (/proc/PID/stat deltas, or wait4 rusage for child processes)
   and peak RSS (VmHWM after resetting it through /proc/PID/clear_refs, or rusage ru_maxrss);
@@ -16,6 +16,7 @@ Entry point is `./build.ps1 Bench [-Quick]`, which builds the module and passes 
 import argparse
 import csv
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -47,6 +48,8 @@ LONG_WARMUP_ROUNDS = 8
 TICKS = os.sysconf("SC_CLK_TCK")
 BEGIN_MARKER = "<!-- bench:begin (written by ./build.ps1 Bench; edits inside are replaced) -->"
 END_MARKER = "<!-- bench:end -->"
+SERIES_BEGIN_MARKER = "<!-- bench-series:begin (written by ./build.ps1 Bench -Runs N; edits inside are replaced) -->"
+SERIES_END_MARKER = "<!-- bench-series:end -->"
 
 
 def log(message):
@@ -391,6 +394,9 @@ class Harness:
     def ensure_packages(self):
         wanted = {"nginx": "nginx-light", "curl": "curl", "aria2c": "aria2", "iperf3": "iperf3", "time": "time"}
         missing = [package for command, package in wanted.items() if not shutil.which(command)]
+        # For the chart only; Debian's package serves Debian's own python3 (./build.ps1 Bench runs that one).
+        if importlib.util.find_spec("matplotlib") is None and os.path.realpath(sys.executable).startswith("/usr/bin/"):
+            missing.append("python3-matplotlib")
         if missing:
             log(f"installing {' '.join(missing)} with apt-get")
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -1104,15 +1110,28 @@ def main():
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated subset of: " + ",".join(SHAPES))
     parser.add_argument("--command-line", default="./build.ps1 Bench")
     parser.add_argument("--pwsh", nargs="+", required=True)
+    parser.add_argument("--runs", type=int, default=1, help="whole runs one after another; with more than one, the "
+                        "targets of every run and their medians go into docs/benchmarks.md")
     args = parser.parse_args()
-    harness = Harness(args)
-    try:
-        harness.run()
-    finally:
-        harness.close()
     import report
-    report.write(harness, args)
-    return 1 if any("error" in r for r in harness.results) else 0
+    failed = False
+    saved = []
+    for number in range(1, args.runs + 1):
+        if args.runs > 1:
+            log(f"run {number} of {args.runs}")
+        harness = Harness(args)
+        harness.commit = report.commit(args.repo)
+        try:
+            harness.run()
+        finally:
+            harness.close()
+        report.write(harness, args)
+        failed |= any("error" in r for r in harness.results)
+        saved.append(os.path.join(args.repo, "out", "bench", f"run-{number}.json"))
+        shutil.copyfile(os.path.join(args.repo, "out", "bench", "results.json"), saved[-1])
+    if len(saved) > 1 and not args.no_docs and set(args.shapes.split(",")) == set(SHAPES):
+        report.write_series(args.repo, saved, args.command_line)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
