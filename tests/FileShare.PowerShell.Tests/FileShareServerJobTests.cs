@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using System.Text.RegularExpressions;
 using FileShare.PowerShell.Jobs;
 using FileShare.PowerShell.Tests.Support;
 
@@ -39,6 +40,38 @@ public sealed class FileShareServerJobTests : IDisposable
         Assert.Equal("0 connection(s), 2 request(s), 4096 byte(s) sent", job.StatusMessage);
         Assert.Equal(1, job.TotalConnections);
         Assert.Contains("Start-FileShareServer", job.Command);
+    }
+
+    [Fact]
+    public void CrossesRemotingWithItsPortFolderAddressesAndFigures()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
+            .AssertNoErrors();
+        Eventually.True(() => job.Requests == 2 && job.ActiveConnections == 0, "the download is logged and its connection closed");
+
+        // The serializer that remoting and Export-Clixml use, and the table a user would see on the client.
+        Invocation result = _session.Run(
+            """
+            param($Job)
+            $copy = [Management.Automation.PSSerializer]::Deserialize([Management.Automation.PSSerializer]::Serialize($Job))
+            $copy
+            $copy | Format-Table | Out-String -Width 200
+            """,
+            new { Job = job }).AssertNoErrors();
+
+        PSObject copy = result.Output[0];
+        Assert.Equal("Deserialized.FileShare.PowerShell.Jobs.FileShareServerJob", copy.TypeNames[0]);
+        Assert.Equal(job.Port, copy.Properties["Port"].Value);
+        Assert.Equal(_share, copy.Properties["Root"].Value);
+        Assert.Equal("127.0.0.1", copy.Properties["BindAddress"].Value);
+        Assert.Equal(2L, copy.Properties["Requests"].Value);
+        Assert.Equal(4_096L, copy.Properties["BytesSent"].Value);
+        Assert.Equal(1L, copy.Properties["TotalConnections"].Value);
+        Assert.Equal($"127.0.0.1:{job.Port}", copy.Properties["Location"].Value);
+        Assert.Equal("Running", copy.Properties["State"].Value?.ToString());
+        string row = result.Output[1].ToString().Split('\n').Single(line => line.Contains($" {job.Port} "));
+        Assert.Matches($@"^\s*{job.Id}\s+Running\s+127\.0\.0\.1\s+{job.Port}\s+0\s+2\s+4\.0 KiB\s+{Regex.Escape(_share)}\s*$", row.TrimEnd('\r'));
     }
 
     [Fact]

@@ -271,8 +271,14 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
                 })
                 $servers.Count | Should -Be 3
                 @($servers.PSComputerName | Sort-Object) | Should -Be $addresses
-                # A job crosses remoting with the properties of every Job only (State, Location, ...), not Port or Root.
-                foreach ($server in $servers) { "$($server.State)" | Should -Be Running; $server.Location | Should -Be "$($server.PSComputerName):$port" }
+                # The jobs cross remoting with the server's own properties (FileShare.types.ps1xml), not only a Job's.
+                foreach ($server in $servers) {
+                    "$($server.State)" | Should -Be Running
+                    $server.Location | Should -Be "$($server.PSComputerName):$port"
+                    $server.Port | Should -Be $port
+                    $server.BindAddress | Should -Be $server.PSComputerName
+                    $server.Root | Should -Be (Join-Path $root 'shares' $server.PSComputerName)
+                }
                 $hostPids = @(Invoke-Command -Session $sessions { $PID })
                 @($hostPids + $PID | Sort-Object -Unique).Count | Should -Be 4 -Because 'each session is a process of its own'
                 Wait-HostsListening -Port $port
@@ -288,7 +294,11 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
                 }
 
                 $stopped = @(Invoke-Command -Session $sessions { Stop-FileShareServer -All -PassThru })
-                foreach ($server in $stopped) { "$($server.State)" | Should -Be Stopped }
+                foreach ($server in $stopped) {
+                    "$($server.State)" | Should -Be Stopped
+                    $server.Requests | Should -BeGreaterOrEqual 3 -Because "the stopped job of $($server.PSComputerName) still carries its figures"
+                    $server.BytesSent | Should -BeGreaterThan 0
+                }
                 foreach ($address in $addresses) { Test-AddressPortFree $address $port | Should -BeTrue -Because "$address`:$port is free once Stop-FileShareServer returns" }
             }
             finally { $sessions | Remove-PSSession }
