@@ -88,7 +88,7 @@ public sealed class FileShareConnection : IDisposable
                 // With hashes the server may first hash large files; that is work, not silence.
                 Frame frame = await ReadReplyAsync(FrameType.ListReply, id, folder, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
                 last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
-                ThrowIfFailed(status, message, folder);
+                ConnectionErrors.ThrowIfFailed(status, message, Endpoint, folder);
                 replyBytes += frame.Body.Length;
                 if (entries.Count > _options.MaxListingEntries || replyBytes > _options.MaxListingBytes)
                 {
@@ -162,7 +162,7 @@ public sealed class FileShareConnection : IDisposable
             await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
             Frame frame = await ReadReplyAsync(reply, id, path, deadline, timeout).ConfigureAwait(false);
             T? result = read(frame.Body.Span, out StatusCode status, out string? message);
-            ThrowIfFailed(status, message, path);
+            ConnectionErrors.ThrowIfFailed(status, message, Endpoint, path);
             return result!;
         }
         catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
@@ -217,7 +217,7 @@ public sealed class FileShareConnection : IDisposable
                 {
                 }
 
-                ThrowIfFailed(status, message, path);
+                ConnectionErrors.ThrowIfFailed(status, message, Endpoint, path);
             }
 
             RangeReply range = await ReadRangeReplyAsync(readId, path, -1, deadline).ConfigureAwait(false);
@@ -291,7 +291,7 @@ public sealed class FileShareConnection : IDisposable
     {
         Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, path, deadline).ConfigureAwait(false);
         RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
-        ThrowIfFailed(status, message, path);
+        ConnectionErrors.ThrowIfFailed(status, message, Endpoint, path);
         if (asked >= 0 && reply!.Value.DataLength > asked)
         {
             throw new ProtocolException($"it promised {reply.Value.DataLength:N0} bytes of '{path}' when {asked:N0} were asked for");
@@ -419,7 +419,7 @@ public sealed class FileShareConnection : IDisposable
                 throw new FileShareException(FileShareErrorKind.TlsRequired,
                     $"{Endpoint} accepts only TLS connections: add -CertificateThumbprint <its SHA-256 thumbprint>, or -UseTls when its certificate is trusted by this system.", Endpoint);
             default:
-                ThrowIfFailed(status, $"handshake refused (protocol version {version})", null);
+                ConnectionErrors.ThrowIfFailed(status, $"handshake refused (protocol version {version})", Endpoint, path: null);
                 return;
         }
     }
@@ -480,48 +480,10 @@ public sealed class FileShareConnection : IDisposable
         return frame.Value;
     }
 
-    private void ThrowIfFailed(StatusCode status, string? message, string? path)
-    {
-        if (status == StatusCode.Ok)
-        {
-            return;
-        }
-
-        (FileShareErrorKind kind, string what) = status switch
-        {
-            StatusCode.NotFound => (FileShareErrorKind.NotFound, "not found"),
-            StatusCode.PathRefused => (FileShareErrorKind.PathRefused, "path refused"),
-            StatusCode.NotAFile => (FileShareErrorKind.NotAFile, "not a file"),
-            StatusCode.Busy => (FileShareErrorKind.Busy, "server busy"),
-            StatusCode.UnsupportedVersion => (FileShareErrorKind.UnsupportedVersion, "unsupported protocol version"),
-            StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
-            StatusCode.LimitExceeded => (FileShareErrorKind.LimitExceeded, "server limit exceeded"),
-            StatusCode.PieceNotAvailable => (FileShareErrorKind.PiecesUnavailable, "piece not held"),
-            _ => (FileShareErrorKind.BadRequest, "bad request"),
-        };
-        string subject = path is null ? Endpoint : $"'{path}' on {Endpoint}";
-        throw new FileShareException(kind, $"{subject}: {what} ({message}).", Endpoint, path);
-    }
-
-    /// <summary>Turns transport failures into FileShareExceptions naming this server; user cancellation passes through.</summary>
+    /// <summary>Translates a failure; any but a refusal the server sent leaves the connection in an unknown state.</summary>
     private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
     {
-        // Only a refusal the server sent as a status reply leaves the stream in step for the next request.
-        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded or FileShareErrorKind.PiecesUnavailable })
-        {
-            _broken = true;
-        }
-
-        string subject = path is null ? Endpoint : $"'{path}' from {Endpoint}";
-        return e switch
-        {
-            FileShareException => null,
-            OperationCanceledException when cancellationToken.IsCancellationRequested => null,
-            OperationCanceledException => new FileShareException(FileShareErrorKind.Timeout, $"No answer for {subject} in time (read timeout {_options.ReadTimeout.TotalSeconds:0.#} s).", Endpoint, path, e),
-            ProtocolException => new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} broke the protocol: {e.Message}.", Endpoint, path, e),
-            EndOfStreamException => new FileShareException(FileShareErrorKind.IncompleteTransfer, $"{Endpoint} closed the connection in the middle of a reply for {subject}.", Endpoint, path, e),
-            IOException or SocketException or ObjectDisposedException => new FileShareException(FileShareErrorKind.ConnectionFailed, $"Connection to {Endpoint} failed while fetching {subject}: {e.Message}", Endpoint, path, e),
-            _ => null,
-        };
+        _broken |= !ConnectionErrors.LeavesStreamInStep(e);
+        return ConnectionErrors.Translate(e, cancellationToken, Endpoint, _options.ReadTimeout, path);
     }
 }
