@@ -1,6 +1,4 @@
-using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Authentication;
 using FileShare.Protocol;
 using Microsoft.Win32.SafeHandles;
 
@@ -12,23 +10,19 @@ namespace FileShare.Client;
 /// </summary>
 public sealed class FileShareConnection : IDisposable
 {
-    private readonly Socket _socket;
-    private readonly string _host;
+    private readonly Stream _stream;
+    private readonly FrameChannel _channel;
     private readonly FileShareClientOptions _options;
     private readonly RangeReceiver _receiver;
-
-    // Replaced once, by TLS, during the handshake.
-    private Stream _stream;
-    private FrameChannel _channel;
+    private readonly bool _namesPieceAlgorithm;
     private uint _nextRequestId;
 
-    private FileShareConnection(Socket socket, string host, string endpoint, FileShareClientOptions options)
+    private FileShareConnection(Stream stream, string endpoint, FileShareClientOptions options, bool namesPieceAlgorithm)
     {
-        _socket = socket;
-        _host = host;
-        _stream = new NetworkStream(socket, ownsSocket: true);
-        _channel = new FrameChannel(_stream, readAhead: true);
+        _stream = stream;
+        _channel = new FrameChannel(stream, readAhead: true);
         _options = options;
+        _namesPieceAlgorithm = namesPieceAlgorithm;
         Endpoint = endpoint;
         _receiver = new RangeReceiver(endpoint, options);
     }
@@ -42,7 +36,6 @@ public sealed class FileShareConnection : IDisposable
     internal bool IsHeldForRequestsAhead => !_broken && _pendingRange == 0 && _ahead.Count > 0;
 
     private bool _broken;
-    private bool _namesPieceAlgorithm;
     private long _pendingRange;
 
     // Digest-and-read pairs sent before their download began, answered in this order.
@@ -55,17 +48,9 @@ public sealed class FileShareConnection : IDisposable
     public static async Task<FileShareConnection> ConnectAsync(string host, int port, FileShareClientOptions options, CancellationToken cancellationToken)
     {
         Socket socket = await Client.Endpoint.ConnectAsync(host, port, options, cancellationToken).ConfigureAwait(false);
-        var connection = new FileShareConnection(socket, host, Client.Endpoint.Format(host, port), options);
-        try
-        {
-            await connection.HandshakeAsync(cancellationToken).ConfigureAwait(false);
-            return connection;
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        string endpoint = Client.Endpoint.Format(host, port);
+        (Stream stream, bool namesPieceAlgorithm) = await new ClientHandshake(host, endpoint, options).OpenAsync(socket, cancellationToken).ConfigureAwait(false);
+        return new FileShareConnection(stream, endpoint, options, namesPieceAlgorithm);
     }
 
     public Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, bool recursive, CancellationToken cancellationToken) =>
@@ -88,7 +73,7 @@ public sealed class FileShareConnection : IDisposable
                 // With hashes the server may first hash large files; that is work, not silence.
                 Frame frame = await ReadReplyAsync(FrameType.ListReply, id, folder, deadline, options.HasFlag(ListOptions.WithHashes) ? _options.HashTimeout : null).ConfigureAwait(false);
                 last = Messages.ReadListReply(frame.Body.Span, entries, out StatusCode status, out string? message);
-                ThrowIfFailed(status, message, folder);
+                ConnectionErrors.ThrowIfFailed(status, message, Endpoint, folder);
                 replyBytes += frame.Body.Length;
                 if (entries.Count > _options.MaxListingEntries || replyBytes > _options.MaxListingBytes)
                 {
@@ -162,7 +147,7 @@ public sealed class FileShareConnection : IDisposable
             await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
             Frame frame = await ReadReplyAsync(reply, id, path, deadline, timeout).ConfigureAwait(false);
             T? result = read(frame.Body.Span, out StatusCode status, out string? message);
-            ThrowIfFailed(status, message, path);
+            ConnectionErrors.ThrowIfFailed(status, message, Endpoint, path);
             return result!;
         }
         catch (Exception e) when (Translate(e, cancellationToken, path) is { } translated)
@@ -217,7 +202,7 @@ public sealed class FileShareConnection : IDisposable
                 {
                 }
 
-                ThrowIfFailed(status, message, path);
+                ConnectionErrors.ThrowIfFailed(status, message, Endpoint, path);
             }
 
             RangeReply range = await ReadRangeReplyAsync(readId, path, -1, deadline).ConfigureAwait(false);
@@ -291,7 +276,7 @@ public sealed class FileShareConnection : IDisposable
     {
         Frame frame = await ReadReplyAsync(FrameType.ReadReply, id, path, deadline).ConfigureAwait(false);
         RangeReply? reply = Messages.ReadReadReply(frame.Body.Span, out StatusCode status, out string? message);
-        ThrowIfFailed(status, message, path);
+        ConnectionErrors.ThrowIfFailed(status, message, Endpoint, path);
         if (asked >= 0 && reply!.Value.DataLength > asked)
         {
             throw new ProtocolException($"it promised {reply.Value.DataLength:N0} bytes of '{path}' when {asked:N0} were asked for");
@@ -334,122 +319,6 @@ public sealed class FileShareConnection : IDisposable
         _channel.Dispose();
     }
 
-    private async Task HandshakeAsync(CancellationToken cancellationToken)
-    {
-        using CancellationTokenSource deadline = BeginRequest(cancellationToken);
-        HandshakeFeatures asked = HandshakeFeatures.PieceAlgorithms
-            | (_options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
-            | (_options.UsesTls ? HandshakeFeatures.Tls : HandshakeFeatures.None);
-        byte[] hellos = new byte[2 * ProtocolConstants.HelloLength];
-        Memory<byte> serverHello = hellos.AsMemory(ProtocolConstants.HelloLength);
-        try
-        {
-            Messages.WriteClientHello(hellos, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, (uint)asked);
-            await _stream.WriteAsync(hellos.AsMemory(0, ProtocolConstants.HelloLength), deadline.Token).ConfigureAwait(false);
-            int received = 0;
-            while (received < serverHello.Length)
-            {
-                int read = await _stream.ReadAsync(serverHello[received..], deadline.Token).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                received += read;
-            }
-
-            if (received < serverHello.Length || !Messages.StartsWithMagic(serverHello.Span))
-            {
-                throw SeedAnswer.Looks(serverHello.Span[..received])
-                    ? SeedServerAnswered()
-                    : new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} did not answer the FileShare handshake; is it a FileShare server?", Endpoint);
-            }
-
-            (ushort version, ushort status, uint features) = Messages.ReadHello(serverHello.Span);
-            ThrowIfRefusedHello((StatusCode)status, version);
-            var granted = (HandshakeFeatures)features;
-            if ((granted & ~asked) != 0)
-            {
-                throw new ProtocolException($"the server granted features {granted} that were not asked for ({asked})");
-            }
-
-            if (asked.HasFlag(HandshakeFeatures.Tls) && !granted.HasFlag(HandshakeFeatures.Tls))
-            {
-                throw new FileShareException(FileShareErrorKind.TlsFailed, $"{Endpoint} does not offer TLS (it was started without -Certificate or -SelfSigned); nothing was sent.", Endpoint);
-            }
-
-            if (asked.HasFlag(HandshakeFeatures.AccessKey) && !granted.HasFlag(HandshakeFeatures.AccessKey))
-            {
-                throw new FileShareException(FileShareErrorKind.AuthenticationFailed, $"{Endpoint} holds no access key, so it cannot prove it is the server that shares this key; nothing was requested from it.", Endpoint);
-            }
-
-            _namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
-            byte[] channelBinding = granted.HasFlag(HandshakeFeatures.Tls) ? await StartTlsAsync(deadline.Token).ConfigureAwait(false) : [];
-            if (granted.HasFlag(HandshakeFeatures.AccessKey))
-            {
-                MutualAuthentication.Outcome outcome = await MutualAuthentication.ProveAsync(_stream, _options.AccessKey!, hellos, channelBinding, deadline.Token).ConfigureAwait(false);
-                if (outcome != MutualAuthentication.Outcome.Authenticated)
-                {
-                    throw new FileShareException(FileShareErrorKind.AuthenticationFailed, outcome == MutualAuthentication.Outcome.KeyRejected
-                        ? $"{Endpoint} refused the access key: it holds a different one."
-                        : $"{Endpoint} did not prove it holds the access key (a different key, or something in between); nothing was requested from it.", Endpoint);
-                }
-            }
-        }
-        catch (Exception e) when (Translate(e, cancellationToken, null) is { } translated)
-        {
-            throw translated;
-        }
-    }
-
-    private FileShareException SeedServerAnswered() =>
-        _options.AccessKey is not null || _options.UsesTls
-            ? new FileShareException(_options.AccessKey is not null ? FileShareErrorKind.AuthenticationFailed : FileShareErrorKind.TlsFailed,
-                $"{Endpoint} speaks only the original FileShare protocol, which has neither access keys nor TLS; nothing was requested from it.", Endpoint)
-            : new FileShareException(FileShareErrorKind.NotSupportedBySeedServer, $"{Endpoint} speaks only the original FileShare protocol, which can fetch a named file but cannot list or stat.", Endpoint);
-
-    private void ThrowIfRefusedHello(StatusCode status, ushort version)
-    {
-        switch (status)
-        {
-            case StatusCode.AuthenticationRequired:
-                throw new FileShareException(FileShareErrorKind.AuthenticationRequired,
-                    $"{Endpoint} requires an access key: give -AccessKey or -AccessKeyPath, or set $env:FILESHARE_ACCESS_KEY.", Endpoint);
-            case StatusCode.TlsRequired:
-                throw new FileShareException(FileShareErrorKind.TlsRequired,
-                    $"{Endpoint} accepts only TLS connections: add -CertificateThumbprint <its SHA-256 thumbprint>, or -UseTls when its certificate is trusted by this system.", Endpoint);
-            default:
-                ThrowIfFailed(status, $"handshake refused (protocol version {version})", null);
-                return;
-        }
-    }
-
-    /// <summary>Switches the connection to TLS and returns the channel binding: SHA-256 of the certificate the server presented.</summary>
-    private async Task<byte[]> StartTlsAsync(CancellationToken cancellationToken)
-    {
-        var pin = new CertificatePin(_options.CertificateThumbprint);
-        var tls = new SslStream(_stream, leaveInnerStreamOpen: false);
-        try
-        {
-            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-            {
-                TargetHost = _host,
-                RemoteCertificateValidationCallback = pin.Validate,
-            }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (AuthenticationException e)
-        {
-            tls.Dispose();
-            throw new FileShareException(FileShareErrorKind.TlsFailed,
-                pin.Seen is null ? $"TLS with {Endpoint} failed: {e.Message}" : $"{Endpoint} was refused: {pin.Describe()}; nothing was requested from it.", Endpoint, inner: e);
-        }
-
-        _stream = tls;
-        _channel.Dispose();
-        _channel = new FrameChannel(tls, readAhead: true);
-        return MutualAuthentication.ChannelBinding(tls.RemoteCertificate);
-    }
-
     /// <param name="answeringAhead">Taking answers to requests already sent: requests sent ahead for a later download may wait behind them.</param>
     private CancellationTokenSource BeginRequest(CancellationToken cancellationToken, bool answeringAhead = false)
     {
@@ -480,48 +349,10 @@ public sealed class FileShareConnection : IDisposable
         return frame.Value;
     }
 
-    private void ThrowIfFailed(StatusCode status, string? message, string? path)
+    /// <summary>Translates a failure; any but a refusal the server sent leaves the connection in an unknown state.</summary>
+    private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string path)
     {
-        if (status == StatusCode.Ok)
-        {
-            return;
-        }
-
-        (FileShareErrorKind kind, string what) = status switch
-        {
-            StatusCode.NotFound => (FileShareErrorKind.NotFound, "not found"),
-            StatusCode.PathRefused => (FileShareErrorKind.PathRefused, "path refused"),
-            StatusCode.NotAFile => (FileShareErrorKind.NotAFile, "not a file"),
-            StatusCode.Busy => (FileShareErrorKind.Busy, "server busy"),
-            StatusCode.UnsupportedVersion => (FileShareErrorKind.UnsupportedVersion, "unsupported protocol version"),
-            StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
-            StatusCode.LimitExceeded => (FileShareErrorKind.LimitExceeded, "server limit exceeded"),
-            StatusCode.PieceNotAvailable => (FileShareErrorKind.PiecesUnavailable, "piece not held"),
-            _ => (FileShareErrorKind.BadRequest, "bad request"),
-        };
-        string subject = path is null ? Endpoint : $"'{path}' on {Endpoint}";
-        throw new FileShareException(kind, $"{subject}: {what} ({message}).", Endpoint, path);
-    }
-
-    /// <summary>Turns transport failures into FileShareExceptions naming this server; user cancellation passes through.</summary>
-    private FileShareException? Translate(Exception e, CancellationToken cancellationToken, string? path)
-    {
-        // Only a refusal the server sent as a status reply leaves the stream in step for the next request.
-        if (e is not FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded or FileShareErrorKind.PiecesUnavailable })
-        {
-            _broken = true;
-        }
-
-        string subject = path is null ? Endpoint : $"'{path}' from {Endpoint}";
-        return e switch
-        {
-            FileShareException => null,
-            OperationCanceledException when cancellationToken.IsCancellationRequested => null,
-            OperationCanceledException => new FileShareException(FileShareErrorKind.Timeout, $"No answer for {subject} in time (read timeout {_options.ReadTimeout.TotalSeconds:0.#} s).", Endpoint, path, e),
-            ProtocolException => new FileShareException(FileShareErrorKind.ProtocolError, $"{Endpoint} broke the protocol: {e.Message}.", Endpoint, path, e),
-            EndOfStreamException => new FileShareException(FileShareErrorKind.IncompleteTransfer, $"{Endpoint} closed the connection in the middle of a reply for {subject}.", Endpoint, path, e),
-            IOException or SocketException or ObjectDisposedException => new FileShareException(FileShareErrorKind.ConnectionFailed, $"Connection to {Endpoint} failed while fetching {subject}: {e.Message}", Endpoint, path, e),
-            _ => null,
-        };
+        _broken |= !ConnectionErrors.LeavesStreamInStep(e);
+        return ConnectionErrors.Translate(e, cancellationToken, Endpoint, _options.ReadTimeout, path);
     }
 }
