@@ -125,11 +125,16 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
                 RemoteCertificateValidationCallback = pin.Validate,
             }, cancellationToken).ConfigureAwait(false);
         }
-        catch (AuthenticationException e)
+        catch (Exception e)
         {
             tls.Dispose();
-            throw new FileShareException(FileShareErrorKind.TlsFailed,
-                pin.Seen is null ? $"TLS with {endpoint} failed: {e.Message}" : $"{endpoint} was refused: {pin.Describe()}; nothing was requested from it.", endpoint, inner: e);
+            if (e is AuthenticationException)
+            {
+                throw new FileShareException(FileShareErrorKind.TlsFailed,
+                    pin.Seen is null ? $"TLS with {endpoint} failed: {e.Message}" : $"{endpoint} was refused: {pin.Describe()}; nothing was requested from it.", endpoint, inner: e);
+            }
+
+            throw;
         }
 
         return (tls, MutualAuthentication.ChannelBinding(tls.RemoteCertificate));
