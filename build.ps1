@@ -82,7 +82,7 @@ function Invoke-Build {
         $source = if ($Runtime -eq 'portable' -or $file.Extension -ne '.dll') { $file.FullName } else { Join-Path $readyToRun $relative }
         Copy-Item $source $target
     }
-    Copy-Item "$repo/module/FileShare.format.ps1xml", "$repo/module/FileShare.types.ps1xml" $moduleDir
+    Copy-Item "$repo/module/FileShare.format.ps1xml" $moduleDir
     (Get-Content "$repo/module/FileShare.psd1" -Raw).Replace('{{ModuleVersion}}', $version) |
         Set-Content (Join-Path $moduleDir 'FileShare.psd1') -NoNewline
     & "$repo/tools/New-MamlHelp.ps1" -SourcePath "$repo/docs/help" -OutputPath $moduleDir

@@ -9,7 +9,6 @@
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('FileShare.format.ps1xml')
-    TypesToProcess       = @('FileShare.types.ps1xml')
     CmdletsToExport      = @(
         'Start-FileShareServer'
         'Stop-FileShareServer'

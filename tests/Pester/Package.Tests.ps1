@@ -81,7 +81,6 @@ BeforeAll {
             Version    = "$($module.Version)"
             Commands   = @($module.ExportedCommands.Keys | Sort-Object)
             Formats    = @($module.ExportedFormatFiles | Split-Path -Leaf)
-            Types      = @($module.ExportedTypeFiles | Split-Path -Leaf)
             Examples   = @((Get-Help Start-FileShareServer).examples.example).Count
             Hash       = (Get-FileHash -LiteralPath $file.FullName -Algorithm SHA256).Hash
         } | ConvertTo-Json -Compress
@@ -141,7 +140,6 @@ Describe 'The module package' {
         $used.Version | Should -Be $manifest.ModuleVersion
         $used.Commands | Should -Be @($manifest.CmdletsToExport | Sort-Object)
         $used.Formats | Should -Be @('FileShare.format.ps1xml')
-        $used.Types | Should -Be @('FileShare.types.ps1xml')
         if (Test-Path (Join-Path $builtModule 'en-US')) { $used.Examples | Should -BeGreaterThan 0 -Because 'the help comes with the package' }
         $used.Hash | Should -Be $payloadHash
     }

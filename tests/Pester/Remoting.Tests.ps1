@@ -271,7 +271,7 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
                 })
                 $servers.Count | Should -Be 3
                 @($servers.PSComputerName | Sort-Object) | Should -Be $addresses
-                # The jobs cross remoting with the server's own properties (FileShare.types.ps1xml), not only a Job's.
+                # The jobs cross remoting with the server's own properties, not only those of every Job.
                 foreach ($server in $servers) {
                     "$($server.State)" | Should -Be Running
                     $server.Location | Should -Be "$($server.PSComputerName):$port"

@@ -154,6 +154,11 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             return;
         }
 
+        if (started.Count > 0)
+        {
+            FileShareServerJob.DescribeSerialization(this);
+        }
+
         foreach (FileShareServer server in started)
         {
             var job = new FileShareServerJob(server, MyInvocation.Line, MaxLogRecords);

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using System.Management.Automation.Runspaces;
 using FileShare.Server;
 
 namespace FileShare.PowerShell.Jobs;
@@ -10,6 +11,9 @@ namespace FileShare.PowerShell.Jobs;
 public sealed class FileShareServerJob : Job2
 {
     public const string JobTypeName = "FileShareServerJob";
+
+    private static readonly string[] SerializedProperties =
+        [nameof(Port), nameof(BindAddress), nameof(Root), nameof(ActiveConnections), nameof(TotalConnections), nameof(Requests), nameof(BytesSent), nameof(DrainTimeout)];
     private readonly FileShareServer _server;
     private readonly int _maxLogRecords;
     private readonly object _logLock = new();
@@ -25,6 +29,28 @@ public sealed class FileShareServerJob : Job2
         DrainTimeout = TimeSpan.FromSeconds(10);
         server.RequestCompleted = AppendLog;
         SetJobState(JobState.Running);
+    }
+
+    /// <summary>
+    /// Makes the session's serializer (remoting, Export-Clixml) carry the server's own properties: PowerShell's type
+    /// data for every Job names only State, Location and the like. Registered by the session's Start-FileShareServer
+    /// rather than by a types.ps1xml in the manifest, with which every Import-Module jitted about 1,500 more methods,
+    /// a cost that the cold start of a client that never serves would pay.
+    /// </summary>
+    internal static void DescribeSerialization(PSCmdlet cmdlet)
+    {
+        var typeData = new TypeData(typeof(FileShareServerJob))
+        {
+            SerializationMethod = "SpecificProperties",
+            InheritPropertySerializationSet = true,
+            PropertySerializationSet = new PropertySetData(SerializedProperties),
+        };
+        using var update = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
+        update.AddCommand("Microsoft.PowerShell.Utility\\Update-TypeData").AddParameter("TypeData", typeData).AddParameter("Force").Invoke();
+        foreach (ErrorRecord error in update.Streams.Error)
+        {
+            cmdlet.WriteVerbose($"The server jobs will cross remoting with the common job properties only: {error}");
+        }
     }
 
     public int Port => _server.Port;

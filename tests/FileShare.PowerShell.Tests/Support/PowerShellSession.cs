@@ -8,7 +8,7 @@ using PowerShellPipeline = System.Management.Automation.PowerShell;
 namespace FileShare.PowerShell.Tests.Support;
 
 /// <summary>
-/// An in-process PowerShell session with the FileShare cmdlets (and their views and type data) loaded, the way a user's pwsh
+/// An in-process PowerShell session with the FileShare cmdlets (and their views) loaded, the way a user's pwsh
 /// would have them after Import-Module. Disposing it closes the runspace, which ends the servers it started.
 /// </summary>
 public sealed class PowerShellSession : IDisposable
@@ -20,7 +20,6 @@ public sealed class PowerShellSession : IDisposable
         InitialSessionState iss = InitialSessionState.CreateDefault2();
         iss.ImportPSModule(typeof(GetRemoteFileCommand).Assembly.Location);
         iss.Formats.Add(new SessionStateFormatEntry(Path.Join(AppContext.BaseDirectory, "FileShare.format.ps1xml")));
-        iss.Types.Add(new SessionStateTypeEntry(Path.Join(AppContext.BaseDirectory, "FileShare.types.ps1xml")));
         Runspace = RunspaceFactory.CreateRunspace(iss);
         Runspace.Open();
         if (location is not null)
