@@ -28,11 +28,7 @@ public sealed class FileShareServerJobTests : IDisposable
     [Fact]
     public void DescribesItselfByPortAddressAndTraffic()
     {
-        FileShareServerJob job = _session.StartServer(_share);
-        _session.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
-            .AssertNoErrors();
-        // A verified download is two requests: the digest, then the bytes.
-        Eventually.True(() => job.Requests == 2 && job.ActiveConnections == 0, "the download is logged and its connection closed");
+        FileShareServerJob job = StartServerThatServedOneDownload();
 
         Assert.Equal($"FileShare:{job.Port}", job.Name);
         Assert.Equal($"127.0.0.1:{job.Port}", job.Location);
@@ -45,10 +41,7 @@ public sealed class FileShareServerJobTests : IDisposable
     [Fact]
     public void CrossesRemotingWithItsPortFolderAddressesAndFigures()
     {
-        FileShareServerJob job = _session.StartServer(_share);
-        _session.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
-            .AssertNoErrors();
-        Eventually.True(() => job.Requests == 2 && job.ActiveConnections == 0, "the download is logged and its connection closed");
+        FileShareServerJob job = StartServerThatServedOneDownload();
 
         // The serializer that remoting and Export-Clixml use, and the table a user would see on the client.
         Invocation result = _session.Run(
@@ -72,6 +65,16 @@ public sealed class FileShareServerJobTests : IDisposable
         Assert.Equal("Running", copy.Properties["State"].Value?.ToString());
         string row = result.Output[1].ToString().Split('\n').Single(line => line.Contains($" {job.Port} "));
         Assert.Matches($@"^\s*{job.Id}\s+Running\s+127\.0\.0\.1\s+{job.Port}\s+0\s+2\s+4\.0 KiB\s+{Regex.Escape(_share)}\s*$", row.TrimEnd('\r'));
+    }
+
+    private FileShareServerJob StartServerThatServedOneDownload()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name file.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest", new { job.Port, Dest = _temp.Join("dest") })
+            .AssertNoErrors();
+        // A verified download is two requests: the digest, then the bytes.
+        Eventually.True(() => job.Requests == 2 && job.ActiveConnections == 0, "the download is logged and its connection closed");
+        return job;
     }
 
     [Fact]
