@@ -15,7 +15,12 @@ public sealed class FileShareConnection : IDisposable
     private readonly FileShareClientOptions _options;
     private readonly RangeReceiver _receiver;
     private readonly bool _namesPieceAlgorithm;
+
+    // Digest-and-read pairs sent before their download began, answered in this order.
+    private readonly Queue<(string Path, uint HashId, uint ReadId)> _ahead = new();
     private uint _nextRequestId;
+    private bool _broken;
+    private long _pendingRange;
 
     private FileShareConnection(Stream stream, string endpoint, FileShareClientOptions options, bool namesPieceAlgorithm)
     {
@@ -34,12 +39,6 @@ public sealed class FileShareConnection : IDisposable
 
     /// <summary>In step, with requests sent ahead for a later download: that download owns it, not the pool.</summary>
     internal bool IsHeldForRequestsAhead => !_broken && _pendingRange == 0 && _ahead.Count > 0;
-
-    private bool _broken;
-    private long _pendingRange;
-
-    // Digest-and-read pairs sent before their download began, answered in this order.
-    private readonly Queue<(string Path, uint HashId, uint ReadId)> _ahead = new();
 
     /// <summary>
     /// Connects and shakes hands. A server that answers like the original program raises a FileShareException of
