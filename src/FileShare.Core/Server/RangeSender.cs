@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Sockets;
@@ -36,7 +37,23 @@ internal sealed class RangeSender : IDisposable
         _socket = socket;
         _stream = stream;
         _minRate = minRate;
-        _pace = new ChunkPace(stallTimeout, minRate);
+        _pace = new ChunkPace(stallTimeout, minRate, socket is not null && OperatingSystem.IsLinux() ? () => AcknowledgedByPeer(socket) : null);
+    }
+
+    /// <summary>Bytes of data the peer has acknowledged on this connection: tcp_info's tcpi_bytes_acked (Linux 4.1 and later).</summary>
+    private static long AcknowledgedByPeer(Socket socket)
+    {
+        const int IpProtocolTcp = 6, TcpInfo = 11, BytesAckedOffset = 120;
+        Span<byte> info = stackalloc byte[256];
+        try
+        {
+            int length = socket.GetRawSocketOption(IpProtocolTcp, TcpInfo, info);
+            return length >= BytesAckedOffset + sizeof(long) ? BinaryPrimitives.ReadInt64LittleEndian(info[BytesAckedOffset..]) : -1;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return -1;
+        }
     }
 
     /// <summary>Bytes of the current (or last) range that the client has taken so far.</summary>
@@ -221,20 +238,36 @@ internal sealed class RangeSender : IDisposable
 }
 
 /// <summary>
-/// Times the chunks of one range at a time: each must be taken within the stall timeout and without the client
-/// falling behind the minimum data rate; the next chunk is sized to take about a second at the pace the client has
-/// shown, growing from 64 KiB at most fourfold per chunk. The deadline is one token source reused range after range.
+/// Times the chunks of one range at a time: each must be taken without the client falling behind the minimum data rate,
+/// and without a stall timeout passing in which the client takes nothing; the next chunk is sized to take about a
+/// second at the pace the client has shown, growing from 64 KiB at most fourfold per chunk. The deadline is one token
+/// source reused range after range.
 /// </summary>
-internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate) : IDisposable
+internal sealed class ChunkPace : IDisposable
 {
     // Small enough that a slow client's first chunk is judged within the timeouts, not after them.
     private const int MinChunk = 64 * 1024;
 
-    private readonly DataRateClock? _clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
+    private readonly TimeSpan _stallTimeout;
+    private readonly DataRateClock? _clock;
+    private readonly Func<long>? _acknowledged;
+    private readonly ITimer _timer;
     private CancellationTokenSource _deadline = new();
     private long _chunkStarted;
+    private long _rateDue;
+    private long _acknowledgedAtCheck;
     private long _nextChunk = MinChunk;
-    private bool _rateBound;
+    private volatile bool _rateBound;
+    private volatile bool _armed;
+
+    /// <param name="acknowledged">Bytes the peer has acknowledged so far (negative if unknown), where the system tells.</param>
+    public ChunkPace(TimeSpan stallTimeout, DataRate minRate, Func<long>? acknowledged = null)
+    {
+        _stallTimeout = stallTimeout;
+        _clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
+        _acknowledged = acknowledged;
+        _timer = TimeProvider.System.CreateTimer(static s => ((ChunkPace)s!).Expired(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
 
     public CancellationToken Token => _deadline.Token;
 
@@ -258,31 +291,70 @@ internal sealed class ChunkPace(TimeSpan stallTimeout, DataRate minRate) : IDisp
     }
 
     /// <summary>Disarms the deadline, which would otherwise fire while the connection waits for its next request.</summary>
-    public void Stop() => _deadline.CancelAfter(Timeout.InfiniteTimeSpan);
+    public void Stop() => Disarm();
 
     public int NextChunk(int max) => (int)Math.Min(max, _nextChunk);
 
     public void Begin(int bytes)
     {
-        TimeSpan limit = stallTimeout;
+        long now = Stopwatch.GetTimestamp();
         TimeSpan allowance = _clock?.AllowanceFor(bytes) ?? TimeSpan.MaxValue;
-        _rateBound = allowance < limit;
-        if (_rateBound)
-        {
-            limit = allowance;
-        }
-
-        _chunkStarted = Stopwatch.GetTimestamp();
-        _deadline.CancelAfter(limit);
+        _rateDue = allowance == TimeSpan.MaxValue ? long.MaxValue : now + (long)(allowance.TotalSeconds * Stopwatch.Frequency);
+        // A chunk of 64 KiB fits in any socket buffer at once; only a larger one can outlast a stall timeout while the
+        // client is still taking it, so only then is the system asked (a syscall) where the client stands.
+        _acknowledgedAtCheck = bytes > MinChunk && _acknowledged is not null ? _acknowledged() : -1;
+        _chunkStarted = now;
+        _armed = true;
+        Arm(now);
     }
 
     public void End(int bytes)
     {
+        Disarm();
         double seconds = Math.Max(Stopwatch.GetElapsedTime(_chunkStarted).TotalSeconds, 0.001);
-        // At most fourfold: a first chunk swallowed by socket buffers says nothing yet about the client's pace, and a
-        // client too slow for the next one (1 MiB at most while the buffers still swallow) falls back to 64 KiB after it.
+        // At most fourfold: a first chunk swallowed by socket buffers says nothing yet about the client's pace. The
+        // chunk sized after a few swallowed ones can still be far more than a slow client takes within the stall
+        // timeout; where the system tells how much the client has acknowledged, Expired lets it run on while it moves.
         _nextChunk = Math.Clamp(Math.Min(4L * bytes, (long)(bytes / seconds)), MinChunk, int.MaxValue);
     }
 
-    public void Dispose() => _deadline.Dispose();
+    private void Arm(long now)
+    {
+        TimeSpan untilRateDue = _rateDue == long.MaxValue ? TimeSpan.MaxValue : TimeSpan.FromSeconds(Math.Max(0, (double)(_rateDue - now) / Stopwatch.Frequency));
+        _rateBound = untilRateDue < _stallTimeout;
+        _timer.Change(_rateBound ? untilRateDue : _stallTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private void Disarm()
+    {
+        _armed = false;
+        _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>
+    /// The chunk outlasted its deadline. The minimum data rate's verdict stands; the stall timeout's stands only if the
+    /// client acknowledged nothing since the last check, as nginx's send_timeout counts from the last byte taken.
+    /// </summary>
+    private void Expired()
+    {
+        if (!_armed)
+        {
+            return;
+        }
+
+        if (!_rateBound && _acknowledgedAtCheck >= 0 && _acknowledged!() is long acknowledged && acknowledged > _acknowledgedAtCheck)
+        {
+            _acknowledgedAtCheck = acknowledged;
+            Arm(Stopwatch.GetTimestamp());
+            return;
+        }
+
+        _deadline.Cancel();
+    }
+
+    public void Dispose()
+    {
+        _timer.Dispose();
+        _deadline.Dispose();
+    }
 }

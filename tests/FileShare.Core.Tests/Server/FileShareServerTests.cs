@@ -105,6 +105,29 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_client_reading_steadily_slower_than_its_chunks_is_not_cut_by_the_send_timeout()
+    {
+        // The first chunks vanish into socket buffers at once, so the chunk sized after them is more than this reader
+        // (about 4 MiB/s) takes within the 500 ms send timeout; it still takes bytes all along, so it is not stalled.
+        const long size = 12 * TestFiles.MiB;
+        TestFiles.WriteRandom(Share("steady.bin"), size);
+        FileShareServer server = StartServer(sendTimeout: TimeSpan.FromMilliseconds(500));
+        using RawPeer reader = await RawPeer.ConnectAsync(server.Port);
+        // The original protocol: the bare name, then "ok" and every byte of the file up to the server's close.
+        await reader.SendAsync("steady.bin"u8.ToArray());
+
+        using var received = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        long taken = await LimitTests.ReadSlowlyAsync(reader, bytesPerTick: 64 * 1024, TimeSpan.FromMilliseconds(16), taken: received);
+
+        Assert.Equal(2 + size, taken);
+        using var expected = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        expected.AppendData("ok"u8);
+        expected.AppendData(File.ReadAllBytes(Share("steady.bin")));
+        Assert.Equal(Convert.ToHexString(expected.GetHashAndReset()), Convert.ToHexString(received.GetHashAndReset()));
+        Assert.Equal(0, server.Statistics.SlowConnectionsDropped);
+    }
+
+    [Fact]
     public async Task A_client_beyond_max_connections_is_told_the_server_is_busy_until_a_slot_frees()
     {
         FileShareServer server = StartServer(maxConnections: 1);

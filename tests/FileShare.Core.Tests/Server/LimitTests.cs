@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Security.Cryptography;
 using FileShare.Client;
 using FileShare.Protocol;
 using FileShare.Server;
@@ -135,8 +136,8 @@ public sealed class LimitTests : ServerTestBase
         }
     }
 
-    /// <summary>Reads <paramref name="bytesPerTick"/> per <paramref name="tick"/> until the server closes; returns the bytes taken.</summary>
-    internal static async Task<long> ReadSlowlyAsync(RawPeer peer, int bytesPerTick, TimeSpan tick, CancellationToken cancellationToken = default)
+    /// <summary>Reads <paramref name="bytesPerTick"/> per <paramref name="tick"/> until the server closes; returns the bytes taken (each also given to <paramref name="taken"/>).</summary>
+    internal static async Task<long> ReadSlowlyAsync(RawPeer peer, int bytesPerTick, TimeSpan tick, CancellationToken cancellationToken = default, IncrementalHash? taken = null)
     {
         byte[] buffer = new byte[bytesPerTick];
         long total = 0;
@@ -146,6 +147,7 @@ public sealed class LimitTests : ServerTestBase
             while ((read = await peer.Stream.ReadAsync(buffer, cancellationToken)) > 0)
             {
                 total += read;
+                taken?.AppendData(buffer, 0, read);
                 await Task.Delay(tick, cancellationToken);
             }
         }
