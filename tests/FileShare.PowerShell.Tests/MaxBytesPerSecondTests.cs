@@ -95,11 +95,11 @@ public sealed class MaxBytesPerSecondTests : IDisposable
     [Fact]
     public void ACapBelowTheServersMinDataRate_IsCutByTheServer_AsIncompleteTransfer_LeavingNoDestinationFile()
     {
-        // Larger than the socket buffers, which the server counts as taken the moment they swallow a chunk.
-        TestFiles.Write(_share, "floor.bin", 8 * MiB);
-        FileShareServerJob server = _session.StartServer(_share, "-MinDataRate 2MB -MinDataRateGraceSec 1");
+        // Far larger than the socket buffers, which the server counts as taken the moment they swallow a chunk.
+        TestFiles.Write(_share, "floor.bin", 16 * MiB);
+        FileShareServerJob server = _session.StartServer(_share, "-MinDataRate 4MB -MinDataRateGraceSec 1");
 
-        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name floor.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -MaxBytesPerSecond 256KB",
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name floor.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -MaxBytesPerSecond 512KB",
             new { server.Port, Dest = _destination });
 
         ErrorRecord error = result.SingleError("IncompleteTransfer", ErrorCategory.ConnectionError);

@@ -70,7 +70,7 @@ public sealed class FileShareClientOptions
     }
 
     /// <summary>The one bucket all receives under these options draw on.</summary>
-    internal TransferRateLimit? RateLimit { get; private init; }
+    internal TransferRateLimit? RateLimit { get; init; }
 
     /// <summary>Proves this key to the server and requires the server to prove it back.</summary>
     public AccessKey? AccessKey { get; init; }

@@ -16,7 +16,10 @@ public sealed class TransferRateLimit
     /// </summary>
     public const long MinimumBytesPerSecond = 1024;
 
+    private const long MinimumPart = 16 * 1024;
+
     private readonly double _ticksPerByte;
+    private int _rangesInFlight;
     private readonly long _burstTicks;
 
     // The bucket as one timestamp: it holds (now - _paidUntil) / _ticksPerByte bytes, at most Burst; a _paidUntil in
@@ -35,6 +38,12 @@ public sealed class TransferRateLimit
     }
 
     public long BytesPerSecond { get; }
+
+    /// <summary>
+    /// About how long a part of a range takes at one connection's share of the cap: far inside a server's stall
+    /// timeout (30 s by default), long enough that the round trip per part costs nothing worth measuring.
+    /// </summary>
+    internal TimeSpan PartTime { get; init; } = TimeSpan.FromSeconds(4);
 
     /// <summary>Most bytes taken at once after a pause, and most one reservation grants.</summary>
     public int Burst { get; }
@@ -67,6 +76,27 @@ public sealed class TransferRateLimit
         return waitTicks <= 0
             ? ValueTask.FromResult(granted)
             : WaitAsync(granted, TimeSpan.FromSeconds((double)waitTicks / Stopwatch.Frequency), cancellationToken);
+    }
+
+    /// <summary>
+    /// Counts a range being fetched under this cap until the returned share is disposed, and says how long a part of
+    /// it to ask for at once. A server sizes each send to about a second at the client's pace, but its first sends
+    /// vanish into socket buffers and look instant, so the send after them can be several MiB, which a client held to
+    /// tens of KiB/s takes longer than the server's stall timeout to take; a range asked for in parts that each take a
+    /// few seconds at this connection's share cannot stall that long.
+    /// </summary>
+    internal RangeShare Share()
+    {
+        Interlocked.Increment(ref _rangesInFlight);
+        return new RangeShare(this);
+    }
+
+    /// <summary>One range fetched under the cap; see <see cref="Share"/>.</summary>
+    internal readonly struct RangeShare(TransferRateLimit limit) : IDisposable
+    {
+        public long PartLength => Math.Max((long)(limit.BytesPerSecond * limit.PartTime.TotalSeconds) / Math.Max(Volatile.Read(ref limit._rangesInFlight), 1), MinimumPart);
+
+        public void Dispose() => Interlocked.Decrement(ref limit._rangesInFlight);
     }
 
     /// <summary>

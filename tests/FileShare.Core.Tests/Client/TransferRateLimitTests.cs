@@ -129,6 +129,25 @@ public sealed class TransferRateLimitTests : ServerTestBase
         Assert.Equal(0, server.Statistics.SlowConnectionsDropped);
     }
 
+    [Theory]
+    [InlineData(TestFiles.MiB)]
+    [InlineData(2 * ProtocolConstants.PieceSize)]
+    public async Task Under_a_cap_a_file_is_asked_for_in_parts_of_the_part_time_at_the_cap_and_arrives_whole(long length)
+    {
+        string hash = TestFiles.WriteRandom(Share("file.bin"), length);
+        FileShareServer server = StartServer();
+        var limit = new TransferRateLimit(8 * TestFiles.MiB) { PartTime = TimeSpan.FromSeconds(1.0 / 32) };
+        var options = new FileShareClientOptions { ReadTimeout = TimeSpan.FromSeconds(10), RateLimit = limit };
+
+        DownloadResult result = await NewDownloader(options).DownloadAsync(Host, server.Port, "file.bin", Download("file.bin"), false, null, CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("file.bin")));
+        Assert.Equal(hash, result.Sha256);
+        // Parts of 256 KiB, and one hash request.
+        long parts = length / (256 * 1024);
+        await Eventually.TrueAsync(() => server.Statistics.Requests == parts + 1, $"the server answered {parts} reads and a hash (now {server.Statistics.Requests})");
+    }
+
     [Fact]
     public async Task Within_one_burst_a_reservation_is_granted_at_once_and_past_it_waits_until_cancelled()
     {
