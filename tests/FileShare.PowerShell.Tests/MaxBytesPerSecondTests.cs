@@ -95,11 +95,12 @@ public sealed class MaxBytesPerSecondTests : IDisposable
     [Fact]
     public void ACapBelowTheServersMinDataRate_IsCutByTheServer_AsIncompleteTransfer_LeavingNoDestinationFile()
     {
-        // Far larger than the socket buffers, which the server counts as taken the moment they swallow a chunk.
-        TestFiles.Write(_share, "floor.bin", 16 * MiB);
-        FileShareServerJob server = _session.StartServer(_share, "-MinDataRate 4MB -MinDataRateGraceSec 1");
+        // Under a cap a file is asked for in parts of about four seconds at the cap (16 MiB here); a part must be
+        // far larger than the socket buffers, which the server counts as taken the moment they swallow a send.
+        TestFiles.Write(_share, "floor.bin", 32 * MiB);
+        FileShareServerJob server = _session.StartServer(_share, "-MinDataRate 64MB -MinDataRateGraceSec 1");
 
-        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name floor.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -MaxBytesPerSecond 512KB",
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name floor.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -MaxBytesPerSecond 4MB",
             new { server.Port, Dest = _destination });
 
         ErrorRecord error = result.SingleError("IncompleteTransfer", ErrorCategory.ConnectionError);
