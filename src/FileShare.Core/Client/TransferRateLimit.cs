@@ -19,8 +19,8 @@ public sealed class TransferRateLimit
     private const long MinimumPart = 16 * 1024;
 
     private readonly double _ticksPerByte;
-    private int _rangesInFlight;
     private readonly long _burstTicks;
+    private int _rangesInFlight;
 
     // The bucket as one timestamp: it holds (now - _paidUntil) / _ticksPerByte bytes, at most Burst; a _paidUntil in
     // the future is a debt the next reservation waits out.
@@ -39,14 +39,14 @@ public sealed class TransferRateLimit
 
     public long BytesPerSecond { get; }
 
+    /// <summary>Most bytes taken at once after a pause, and most one reservation grants.</summary>
+    public int Burst { get; }
+
     /// <summary>
     /// About how long a part of a range takes at one connection's share of the cap: far inside a server's stall
     /// timeout (30 s by default), long enough that the round trip per part costs nothing worth measuring.
     /// </summary>
     internal TimeSpan PartTime { get; init; } = TimeSpan.FromSeconds(4);
-
-    /// <summary>Most bytes taken at once after a pause, and most one reservation grants.</summary>
-    public int Burst { get; }
 
     /// <summary>
     /// Reserves up to <paramref name="wanted"/> bytes (at most <see cref="Burst"/>) and completes once the cap allows
