@@ -15,8 +15,8 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
     [Parameter]
     public SwitchParameter UseTls { get; set; }
 
-    /// <summary>-TimeoutSec bounds every wait for the server; connecting gets at most ten seconds of it.</summary>
-    protected FileShareClientOptions ClientOptions(int timeoutSec, WireProtocol protocol = WireProtocol.Auto, int concurrentDownloads = 1)
+    /// <summary>-TimeoutSec bounds every wait for the server; connecting gets at most ten seconds of it. One options object per call, so a cap covers the whole call.</summary>
+    protected FileShareClientOptions ClientOptions(int timeoutSec, WireProtocol protocol = WireProtocol.Auto, int concurrentDownloads = 1, long? maxBytesPerSecond = null)
     {
         try
         {
@@ -28,6 +28,7 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
                 Protocol = protocol,
                 ReceiveBufferSize = receiveBuffer,
                 OverlapWrites = overlapWrites,
+                MaxBytesPerSecond = maxBytesPerSecond,
                 AccessKey = ResolveAccessKey(),
                 UseTls = UseTls,
                 CertificateThumbprint = CertificateThumbprint,

@@ -250,20 +250,34 @@ public sealed class FileDownloader(ConnectionPool pool)
         {
             FileShareConnection connection = asked?.Connection ?? (await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
             RangeReply reply;
+            long length;
+            using TransferRateLimit.RangeShare? share = asked is null ? Options.RateLimit?.Share() : null;
             try
             {
-                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, -1, cancellationToken).ConfigureAwait(false);
+                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, share?.PartLength ?? -1, cancellationToken).ConfigureAwait(false);
                 if (digest is not null && (reply.FileLength != digest.Length || reply.LastWriteTimeUtc != digest.LastWriteTimeUtc))
                 {
                     throw Changed(connection.Endpoint, remotePath);
                 }
 
-                progress.SetTotal(reply.DataLength);
+                length = share is null ? reply.DataLength : reply.FileLength;
+                progress.SetTotal(length);
                 using PieceVerifier? verifier = digest is null ? null : new PieceVerifier(digest, remotePath, connection.Endpoint);
                 // Without a digest the promise is all there is to go on: the file grows as bytes arrive, never ahead of them.
-                using (SafeFileHandle handle = OpenPartial(partial, digest is null ? 0 : reply.DataLength))
+                using (SafeFileHandle handle = OpenPartial(partial, digest is null ? 0 : length))
                 {
                     await connection.ReceiveRangeAsync(remotePath, handle, 0, progress, verifier, cancellationToken).ConfigureAwait(false);
+                    for (long done = reply.DataLength, part; done < length; done += part)
+                    {
+                        part = Math.Min(share!.Value.PartLength, length - done);
+                        RangeReply next = await connection.RequestRangeAsync(remotePath, done, part, cancellationToken).ConfigureAwait(false);
+                        if (next.FileLength != reply.FileLength || next.LastWriteTimeUtc != reply.LastWriteTimeUtc || next.DataLength != part)
+                        {
+                            throw Changed(connection.Endpoint, remotePath);
+                        }
+
+                        await connection.ReceiveRangeAsync(remotePath, handle, done, progress, verifier, cancellationToken).ConfigureAwait(false);
+                    }
                 }
 
                 verifier?.Complete();
@@ -276,9 +290,9 @@ public sealed class FileDownloader(ConnectionPool pool)
 
             File.SetLastWriteTimeUtc(partial, reply.LastWriteTimeUtc);
             MoveIntoPlace(partial, destinationPath, overwrite, source.Endpoint, remotePath);
-            return new DownloadResult(destinationPath, reply.DataLength, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.FileShare, digest?.Sha256Hex)
+            return new DownloadResult(destinationPath, length, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.FileShare, digest?.Sha256Hex)
             {
-                Sources = [new SourceBytes(source.Endpoint, reply.DataLength)],
+                Sources = [new SourceBytes(source.Endpoint, length)],
             };
         }
         catch (FileShareException e) when (e.Kind == FileShareErrorKind.ContentMismatch && digest is not null)

@@ -57,6 +57,21 @@ public sealed class FileShareClientOptions
         return (size, overlap);
     }
 
+    /// <summary>
+    /// Caps the file bytes received per second by every download made with these options, together (null: no cap).
+    /// Each connection gets its share, so a server that drops clients slower than its minimum data rate drops a
+    /// connection whose share falls below that rate.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is below <see cref="TransferRateLimit.MinimumBytesPerSecond"/>.</exception>
+    public long? MaxBytesPerSecond
+    {
+        get => RateLimit?.BytesPerSecond;
+        init => RateLimit = value is { } cap ? new TransferRateLimit(cap) : null;
+    }
+
+    /// <summary>The one bucket all receives under these options draw on.</summary>
+    internal TransferRateLimit? RateLimit { get; init; }
+
     /// <summary>Proves this key to the server and requires the server to prove it back.</summary>
     public AccessKey? AccessKey { get; init; }
 

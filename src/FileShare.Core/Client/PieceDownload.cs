@@ -188,21 +188,26 @@ internal sealed class PieceDownload
         long length = Math.Min(_digest.Length, (long)(segment.First + segment.Count) * _digest.PieceSize) - offset;
         long received = counter.BytesReceived;
         long verified = 0;
+        using TransferRateLimit.RangeShare? share = _pool.Options.RateLimit?.Share();
         try
         {
-            RangeReply reply = asked ?? await connection.RequestRangeAsync(_remotePath, offset, length, cancellationToken).ConfigureAwait(false);
-            if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != _digest.LastWriteTimeUtc || reply.DataLength != length)
-            {
-                // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.
-                throw FileDownloader.Changed(connection.Endpoint, _remotePath);
-            }
-
             using var verifier = new PieceVerifier(_digest, _remotePath, connection.Endpoint, segment.First, piece =>
             {
                 Interlocked.Add(ref verified, PieceLength(piece));
                 MarkDone(piece);
             });
-            await connection.ReceiveRangeAsync(_remotePath, _target, offset, counter, verifier, cancellationToken).ConfigureAwait(false);
+            for (long done = 0, part; done < length; done += part)
+            {
+                part = asked is null && share is { } capped ? Math.Min(capped.PartLength, length - done) : length;
+                RangeReply reply = asked ?? await connection.RequestRangeAsync(_remotePath, offset + done, part, cancellationToken).ConfigureAwait(false);
+                if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != _digest.LastWriteTimeUtc || reply.DataLength != part)
+                {
+                    // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.
+                    throw FileDownloader.Changed(connection.Endpoint, _remotePath);
+                }
+
+                await connection.ReceiveRangeAsync(_remotePath, _target, offset + done, counter, verifier, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch
         {

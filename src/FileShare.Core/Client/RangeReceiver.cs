@@ -83,9 +83,12 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FillAsync(FrameChannel channel, Memory<byte> buffer, string path, long received, long promised, TransferProgress? progress, CancellationTokenSource deadline)
     {
+        TransferRateLimit? limit = options.RateLimit;
         for (int filled = 0; filled < buffer.Length;)
         {
-            int read = await ReadBodyAsync(channel, buffer[filled..], path, received + filled, promised, deadline).ConfigureAwait(false);
+            int read = limit is null
+                ? await ReadBodyAsync(channel, buffer[filled..], path, received + filled, promised, deadline).ConfigureAwait(false)
+                : await ReadWithinLimitAsync(limit, channel, buffer[filled..], path, received + filled, promised, deadline).ConfigureAwait(false);
             filled += read;
             progress?.Add(read);
         }
@@ -104,6 +107,23 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
         }
 
         return read;
+    }
+
+    /// <summary>Waits until the cap allows some bytes, then reads no more than those.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ReadWithinLimitAsync(TransferRateLimit limit, FrameChannel channel, Memory<byte> buffer, string path, long received, long promised, CancellationTokenSource deadline)
+    {
+        int granted = await limit.ReserveBeforeReadAsync(buffer.Length, deadline).ConfigureAwait(false);
+        int read = 0;
+        try
+        {
+            read = await ReadBodyAsync(channel, buffer[..granted], path, received, promised, deadline).ConfigureAwait(false);
+            return read;
+        }
+        finally
+        {
+            limit.Unused(granted - read);
+        }
     }
 
     /// <summary>Hands over a pending write and forgets it, so it is awaited exactly once (pooled ValueTasks allow no more).</summary>

@@ -59,10 +59,13 @@ public static class SeedClient
             }
 
             long total = 0;
+            TransferRateLimit? limit = options.RateLimit;
             while (true)
             {
+                int granted = limit is null ? buffer.Length : await limit.ReserveBeforeReadAsync(buffer.Length, deadline).ConfigureAwait(false);
                 deadline.CancelAfter(options.ReadTimeout);
-                int read = await stream.ReadAsync(buffer, deadline.Token).ConfigureAwait(false);
+                int read = await stream.ReadAsync(buffer.AsMemory(0, granted), deadline.Token).ConfigureAwait(false);
+                limit?.Unused(granted - read);
                 if (read == 0)
                 {
                     return total;

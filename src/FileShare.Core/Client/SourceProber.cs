@@ -19,9 +19,10 @@ internal sealed class SourceProber(ConnectionPool pool, bool verify)
     /// <summary>
     /// A lone source known to answer piece maps, for a file with nothing here yet: its digest and the whole file are
     /// asked for in one round trip (nothing to skip, resume or split, so the read is wanted whatever the digest says).
+    /// Not under a rate cap, which asks for files in parts (<see cref="TransferRateLimit.Share"/>).
     /// </summary>
     public bool CanAskTogether(DownloadRequest request, string partial) =>
-        verify && request.Sources.Count == 1 && pool.Options.Protocol != WireProtocol.Seed && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
+        verify && pool.Options.RateLimit is null && request.Sources.Count == 1 && pool.Options.Protocol != WireProtocol.Seed && pool.AnswersPieceMaps(request.Sources[0].Endpoint)
         && !File.Exists(request.Destination) && !File.Exists(partial);
 
     /// <summary>Asks every source, at once, for the file's digest and which pieces it holds.</summary>

@@ -67,6 +67,11 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     [Parameter(ParameterSetName = DownloadSet)]
     public WireProtocol Protocol { get; set; } = WireProtocol.Auto;
 
+    /// <summary>Caps the bytes per second the whole call receives, all its downloads and sources together.</summary>
+    [Parameter(ParameterSetName = DownloadSet)]
+    [ValidateRange(TransferRateLimit.MinimumBytesPerSecond, long.MaxValue)]
+    public long? MaxBytesPerSecond { get; set; }
+
     private ConnectionPool? _pool;
     private DownloadBatch? _batch;
     private Task? _running;
@@ -77,7 +82,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     {
         _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
         Directory.CreateDirectory(_destinationRoot);
-        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit));
+        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
         List<DownloadSource> extraSources = Source.Select(text => DownloadSource.TryParse(text)
             ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source))).ToList();
         _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)
