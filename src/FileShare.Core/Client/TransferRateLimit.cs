@@ -82,8 +82,9 @@ public sealed class TransferRateLimit
     /// Counts a range being fetched under this cap until the returned share is disposed, and says how long a part of
     /// it to ask for at once. A server sizes each send to about a second at the client's pace, but its first sends
     /// vanish into socket buffers and look instant, so the send after them can be several MiB, which a client held to
-    /// tens of KiB/s takes longer than the server's stall timeout to take; a range asked for in parts that each take a
-    /// few seconds at this connection's share cannot stall that long.
+    /// tens of KiB/s takes longer than the server's stall timeout to take. A server on Linux sees the client's
+    /// acknowledgements and lets such a send run on; one elsewhere, or an older one, cuts it. A range asked for in
+    /// parts that each take a few seconds at this connection's share cannot stall that long anywhere.
     /// </summary>
     internal RangeShare Share()
     {
