@@ -14,6 +14,7 @@ public sealed class FileShareServerJob : Job2
 
     private static readonly string[] SerializedProperties =
         [nameof(Port), nameof(BindAddress), nameof(Root), nameof(ActiveConnections), nameof(TotalConnections), nameof(Requests), nameof(BytesSent), nameof(DrainTimeout)];
+
     private readonly FileShareServer _server;
     private readonly int _maxLogRecords;
     private readonly object _logLock = new();
@@ -45,11 +46,20 @@ public sealed class FileShareServerJob : Job2
             InheritPropertySerializationSet = true,
             PropertySerializationSet = new PropertySetData(SerializedProperties),
         };
+        void Unregistered(object why) => cmdlet.WriteVerbose($"The server jobs will cross remoting with the common job properties only: {why}");
         using var update = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
-        update.AddCommand("Microsoft.PowerShell.Utility\\Update-TypeData").AddParameter("TypeData", typeData).AddParameter("Force").Invoke();
-        foreach (ErrorRecord error in update.Streams.Error)
+        try
         {
-            cmdlet.WriteVerbose($"The server jobs will cross remoting with the common job properties only: {error}");
+            update.AddCommand("Microsoft.PowerShell.Utility\\Update-TypeData").AddParameter("TypeData", typeData).AddParameter("Force").Invoke();
+            foreach (ErrorRecord error in update.Streams.Error)
+            {
+                Unregistered(error);
+            }
+        }
+        catch (RuntimeException e)
+        {
+            // A restricted session may lack Update-TypeData; the servers are already serving and must be handed back.
+            Unregistered(e.Message);
         }
     }
 
