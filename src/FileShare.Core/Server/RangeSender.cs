@@ -342,11 +342,15 @@ internal sealed class ChunkPace : IDisposable
             return;
         }
 
-        if (!_rateBound && _acknowledgedAtCheck >= 0 && _acknowledged!() is long acknowledged && acknowledged > _acknowledgedAtCheck)
+        if (!_rateBound && _acknowledgedAtCheck >= 0)
         {
-            _acknowledgedAtCheck = acknowledged;
-            Arm(Stopwatch.GetTimestamp());
-            return;
+            long acknowledged = _acknowledged!();
+            if (acknowledged > _acknowledgedAtCheck)
+            {
+                _acknowledgedAtCheck = acknowledged;
+                Arm(Stopwatch.GetTimestamp());
+                return;
+            }
         }
 
         _deadline.Cancel();
