@@ -17,7 +17,7 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
     /// on (TLS over the socket, when granted) and whether the server names the piece algorithm in hash replies; on
     /// failure the socket is closed.
     /// </summary>
-    public async Task<(Stream Stream, bool NamesPieceAlgorithm)> OpenAsync(Socket socket, CancellationToken cancellationToken)
+    public async Task<(Stream Stream, HandshakeFeatures Granted)> OpenAsync(Socket socket, CancellationToken cancellationToken)
     {
         Stream stream = new NetworkStream(socket, ownsSocket: true);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -38,7 +38,7 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
                 await ProveAccessKeyAsync(stream, hellos, channelBinding, deadline.Token).ConfigureAwait(false);
             }
 
-            return (stream, granted.HasFlag(HandshakeFeatures.PieceAlgorithms));
+            return (stream, granted);
         }
         catch (Exception e)
         {
@@ -55,7 +55,7 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
     /// <summary>Sends the client's hello from the first half of <paramref name="hellos"/>, reads the server's into the second, and returns what the server granted.</summary>
     private async Task<HandshakeFeatures> ExchangeHellosAsync(Stream stream, byte[] hellos, CancellationToken cancellationToken)
     {
-        HandshakeFeatures asked = HandshakeFeatures.PieceAlgorithms
+        HandshakeFeatures asked = HandshakeFeatures.PieceAlgorithms | HandshakeFeatures.FastPieceHashes
             | (options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
             | (options.UsesTls ? HandshakeFeatures.Tls : HandshakeFeatures.None);
         Messages.WriteClientHello(hellos, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, (uint)asked);

@@ -134,13 +134,30 @@ public sealed class FileDownloader(ConnectionPool pool)
             return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, asked, cancellationToken).ConfigureAwait(false);
         }
 
-        return await PiecesAsync(request, group, digest, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
+        (digest, bool checkWhole) = ForSeveralSources(group, digest);
+        return await PiecesAsync(request, group, digest, checkWhole, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
     }
 
     private static bool SameContent(FileDigest a, FileDigest b) =>
         a.Length == b.Length && a.PieceSize == b.PieceSize && a.Sha256.AsSpan().SequenceEqual(b.Sha256);
 
-    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<SourceProbe> group, FileDigest digest, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
+    /// <summary>
+    /// The digest every source's pieces are checked against. A sole source's may be XXH3-128; several sources need
+    /// pieces no one of them can forge, so another source's BLAKE3 digest is taken (partial copies recorded by a
+    /// sole-source download hold XXH3-128), and where none has one the whole file's SHA-256 is checked before it is kept.
+    /// </summary>
+    private static (FileDigest Digest, bool CheckWhole) ForSeveralSources(List<SourceProbe> group, FileDigest digest)
+    {
+        if (group.Count == 1 || PieceHasher.IsCryptographic(digest.PieceAlgorithm))
+        {
+            return (digest, false);
+        }
+
+        FileDigest? strong = group.Select(p => p.Digest).FirstOrDefault(d => d is not null && d.PieceCount == digest.PieceCount && PieceHasher.IsCryptographic(d.PieceAlgorithm));
+        return strong is null ? (digest, true) : (strong, false);
+    }
+
+    private async Task<DownloadResult> PiecesAsync(DownloadRequest request, List<SourceProbe> group, FileDigest digest, bool checkWhole, string partial, TransferProgress progress, long started, (FileShareConnection?, RangeReply)? opened, CancellationToken cancellationToken)
     {
         string remotePath = request.RemotePath;
         string statePath = PartialState.PathFor(partial);
@@ -180,6 +197,13 @@ public sealed class FileDownloader(ConnectionPool pool)
             foreach ((DownloadSource source, FileShareException error) in download.Dropped)
             {
                 request.SourceProblem?.Invoke(error);
+            }
+
+            if (checkWhole && !await LocalCopy.IsIdenticalAsync(partial, digest with { PieceHashes = [] }, cancellationToken).ConfigureAwait(false))
+            {
+                throw new FileShareException(FileShareErrorKind.ContentMismatch,
+                    $"'{remotePath}' from {string.Join(", ", group.Select(p => p.Source.Endpoint))}: every piece matched its XXH3-128 hash but the whole file does not match the SHA-256 the sources agree on; a source sent forged pieces.",
+                    group[0].Source.Endpoint, remotePath);
             }
 
             File.SetLastWriteTimeUtc(partial, digest.LastWriteTimeUtc);

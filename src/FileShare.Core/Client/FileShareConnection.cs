@@ -15,6 +15,7 @@ public sealed class FileShareConnection : IDisposable
     private readonly FileShareClientOptions _options;
     private readonly RangeReceiver _receiver;
     private readonly bool _namesPieceAlgorithm;
+    private readonly ListOptions _hashOptionsForSoleSource;
 
     // Digest-and-read pairs sent before their download began, answered in this order.
     private readonly Queue<(string Path, uint HashId, uint ReadId)> _ahead = new();
@@ -22,12 +23,13 @@ public sealed class FileShareConnection : IDisposable
     private bool _broken;
     private long _pendingRange;
 
-    private FileShareConnection(Stream stream, string endpoint, FileShareClientOptions options, bool namesPieceAlgorithm)
+    private FileShareConnection(Stream stream, string endpoint, FileShareClientOptions options, HandshakeFeatures granted)
     {
         _stream = stream;
         _channel = new FrameChannel(stream, readAhead: true);
         _options = options;
-        _namesPieceAlgorithm = namesPieceAlgorithm;
+        _namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
+        _hashOptionsForSoleSource = ListOptions.WithPieceMaps | (granted.HasFlag(HandshakeFeatures.FastPieceHashes) ? ListOptions.FastPieceHashes : ListOptions.None);
         Endpoint = endpoint;
         _receiver = new RangeReceiver(endpoint, options);
     }
@@ -48,8 +50,8 @@ public sealed class FileShareConnection : IDisposable
     {
         Socket socket = await Client.Endpoint.ConnectAsync(host, port, options, cancellationToken).ConfigureAwait(false);
         string endpoint = Client.Endpoint.Format(host, port);
-        (Stream stream, bool namesPieceAlgorithm) = await new ClientHandshake(host, endpoint, options).OpenAsync(socket, cancellationToken).ConfigureAwait(false);
-        return new FileShareConnection(stream, endpoint, options, namesPieceAlgorithm);
+        (Stream stream, HandshakeFeatures granted) = await new ClientHandshake(host, endpoint, options).OpenAsync(socket, cancellationToken).ConfigureAwait(false);
+        return new FileShareConnection(stream, endpoint, options, granted);
     }
 
     public Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, bool recursive, CancellationToken cancellationToken) =>
@@ -109,7 +111,7 @@ public sealed class FileShareConnection : IDisposable
     public Task<RemoteEntry> StatWithPiecesAsync(string path, CancellationToken cancellationToken) =>
         PathRequestAsync(FrameType.StatRequest, FrameType.StatReply, path, _options.ReadTimeout,
             static (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadStatReply(body, withPieces: true, out status, out message),
-            cancellationToken, withPieces: true);
+            cancellationToken, ListOptions.WithPieceMaps);
 
     /// <summary>The server's digest of a file: whole-file SHA-256 and per-piece hashes of its current version.</summary>
     /// <remarks>Hashing a large file for the first time takes the server a while; that is work, not a dead server.</remarks>
@@ -122,19 +124,23 @@ public sealed class FileShareConnection : IDisposable
     /// The digest, and for a partial copy the pieces the server holds (null: the whole file). A server that predates
     /// piece maps answers <see cref="FileShareErrorKind.BadRequest"/>; ask with <see cref="HashAsync"/> then.
     /// </summary>
-    public async Task<(FileDigest Digest, PieceMap? Held)> HashWithPiecesAsync(string path, CancellationToken cancellationToken)
+    /// <param name="soleSource">
+    /// Every byte of the file will come from this server, so its pieces may be described with XXH3-128, which checks
+    /// for damage at a fifth of BLAKE3's CPU but could be forged; with several sources the pieces must be BLAKE3.
+    /// </param>
+    public async Task<(FileDigest Digest, PieceMap? Held)> HashWithPiecesAsync(string path, bool soleSource, CancellationToken cancellationToken)
     {
         PieceMap? held = null;
         FileDigest digest = await PathRequestAsync(FrameType.HashRequest, FrameType.HashReply, path, _options.HashTimeout,
             (ReadOnlySpan<byte> body, out StatusCode status, out string? message) => Messages.ReadHashReply(body, withPieces: true, _namesPieceAlgorithm, out held, out status, out message),
-            cancellationToken, withPieces: true).ConfigureAwait(false);
+            cancellationToken, soleSource ? _hashOptionsForSoleSource : ListOptions.WithPieceMaps).ConfigureAwait(false);
         return (digest, held);
     }
 
     private delegate T? ReplyReader<T>(ReadOnlySpan<byte> body, out StatusCode status, out string? message);
 
     /// <summary>A request whose body is one path, answered by one reply frame.</summary>
-    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken, bool withPieces = false)
+    private async Task<T> PathRequestAsync<T>(FrameType request, FrameType reply, string path, TimeSpan timeout, ReplyReader<T> read, CancellationToken cancellationToken, ListOptions options = ListOptions.None)
         where T : class
     {
         using CancellationTokenSource deadline = BeginRequest(cancellationToken);
@@ -142,7 +148,7 @@ public sealed class FileShareConnection : IDisposable
         {
             uint id = ++_nextRequestId;
             SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
-            Messages.WritePathRequest(ref writer, path, withPieces);
+            Messages.WritePathRequest(ref writer, path, options);
             await _channel.SendFrameAsync(request, id, writer.Position, deadline.Token).ConfigureAwait(false);
             Frame frame = await ReadReplyAsync(reply, id, path, deadline, timeout).ConfigureAwait(false);
             T? result = read(frame.Body.Span, out StatusCode status, out string? message);
@@ -175,7 +181,8 @@ public sealed class FileShareConnection : IDisposable
 
     /// <summary>
     /// The digest (with the pieces the server holds) and a read of the whole file, sent back to back before either
-    /// answer: the server answers in order, so one round trip serves both. On success the whole file is pending, as
+    /// answer: the server answers in order, so one round trip serves both. The server is the sole source, so the digest
+    /// may describe its pieces with XXH3-128. On success the whole file is pending, as
     /// after <see cref="RequestRangeAsync"/>; the caller checks the promise against the digest before taking it.
     /// A refused hash fails the call with the hash's answer (a server that predates piece maps: BadRequest).
     /// </summary>
@@ -243,7 +250,7 @@ public sealed class FileShareConnection : IDisposable
     {
         uint hashId = ++_nextRequestId;
         SpanWriter writer = _channel.BeginFrame(SpanWriter.StringSize(path) + 1);
-        Messages.WritePathRequest(ref writer, path, withPieces: true);
+        Messages.WritePathRequest(ref writer, path, _hashOptionsForSoleSource);
         _channel.HoldFrame(FrameType.HashRequest, hashId, writer.Position);
         uint readId = await SendReadRequestAsync(path, 0, -1, cancellationToken).ConfigureAwait(false);
         return (hashId, readId);

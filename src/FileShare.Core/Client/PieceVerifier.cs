@@ -92,7 +92,7 @@ public sealed class PieceVerifier : IDisposable
         {
             long start = (long)piece * _digest.PieceSize;
             long end = Math.Min(start + _digest.PieceSize, _digest.Length) - 1;
-            throw Mismatch($"piece {piece} (bytes {start:N0}-{end:N0}) does not match the server's {(_digest.PieceAlgorithm == PieceHashAlgorithm.Blake3 ? "BLAKE3" : "SHA-256")}");
+            throw Mismatch($"piece {piece} (bytes {start:N0}-{end:N0}) does not match the server's {PieceHasher.NameOf(_digest.PieceAlgorithm)}");
         }
 
         _pieceVerified?.Invoke(piece);

@@ -28,14 +28,15 @@ internal sealed class SourceProber(ConnectionPool pool, bool verify)
     /// <summary>Asks every source, at once, for the file's digest and which pieces it holds.</summary>
     public async Task<List<SourceProbe>> ProbeAsync(DownloadRequest request, CancellationToken cancellationToken)
     {
-        Task<SourceProbe>[] probes = request.Sources.Select(source => ProbeAsync(source, request.RemotePath, cancellationToken)).ToArray();
+        bool soleSource = request.Sources.Count == 1;
+        Task<SourceProbe>[] probes = request.Sources.Select(source => ProbeAsync(source, request.RemotePath, soleSource, cancellationToken)).ToArray();
         return [.. await Task.WhenAll(probes).ConfigureAwait(false)];
     }
 
-    private Task<SourceProbe> ProbeAsync(DownloadSource source, string remotePath, CancellationToken cancellationToken) =>
+    private Task<SourceProbe> ProbeAsync(DownloadSource source, string remotePath, bool soleSource, CancellationToken cancellationToken) =>
         AskAsync(source, async connection =>
         {
-            (FileDigest? digest, PieceMap? pieces) = verify ? await TryDigestAsync(connection, remotePath, cancellationToken).ConfigureAwait(false) : default;
+            (FileDigest? digest, PieceMap? pieces) = verify ? await TryDigestAsync(connection, remotePath, soleSource, cancellationToken).ConfigureAwait(false) : default;
             pool.Return(connection);
             return new SourceProbe(source, digest, pieces, null);
         }, cancellationToken);
@@ -117,11 +118,11 @@ internal sealed class SourceProber(ConnectionPool pool, bool verify)
     /// The digest and, for a partial copy, the pieces the server holds; a server that predates piece maps is asked
     /// again for the digest alone, and one that cannot hash gives null (its file then cannot be verified).
     /// </summary>
-    private async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, CancellationToken cancellationToken)
+    private async Task<(FileDigest? Digest, PieceMap? Held)> TryDigestAsync(FileShareConnection connection, string remotePath, bool soleSource, CancellationToken cancellationToken)
     {
         try
         {
-            (FileDigest digest, PieceMap? held) = await connection.HashWithPiecesAsync(remotePath, cancellationToken).ConfigureAwait(false);
+            (FileDigest digest, PieceMap? held) = await connection.HashWithPiecesAsync(remotePath, soleSource, cancellationToken).ConfigureAwait(false);
             pool.MarkAnswersPieceMaps(connection.Endpoint);
             return (digest, held);
         }

@@ -200,23 +200,26 @@ public static class Messages
         return isLast;
     }
 
-    /// <summary>Stat and hash requests: the path, then optionally a u8 of <see cref="ListOptions"/> (only WithPieceMaps means anything).</summary>
-    public static void WritePathRequest(ref SpanWriter writer, string path, bool withPieces)
+    /// <summary>
+    /// Stat and hash requests: the path, then a u8 of <see cref="ListOptions"/> unless there are none (WithPieceMaps,
+    /// and for a hash FastPieceHashes, mean anything).
+    /// </summary>
+    public static void WritePathRequest(ref SpanWriter writer, string path, ListOptions options)
     {
         writer.WriteString(path);
-        if (withPieces)
+        if (options != ListOptions.None)
         {
-            writer.WriteByte((byte)ListOptions.WithPieceMaps);
+            writer.WriteByte((byte)options);
         }
     }
 
-    public static (string Path, bool WithPieces) ReadPathRequestWithOptions(ReadOnlySpan<byte> body)
+    public static (string Path, ListOptions Options) ReadPathRequestWithOptions(ReadOnlySpan<byte> body)
     {
         var reader = new SpanReader(body);
         string path = reader.ReadString();
-        bool withPieces = reader.Remaining > 0 && ((ListOptions)reader.ReadByte()).HasFlag(ListOptions.WithPieceMaps);
+        var options = reader.Remaining > 0 ? (ListOptions)reader.ReadByte() : ListOptions.None;
         reader.EnsureEnd();
-        return (path, withPieces);
+        return (path, options);
     }
 
     public static void WriteStatReply(ref SpanWriter writer, RemoteEntry entry, bool withPieces = false)

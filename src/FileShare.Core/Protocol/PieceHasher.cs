@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Hashing;
 using System.Security.Cryptography;
 
 namespace FileShare.Protocol;
@@ -10,6 +11,12 @@ public enum PieceHashAlgorithm : byte
 
     /// <summary>BLAKE3 (32-byte output): about three times SHA-256's speed per core, and as strong for this use.</summary>
     Blake3 = 1,
+
+    /// <summary>
+    /// XXH3-128 (16 bytes, then 16 zero bytes to fill the 32-byte slot): five times BLAKE3's speed, but not
+    /// cryptographic, so a digest in it is asked for only when every byte comes from the server that made it.
+    /// </summary>
+    XxHash128 = 2,
 }
 
 /// <summary>Called for each piece as its last byte is hashed; <paramref name="digest"/> is valid only during the call.</summary>
@@ -24,12 +31,14 @@ public sealed class PieceHasher : IDisposable
     // Sixteen BLAKE3 chunks of 1 KiB: its widest SIMD step. Fed reads of any size, BLAKE3 compresses the chunks left
     // over at either end one at a time (6% of a 200-download client's CPU), so it is fed whole groups only.
     private const int Blake3Group = 16 * 1024;
+    private const int XxHash128Length = 16;
 
     private readonly PieceHashAlgorithm _algorithm;
     private readonly long _length;
     private readonly int _pieceSize;
     private readonly IncrementalHash? _sha256;
     private readonly Blake3.Hasher? _blake3;
+    private readonly XxHash128? _xxHash128;
     // Rented: a first hash on the server and every download on the client make a hasher, and a 16 KiB array each
     // was most of what ten servers' first hashes left behind for the GC.
     private byte[] _group = [];
@@ -45,32 +54,51 @@ public sealed class PieceHasher : IDisposable
         _pieceSize = pieceSize;
         _piece = firstPiece;
         _position = (long)firstPiece * pieceSize;
-        if (algorithm == PieceHashAlgorithm.Sha256)
+        switch (algorithm)
         {
-            _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        }
-        else
-        {
-            _blake3 = Blake3.Hasher.New();
-            _group = ArrayPool<byte>.Shared.Rent(Blake3Group);
+            case PieceHashAlgorithm.Sha256:
+                _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                break;
+            case PieceHashAlgorithm.Blake3:
+                _blake3 = Blake3.Hasher.New();
+                _group = ArrayPool<byte>.Shared.Rent(Blake3Group);
+                break;
+            default:
+                _xxHash128 = new XxHash128();
+                break;
         }
     }
 
     /// <summary>Offset in the file of the next byte to hash.</summary>
     public long Position => _position;
 
-    public static bool IsKnown(PieceHashAlgorithm algorithm) => algorithm is PieceHashAlgorithm.Sha256 or PieceHashAlgorithm.Blake3;
+    public static bool IsKnown(PieceHashAlgorithm algorithm) => algorithm is PieceHashAlgorithm.Sha256 or PieceHashAlgorithm.Blake3 or PieceHashAlgorithm.XxHash128;
 
-    /// <summary>The digest of one whole piece held in memory.</summary>
+    /// <summary>Whether no one can make other bytes with the same piece hash (what several sources need).</summary>
+    public static bool IsCryptographic(PieceHashAlgorithm algorithm) => algorithm != PieceHashAlgorithm.XxHash128;
+
+    public static string NameOf(PieceHashAlgorithm algorithm) => algorithm switch
+    {
+        PieceHashAlgorithm.Sha256 => "SHA-256",
+        PieceHashAlgorithm.Blake3 => "BLAKE3",
+        _ => "XXH3-128",
+    };
+
+    /// <summary>The digest of one whole piece held in memory, in a 32-byte <paramref name="digest"/>.</summary>
     public static void HashPiece(PieceHashAlgorithm algorithm, ReadOnlySpan<byte> piece, Span<byte> digest)
     {
-        if (algorithm == PieceHashAlgorithm.Sha256)
+        switch (algorithm)
         {
-            SHA256.HashData(piece, digest);
-        }
-        else
-        {
-            Blake3.Hasher.Hash(piece, digest);
+            case PieceHashAlgorithm.Sha256:
+                SHA256.HashData(piece, digest);
+                break;
+            case PieceHashAlgorithm.Blake3:
+                Blake3.Hasher.Hash(piece, digest);
+                break;
+            default:
+                XxHash128.Hash(piece, digest);
+                digest[XxHash128Length..].Clear();
+                break;
         }
     }
 
@@ -124,6 +152,10 @@ public sealed class PieceHasher : IDisposable
         {
             _sha256.AppendData(data);
         }
+        else if (_xxHash128 is not null)
+        {
+            _xxHash128.Append(data);
+        }
         else
         {
             if (_grouped > 0)
@@ -157,6 +189,11 @@ public sealed class PieceHasher : IDisposable
         if (_sha256 is not null)
         {
             _sha256.GetHashAndReset(digest);
+        }
+        else if (_xxHash128 is not null)
+        {
+            _xxHash128.GetHashAndReset(digest);
+            digest[XxHash128Length..].Clear();
         }
         else
         {

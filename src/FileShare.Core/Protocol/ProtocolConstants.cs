@@ -49,6 +49,12 @@ public enum HandshakeFeatures : uint
 
     /// <summary>Digests on this connection name their piece hash algorithm, which may be BLAKE3 (see docs/protocol.md, "Hash").</summary>
     PieceAlgorithms = 4,
+
+    /// <summary>
+    /// The client can check XXH3-128 pieces, and a hash request may ask for them (<see cref="ListOptions.FastPieceHashes"/>);
+    /// see docs/protocol.md, "Hash".
+    /// </summary>
+    FastPieceHashes = 8,
 }
 
 public enum FrameType : byte
@@ -112,6 +118,12 @@ public enum ListOptions : byte
     /// (their reply says so: see <see cref="Messages.ReadListReply"/>) and refuse it in a stat.
     /// </summary>
     WithPieceMaps = 4,
+
+    /// <summary>
+    /// Hash requests only, on a connection that granted <see cref="HandshakeFeatures.FastPieceHashes"/>: XXH3-128
+    /// pieces will do, because every byte comes from the server that answers (one source, nothing to forge).
+    /// </summary>
+    FastPieceHashes = 8,
 }
 
 public enum EntryKind : byte

@@ -14,8 +14,10 @@ namespace FileShare.Server;
 /// <remarks>
 /// A first hash reads one buffer ahead while it hashes the one before, and hashes each buffer into the whole-file
 /// SHA-256 and the piece digests on two threads at once: SHA-256 cannot be split within one digest, but the two
-/// are independent, so wall time is about one pass over the file instead of two plus the reads. Piece digests are
-/// kept per algorithm; a file of one piece has SHA-256 as its piece algorithm whatever is asked, since its piece
+/// are independent, so wall time is about one pass over the file instead of two plus the reads. The same pass makes
+/// both BLAKE3 and XXH3-128 piece digests (together still faster than the SHA-256 beside them), so whichever a client
+/// asks for first, the other is ready too; SHA-256 piece digests, for clients that predate piece algorithms, take a
+/// pass of their own. A file of one piece has SHA-256 as its piece algorithm whatever is asked, since its piece
 /// digest is then its whole-file digest, hashed once.
 /// </remarks>
 internal sealed class FileHashCache
@@ -26,7 +28,10 @@ internal sealed class FileHashCache
     private readonly string _root;
     private readonly int _pieceSize;
     private readonly int _readBuffer;
-    private readonly ConcurrentDictionary<(string Path, PieceHashAlgorithm Pieces), (long Length, DateTime LastWrite, Task<FileDigest> Digest)> _entries = new();
+    private static readonly PieceHashAlgorithm[] s_legacyPieces = [PieceHashAlgorithm.Sha256];
+    private static readonly PieceHashAlgorithm[] s_modernPieces = [PieceHashAlgorithm.Blake3, PieceHashAlgorithm.XxHash128];
+
+    private readonly ConcurrentDictionary<(string Path, bool Legacy), (long Length, DateTime LastWrite, Task<FileDigest[]> Digests)> _entries = new();
     // Process-wide, as the CPU is: ten servers in one pwsh hash at most this many files at once between them. At least
     // two, so small files are not held up behind one large file's first hash.
     private static readonly int s_concurrentFiles = Math.Max(2, Environment.ProcessorCount);
@@ -53,14 +58,11 @@ internal sealed class FileHashCache
     /// <summary>As above, for a file whose length and last write time the caller has just read (through an open handle).</summary>
     public Task<FileDigest> GetAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
     {
-        if (FileDigest.PieceCountFor(length, _pieceSize) <= 1)
+        bool legacy = pieces == PieceHashAlgorithm.Sha256 || FileDigest.PieceCountFor(length, _pieceSize) <= 1;
+        int index = legacy ? 0 : Array.IndexOf(s_modernPieces, pieces);
+        if (_entries.TryGetValue((fullPath, legacy), out var cached) && cached.Length == length && cached.LastWrite == lastWrite && !cached.Digests.IsFaulted && !cached.Digests.IsCanceled)
         {
-            pieces = PieceHashAlgorithm.Sha256;
-        }
-
-        if (_entries.TryGetValue((fullPath, pieces), out var cached) && cached.Length == length && cached.LastWrite == lastWrite && !cached.Digest.IsFaulted && !cached.Digest.IsCanceled)
-        {
-            return cached.Digest.WaitAsync(cancellationToken);
+            return SelectAsync(cached.Digests, index, cancellationToken);
         }
 
         if (_entries.Count >= MaxEntries)
@@ -69,17 +71,21 @@ internal sealed class FileHashCache
         }
 
         // Not tied to the caller's token: one impatient client must not cancel the work others share.
-        Task<FileDigest> digest = ComputeAsync(fullPath, length, lastWrite, pieces);
-        _entries[(fullPath, pieces)] = (length, lastWrite, digest);
-        return digest.WaitAsync(cancellationToken);
+        Task<FileDigest[]> digests = ComputeAsync(fullPath, length, lastWrite, legacy ? s_legacyPieces : s_modernPieces);
+        _entries[(fullPath, legacy)] = (length, lastWrite, digests);
+        return SelectAsync(digests, index, cancellationToken);
     }
 
-    private async Task<FileDigest> ComputeAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm algorithm)
+    private static async Task<FileDigest> SelectAsync(Task<FileDigest[]> digests, int index, CancellationToken cancellationToken) =>
+        (await digests.WaitAsync(cancellationToken).ConfigureAwait(false))[index];
+
+    private async Task<FileDigest[]> ComputeAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm[] algorithms)
     {
         await s_hashing.WaitAsync().ConfigureAwait(false);
         byte[] hashing = s_buffers.Rent((int)Math.Clamp(length, 1, _readBuffer));
         byte[] reading = length > hashing.Length ? s_buffers.Rent(hashing.Length) : [];
         Task<int> pendingRead = Task.FromResult(0);
+        var pieces = new PieceDigests[algorithms.Length];
         try
         {
             using var file = new FileStream(fullPath, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous | FileOptions.SequentialScan);
@@ -89,9 +95,11 @@ internal sealed class FileHashCache
             }
 
             int pieceCount = FileDigest.PieceCountFor(length, _pieceSize);
-            byte[] pieceDigests = new byte[pieceCount * ProtocolConstants.Sha256Length];
-            using var pieces = new PieceHasher(algorithm, length, _pieceSize);
-            PieceHashed keep = (piece, digest) => digest.CopyTo(pieceDigests.AsSpan(piece * ProtocolConstants.Sha256Length));
+            for (int i = 0; i < algorithms.Length; i++)
+            {
+                pieces[i] = new PieceDigests(algorithms[i], length, _pieceSize, pieceCount);
+            }
+
             using IncrementalHash? whole = pieceCount > 1 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
             long offset = 0;
             pendingRead = ReadAsync(file, hashing, offset, length);
@@ -112,16 +120,13 @@ internal sealed class FileHashCache
                 }
 
                 ReadOnlyMemory<byte> data = hashing.AsMemory(0, read);
-                if (whole is null)
+                Task wholeAppend = whole is null ? Task.CompletedTask : Task.Run(() => whole.AppendData(data.Span));
+                foreach (PieceDigests piece in pieces)
                 {
-                    pieces.Append(data.Span, keep);
+                    piece.Append(data.Span);
                 }
-                else
-                {
-                    Task wholeAppend = Task.Run(() => whole.AppendData(data.Span));
-                    pieces.Append(data.Span, keep);
-                    await wholeAppend.ConfigureAwait(false);
-                }
+
+                await wholeAppend.ConfigureAwait(false);
 
                 (hashing, reading) = (reading, hashing);
                 offset = next;
@@ -132,8 +137,8 @@ internal sealed class FileHashCache
                 throw new IOException($"'{fullPath}' changed while it was being hashed.");
             }
 
-            byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieceDigests[..ProtocolConstants.Sha256Length]);
-            return new FileDigest(length, lastWrite, sha256, _pieceSize, pieceDigests, algorithm);
+            byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieces[0].Hashes[..ProtocolConstants.Sha256Length]);
+            return Array.ConvertAll(pieces, p => new FileDigest(length, lastWrite, sha256, _pieceSize, p.Hashes, p.Algorithm));
         }
         finally
         {
@@ -145,6 +150,11 @@ internal sealed class FileHashCache
                 s_buffers.Return(reading);
             }
 
+            foreach (PieceDigests? piece in pieces)
+            {
+                piece?.Dispose();
+            }
+
             s_hashing.Release();
         }
     }
@@ -152,4 +162,20 @@ internal sealed class FileHashCache
     /// <summary>A task rather than a ValueTask: it is awaited only after the previous buffer is hashed.</summary>
     private static Task<int> ReadAsync(FileStream file, byte[] buffer, long offset, long length) =>
         RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - offset)), offset).AsTask();
+
+    /// <summary>One algorithm's piece hashes of a file, filled in as its bytes go by.</summary>
+    private sealed class PieceDigests(PieceHashAlgorithm algorithm, long length, int pieceSize, int pieceCount) : IDisposable
+    {
+        private readonly PieceHasher _hasher = new(algorithm, length, pieceSize);
+        private PieceHashed? _keep;
+
+        public PieceHashAlgorithm Algorithm => algorithm;
+
+        public byte[] Hashes { get; } = new byte[pieceCount * ProtocolConstants.Sha256Length];
+
+        public void Append(ReadOnlySpan<byte> data) =>
+            _hasher.Append(data, _keep ??= (piece, digest) => digest.CopyTo(Hashes.AsSpan(piece * ProtocolConstants.Sha256Length)));
+
+        public void Dispose() => _hasher.Dispose();
+    }
 }

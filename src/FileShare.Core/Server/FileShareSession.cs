@@ -8,7 +8,7 @@ namespace FileShare.Server;
 /// The FileShare requests of one connection once its handshake is done (list, stat, hash, read), served one after
 /// another until the client closes, goes idle too long, or the server stops.
 /// </summary>
-internal sealed class FileShareSession(FileShareServer server, bool namesPieceAlgorithm, ShareLookup share, ConnectionLog log, CancellationToken stopping, CancellationToken aborting)
+internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures granted, ShareLookup share, ConnectionLog log, CancellationToken stopping, CancellationToken aborting)
 {
     // A body this small costs less copied into its reply's write than handed to sendfile in a call of its own.
     private const int InlineBodyLimit = 16 * 1024;
@@ -18,8 +18,23 @@ internal sealed class FileShareSession(FileShareServer server, bool namesPieceAl
 
     private FileShareServerOptions Options => server.Options;
 
+    private readonly bool namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
+    private readonly bool knowsFastPieces = granted.HasFlag(HandshakeFeatures.FastPieceHashes);
+
     /// <summary>BLAKE3 for clients that know it (a third of SHA-256's CPU per byte on both ends); SHA-256 for older ones.</summary>
     private PieceHashAlgorithm PieceAlgorithm => namesPieceAlgorithm ? PieceHashAlgorithm.Blake3 : PieceHashAlgorithm.Sha256;
+
+    /// <summary>XXH3-128 when the client says it will take every byte from this server; otherwise <see cref="PieceAlgorithm"/>.</summary>
+    private PieceHashAlgorithm PieceAlgorithmFor(ListOptions options) =>
+        knowsFastPieces && options.HasFlag(ListOptions.FastPieceHashes) ? PieceHashAlgorithm.XxHash128 : PieceAlgorithm;
+
+    /// <summary>Whether this connection's client can check pieces of <paramref name="algorithm"/> (a partial copy's record holds any).</summary>
+    private bool CanName(PieceHashAlgorithm algorithm) => algorithm switch
+    {
+        PieceHashAlgorithm.Sha256 => true,
+        PieceHashAlgorithm.Blake3 => namesPieceAlgorithm,
+        _ => knowsFastPieces,
+    };
 
     /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
     public async Task ServeAsync(Stream stream, Socket? kernelSocket)
@@ -90,12 +105,12 @@ internal sealed class FileShareSession(FileShareServer server, bool namesPieceAl
                     await ListAsync(channel, frame.RequestId, path, options, started).ConfigureAwait(false);
                     return;
                 case FrameType.StatRequest:
-                    (path, bool withPieces) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
-                    await StatAsync(channel, frame.RequestId, path, withPieces, started).ConfigureAwait(false);
+                    (path, ListOptions statOptions) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
+                    await StatAsync(channel, frame.RequestId, path, statOptions.HasFlag(ListOptions.WithPieceMaps), started).ConfigureAwait(false);
                     return;
                 case FrameType.HashRequest:
-                    (path, bool hashWithPieces) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
-                    await HashAsync(channel, frame.RequestId, path, hashWithPieces, started, kernelSocket).ConfigureAwait(false);
+                    (path, ListOptions hashOptions) = Messages.ReadPathRequestWithOptions(frame.Body.Span);
+                    await HashAsync(channel, frame.RequestId, path, hashOptions, started, kernelSocket).ConfigureAwait(false);
                     return;
                 case FrameType.ReadRequest:
                     (path, long offset, long length) = Messages.ReadReadRequest(frame.Body.Span);
@@ -171,8 +186,9 @@ internal sealed class FileShareSession(FileShareServer server, bool namesPieceAl
     }
 
     /// <param name="kernelSocket">The plain socket, to see whether the client's next request is already waiting.</param>
-    private async Task HashAsync(FrameChannel channel, uint requestId, string path, bool withPieces, long started, Socket? kernelSocket)
+    private async Task HashAsync(FrameChannel channel, uint requestId, string path, ListOptions options, long started, Socket? kernelSocket)
     {
+        bool withPieces = options.HasFlag(ListOptions.WithPieceMaps);
         FileDigest digest;
         PieceMap? held = null;
         FileStream? file = share.TryOpenForRead(path, out StatusCode status, out string? reason);
@@ -192,7 +208,7 @@ internal sealed class FileShareSession(FileShareServer server, bool namesPieceAl
                 try
                 {
                     // Length and time through the open handle: one stat of the path fewer than the cache asking itself.
-                    digest = await server.Hashes.GetAsync(file.Name, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle), PieceAlgorithm, aborting).ConfigureAwait(false);
+                    digest = await server.Hashes.GetAsync(file.Name, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle), PieceAlgorithmFor(options), aborting).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -201,11 +217,11 @@ internal sealed class FileShareSession(FileShareServer server, bool namesPieceAl
                 }
             }
 
-            if (!namesPieceAlgorithm && digest.PieceAlgorithm != PieceHashAlgorithm.Sha256 && digest.PieceCount > 0)
+            if (!CanName(digest.PieceAlgorithm) && digest.PieceCount > 0)
             {
                 // Only a partial copy recorded by a newer client gets here: its pieces cannot be described to this one.
                 await RefuseAsync(channel, FrameType.HashReply, requestId, RequestKind.Hash, path, StatusCode.PieceNotAvailable,
-                    "this partial copy's pieces are checked with BLAKE3, which this client does not know", started).ConfigureAwait(false);
+                    $"this partial copy's pieces are checked with {PieceHasher.NameOf(digest.PieceAlgorithm)}, which this client does not know", started).ConfigureAwait(false);
                 return;
             }
 

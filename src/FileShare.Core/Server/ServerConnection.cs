@@ -148,12 +148,12 @@ internal sealed class ServerConnection
         }
 
         _handshakeDone = true;
-        var session = new FileShareSession(_server, granted.HasFlag(HandshakeFeatures.PieceAlgorithms), _server.Share, _log, _stopping, _aborting);
+        var session = new FileShareSession(_server, granted, _server.Share, _log, _stopping, _aborting);
         await session.ServeAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
     }
 
     private HandshakeFeatures OfferedFeatures =>
-        HandshakeFeatures.PieceAlgorithms
+        HandshakeFeatures.PieceAlgorithms | HandshakeFeatures.FastPieceHashes
         | (Options.AccessKey is null ? HandshakeFeatures.None : HandshakeFeatures.AccessKey)
         | (Options.Certificate is null ? HandshakeFeatures.None : HandshakeFeatures.Tls);
 

@@ -40,6 +40,70 @@ public sealed class MultiSourceTests : ServerTestBase
     }
 
     [Fact]
+    public async Task Partial_copies_recorded_with_XXH3_pieces_by_sole_source_downloads_still_assemble_the_file_together()
+    {
+        string original = Temp.Create("original");
+        string hash = TestFiles.WriteRandom(Path.Join(original, "spread.bin"), NinePieces);
+        FileShareServer[] servers =
+        [
+            StartServer(root: SeedPartialCopy(original, "spread.bin", "a", PieceHashAlgorithm.XxHash128, null, 0, 1, 2, 3, 4)),
+            StartServer(root: SeedPartialCopy(original, "spread.bin", "b", PieceHashAlgorithm.XxHash128, null, 4, 5, 6, 7, 8)),
+        ];
+        var problems = new List<FileShareException>();
+
+        DownloadResult result = await NewDownloader().DownloadAsync(Request("spread.bin", servers, problems), CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("spread.bin")));
+        Assert.Equal(hash, result.Sha256);
+        Assert.Empty(problems);
+        Assert.Equal(2, result.Sources.Count(s => s.Bytes > 0));
+    }
+
+    [Fact]
+    public async Task With_only_XXH3_pieces_from_several_sources_pieces_forged_to_match_them_fail_the_whole_file_check_and_nothing_is_kept()
+    {
+        string original = Temp.Create("original");
+        TestFiles.WriteRandom(Path.Join(original, "spread.bin"), NinePieces);
+        // The first source's record (the one the others are checked against) describes its own forged piece 2.
+        FileShareServer[] servers =
+        [
+            StartServer(root: SeedPartialCopy(original, "spread.bin", "forger", PieceHashAlgorithm.XxHash128, forgedPiece: 2, 0, 1, 2, 3, 4)),
+            StartServer(root: SeedPartialCopy(original, "spread.bin", "honest", PieceHashAlgorithm.XxHash128, null, 5, 6, 7, 8)),
+        ];
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => NewDownloader().DownloadAsync(Request("spread.bin", servers, []), CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.ContentMismatch, error.Kind);
+        Assert.Contains("SHA-256", error.Message);
+        Assert.Contains("'spread.bin'", error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
+    public async Task Beside_a_source_with_BLAKE3_pieces_a_forged_piece_that_matches_its_XXH3_record_is_caught_at_once_and_its_source_dropped()
+    {
+        string original = Temp.Create("original");
+        TestFiles.WriteRandom(Path.Join(original, "spread.bin"), NinePieces);
+        // Named first, so without a BLAKE3 digest from the second its record would be what every piece is checked against.
+        FileShareServer[] servers =
+        [
+            StartServer(root: SeedPartialCopy(original, "spread.bin", "forger", PieceHashAlgorithm.XxHash128, forgedPiece: 2, 2)),
+            StartServer(root: SeedPartialCopy(original, "spread.bin", "honest", PieceHashAlgorithm.Blake3, null, 0, 1, 3, 4, 5, 6, 7, 8)),
+        ];
+        var problems = new List<FileShareException>();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => NewDownloader().DownloadAsync(Request("spread.bin", servers, problems), CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.PiecesUnavailable, error.Kind);
+        Assert.Contains($"bytes {2L * Piece}-{(3L * Piece) - 1} ", error.Message);
+        FileShareException dropped = Assert.Single(problems);
+        Assert.Equal((FileShareErrorKind.ContentMismatch, EndpointOf(servers[0].Port)), (dropped.Kind, dropped.Endpoint));
+        Assert.Contains("BLAKE3", dropped.Message);
+        Assert.False(File.Exists(Download("spread.bin")));
+        Assert.False(PartialState.TryRead(Download(".spread.bin.partial.state"))!.Held.Has(2));
+    }
+
+    [Fact]
     public async Task A_partial_copy_is_listed_under_its_final_name_with_its_pieces_and_refuses_pieces_it_lacks()
     {
         string original = Temp.Create("original");
@@ -182,10 +246,23 @@ public sealed class MultiSourceTests : ServerTestBase
     /// A share holding only some pieces of <paramref name="name"/>, as an interrupted download leaves it: the hidden
     /// partial file (zeros where pieces are missing) and its state record.
     /// </summary>
-    private string SeedPartialCopy(string originalFolder, string name, string shareName, params int[] pieces)
+    private string SeedPartialCopy(string originalFolder, string name, string shareName, params int[] pieces) =>
+        SeedPartialCopy(originalFolder, name, shareName, PieceHashAlgorithm.Sha256, forgedPiece: null, pieces);
+
+    /// <summary>
+    /// As above, with the record's pieces in <paramref name="algorithm"/>; a <paramref name="forgedPiece"/> holds other
+    /// bytes than the original and the record describes those bytes, while its whole-file SHA-256 is still the original's.
+    /// </summary>
+    private string SeedPartialCopy(string originalFolder, string name, string shareName, PieceHashAlgorithm algorithm, int? forgedPiece, params int[] pieces)
     {
         string share = Temp.Create(shareName);
-        byte[] content = File.ReadAllBytes(Path.Join(originalFolder, name));
+        byte[] original = File.ReadAllBytes(Path.Join(originalFolder, name));
+        byte[] content = original.ToArray();
+        if (forgedPiece is int forged)
+        {
+            Random.Shared.NextBytes(content.AsSpan(forged * Piece, Math.Min(Piece, content.Length - (forged * Piece))));
+        }
+
         int count = FileDigest.PieceCountFor(content.Length, Piece);
         byte[] partial = new byte[content.Length];
         byte[] pieceHashes = new byte[count * ProtocolConstants.Sha256Length];
@@ -194,7 +271,7 @@ public sealed class MultiSourceTests : ServerTestBase
         {
             int start = piece * Piece;
             int length = Math.Min(Piece, content.Length - start);
-            SHA256.HashData(content.AsSpan(start, length), pieceHashes.AsSpan(piece * ProtocolConstants.Sha256Length));
+            PieceHasher.HashPiece(algorithm, content.AsSpan(start, length), pieceHashes.AsSpan(piece * ProtocolConstants.Sha256Length));
             if (pieces.Contains(piece))
             {
                 content.AsSpan(start, length).CopyTo(partial.AsSpan(start));
@@ -204,7 +281,7 @@ public sealed class MultiSourceTests : ServerTestBase
 
         string partialPath = PartialFile.PathFor(Path.Join(share, name));
         File.WriteAllBytes(partialPath, partial);
-        var digest = new FileDigest(content.Length, File.GetLastWriteTimeUtc(Path.Join(originalFolder, name)), SHA256.HashData(content), Piece, pieceHashes);
+        var digest = new FileDigest(content.Length, File.GetLastWriteTimeUtc(Path.Join(originalFolder, name)), SHA256.HashData(original), Piece, pieceHashes, algorithm);
         new PartialState(name, ["elsewhere:5000"], digest, held).Write(PartialState.PathFor(partialPath));
         return share;
     }

@@ -52,6 +52,30 @@ public sealed class VerificationTests : ServerTestBase
         }
     }
 
+    [Theory]
+    [InlineData(true, PieceHashAlgorithm.XxHash128)]
+    [InlineData(false, PieceHashAlgorithm.Blake3)]
+    public async Task A_sole_source_gets_XXH3_pieces_and_one_of_several_gets_BLAKE3_both_with_the_file_SHA256(bool soleSource, PieceHashAlgorithm expected)
+    {
+        TestFiles.WriteRandom(Share("two-and-a-bit.bin"), (2L * Piece) + 10);
+        byte[] content = File.ReadAllBytes(Share("two-and-a-bit.bin"));
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        (FileDigest digest, PieceMap? held) = await connection.HashWithPiecesAsync("two-and-a-bit.bin", soleSource, CancellationToken.None);
+
+        Assert.Null(held);
+        Assert.Equal(SHA256.HashData(content), digest.Sha256);
+        Assert.Equal(expected, digest.PieceAlgorithm);
+        Assert.Equal(3, digest.PieceCount);
+        for (int i = 0; i < 3; i++)
+        {
+            ReadOnlySpan<byte> piece = content.AsSpan(i * Piece, Math.Min(Piece, content.Length - (i * Piece)));
+            byte[] independent = soleSource ? [.. System.IO.Hashing.XxHash128.Hash(piece), .. new byte[16]] : Blake3.Hasher.Hash(piece).AsSpan().ToArray();
+            Assert.Equal(Convert.ToHexString(independent), Convert.ToHexString(digest.PieceHash(i)));
+        }
+    }
+
     [Fact]
     public async Task A_byte_flipped_on_the_wire_fails_the_download_and_leaves_nothing()
     {

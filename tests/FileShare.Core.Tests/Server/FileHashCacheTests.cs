@@ -6,9 +6,9 @@ using FileShare.Tests.Support;
 namespace FileShare.Tests.Server;
 
 /// <summary>
-/// The digests a first hash computes (read ahead, two digests on two threads) equal SHA-256 of the file and SHA-256
-/// or BLAKE3 of each piece computed independently in one call each, at every length where a piece or buffer boundary
-/// could be mishandled.
+/// The digests a first hash computes (read ahead, the whole-file and piece digests on two threads) equal SHA-256 of
+/// the file and SHA-256, BLAKE3 or XXH3-128 of each piece computed independently in one call each, at every length
+/// where a piece or buffer boundary could be mishandled.
 /// </summary>
 public sealed class FileHashCacheTests : IDisposable
 {
@@ -49,19 +49,23 @@ public sealed class FileHashCacheTests : IDisposable
     }
 
     [Fact]
-    public async Task One_file_keeps_a_digest_per_piece_algorithm_and_each_has_the_same_whole_file_SHA256()
+    public async Task One_file_keeps_a_digest_per_piece_algorithm_each_with_the_same_whole_file_SHA256_and_one_pass_makes_BLAKE3_and_XXH3()
     {
         string path = Path.Join(_share.Path, "file.bin");
         string sha256 = TestFiles.WriteRandom(path, 5L * SmallPiece);
         var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer);
 
         FileDigest blake3 = await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
+        Task<FileDigest> fast = cache.GetAsync(path, PieceHashAlgorithm.XxHash128, CancellationToken.None);
+        Assert.True(fast.IsCompletedSuccessfully, "the XXH3 digest was not ready: the file is being hashed again");
+        AssertDigestMatches(path, SmallPiece, PieceHashAlgorithm.XxHash128, await fast);
         FileDigest sha = await cache.GetAsync(path, PieceHashAlgorithm.Sha256, CancellationToken.None);
 
         Assert.Equal(PieceHashAlgorithm.Blake3, blake3.PieceAlgorithm);
         Assert.Equal(PieceHashAlgorithm.Sha256, sha.PieceAlgorithm);
         Assert.Equal(sha256, blake3.Sha256Hex);
         Assert.Equal(sha256, sha.Sha256Hex);
+        Assert.Equal(sha256, (await fast).Sha256Hex);
         Assert.NotEqual(Convert.ToHexString(blake3.PieceHashes), Convert.ToHexString(sha.PieceHashes));
         Assert.Same(blake3, await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None));
     }
@@ -92,6 +96,7 @@ public sealed class FileHashCacheTests : IDisposable
         {
             data.Add(length, PieceHashAlgorithm.Sha256);
             data.Add(length, PieceHashAlgorithm.Blake3);
+            data.Add(length, PieceHashAlgorithm.XxHash128);
         }
 
         return data;
@@ -112,7 +117,12 @@ public sealed class FileHashCacheTests : IDisposable
         {
             int start = index * pieceSize;
             ReadOnlySpan<byte> piece = bytes.AsSpan(start, Math.Min(pieceSize, bytes.Length - start));
-            byte[] expected = digest.PieceAlgorithm == PieceHashAlgorithm.Blake3 ? Blake3.Hasher.Hash(piece).AsSpan().ToArray() : SHA256.HashData(piece);
+            byte[] expected = digest.PieceAlgorithm switch
+            {
+                PieceHashAlgorithm.Blake3 => Blake3.Hasher.Hash(piece).AsSpan().ToArray(),
+                PieceHashAlgorithm.XxHash128 => [.. System.IO.Hashing.XxHash128.Hash(piece), .. new byte[16]],
+                _ => SHA256.HashData(piece),
+            };
             Assert.Equal(Convert.ToHexString(expected), Convert.ToHexString(digest.PieceHash(index)));
         }
     }

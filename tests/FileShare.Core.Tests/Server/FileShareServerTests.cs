@@ -199,29 +199,39 @@ public sealed class FileShareServerTests : ServerTestBase
         Assert.Equal(SHA256.HashData(content.AsSpan(Piece)), digest.PieceHash(1).ToArray());
     }
 
-    [Fact]
-    public async Task A_partial_copy_with_BLAKE3_pieces_is_refused_to_a_client_that_does_not_name_piece_algorithms()
+    [Theory]
+    [InlineData(PieceHashAlgorithm.Blake3, HandshakeFeatures.None, ListOptions.WithPieceMaps, "BLAKE3")]
+    [InlineData(PieceHashAlgorithm.XxHash128, HandshakeFeatures.PieceAlgorithms, ListOptions.WithPieceMaps | ListOptions.FastPieceHashes, "XXH3-128")]
+    public async Task A_partial_copy_is_refused_to_a_client_that_cannot_check_its_recorded_pieces_even_when_it_asks_for_fast_ones(
+        PieceHashAlgorithm recorded, HandshakeFeatures features, ListOptions options, string named)
     {
         const int Piece = ProtocolConstants.PieceSize;
         string partial = PartialFile.PathFor(Share("half.bin"));
         TestFiles.WriteRandom(partial, 2L * Piece);
-        var digest = new FileDigest(2L * Piece, DateTime.UtcNow, new byte[32], Piece, new byte[2 * ProtocolConstants.Sha256Length], PieceHashAlgorithm.Blake3);
+        var digest = new FileDigest(2L * Piece, DateTime.UtcNow, new byte[32], Piece, new byte[2 * ProtocolConstants.Sha256Length], recorded);
         var held = new PieceMap(2);
         held.Set(0);
         new PartialState("half.bin", ["elsewhere:5000"], digest, held).Write(PartialState.PathFor(partial));
         FileShareServer server = StartServer();
-        using NetworkStream stream = await HandshakeRawAsync(server.Port);
-        using var channel = new FrameChannel(stream);
 
-        byte[] body = new byte[SpanWriter.StringSize("half.bin") + 1];
-        var writer = new SpanWriter(body);
-        Messages.WritePathRequest(ref writer, "half.bin", withPieces: true);
-        await SendAsync(channel, FrameType.HashRequest, 1, body);
-        Frame reply = await ReadFrameWithinAsync(channel);
+        Frame reply = await AskRawAsync(server.Port, features, FrameType.HashRequest, "half.bin", options);
 
-        Messages.ReadHashReply(reply.Body.Span, withPieces: true, namesAlgorithm: false, out _, out StatusCode status, out string? message);
+        Messages.ReadHashReply(reply.Body.Span, withPieces: true, namesAlgorithm: features.HasFlag(HandshakeFeatures.PieceAlgorithms), out _, out StatusCode status, out string? message);
         Assert.Equal(StatusCode.PieceNotAvailable, status);
-        Assert.Contains("BLAKE3", message);
+        Assert.Contains(named, message);
+    }
+
+    [Fact]
+    public async Task Without_the_fast_pieces_feature_a_request_for_them_still_gets_BLAKE3()
+    {
+        TestFiles.WriteRandom(Share("three.bin"), (2L * ProtocolConstants.PieceSize) + 1);
+        FileShareServer server = StartServer();
+
+        Frame reply = await AskRawAsync(server.Port, HandshakeFeatures.PieceAlgorithms, FrameType.HashRequest, "three.bin", ListOptions.WithPieceMaps | ListOptions.FastPieceHashes);
+
+        FileDigest digest = Messages.ReadHashReply(reply.Body.Span, withPieces: true, namesAlgorithm: true, out _, out StatusCode status, out _)!;
+        Assert.Equal(StatusCode.Ok, status);
+        Assert.Equal(PieceHashAlgorithm.Blake3, digest.PieceAlgorithm);
     }
 
     [Fact]
@@ -422,15 +432,29 @@ public sealed class FileShareServerTests : ServerTestBase
         return new NetworkStream(socket, ownsSocket: true);
     }
 
-    private static async Task<NetworkStream> HandshakeRawAsync(int port)
+    private static async Task<NetworkStream> HandshakeRawAsync(int port, HandshakeFeatures features = HandshakeFeatures.None)
     {
         NetworkStream stream = await ConnectRawAsync(port);
         byte[] hello = new byte[ProtocolConstants.HelloLength];
-        Messages.WriteClientHello(hello, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, 0);
+        Messages.WriteClientHello(hello, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, (uint)features);
         await stream.WriteAsync(hello);
         await stream.ReadExactlyAsync(hello);
         Assert.Equal((ushort)StatusCode.Ok, Messages.ReadHello(hello).Second);
         return stream;
+    }
+
+    /// <summary>One path request with <paramref name="options"/> on a fresh connection that asked for <paramref name="features"/>, and its reply.</summary>
+    private static async Task<Frame> AskRawAsync(int port, HandshakeFeatures features, FrameType request, string path, ListOptions options)
+    {
+        using NetworkStream stream = await HandshakeRawAsync(port, features);
+        using var channel = new FrameChannel(stream);
+        byte[] body = new byte[SpanWriter.StringSize(path) + 1];
+        var writer = new SpanWriter(body);
+        Messages.WritePathRequest(ref writer, path, options);
+        await SendAsync(channel, request, 1, body);
+        Frame reply = await ReadFrameWithinAsync(channel);
+        // The body lies in the channel's pooled buffer, which goes back to the pool with the channel.
+        return reply with { Body = reply.Body.ToArray() };
     }
 
     private static ValueTask SendAsync(FrameChannel channel, FrameType type, uint requestId, byte[] body)
