@@ -288,6 +288,9 @@ def chart(rows, path):
     for row in rows:
         if "median_s" in row and row["shape"][0] in "1234" and row["shape"] not in shapes:
             shapes.append(row["shape"])
+    if not shapes:
+        log("no shape measured in MiB/s or files/s (a partial run); no chart")
+        return False
     figure, axes = plt.subplots(len(shapes), 1, figsize=(10, 2.2 + 0.45 * len(rows)), squeeze=False)
     for axis, shape in zip(axes[:, 0], shapes):
         items = [r for r in rows if r["shape"] == shape and "median_s" in r]

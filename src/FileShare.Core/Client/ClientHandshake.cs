@@ -14,8 +14,8 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
 {
     /// <summary>
     /// Shakes hands over <paramref name="socket"/>, which it takes over: on success it returns the stream to send requests
-    /// on (TLS over the socket, when granted) and whether the server names the piece algorithm in hash replies; on
-    /// failure the socket is closed.
+    /// on (TLS over the socket, when granted) and the features the server granted (which piece hashes its digests may
+    /// use); on failure the socket is closed.
     /// </summary>
     public async Task<(Stream Stream, HandshakeFeatures Granted)> OpenAsync(Socket socket, CancellationToken cancellationToken)
     {

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Hashing;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace FileShare.Protocol;
@@ -64,10 +65,15 @@ public sealed class PieceHasher : IDisposable
                 _group = ArrayPool<byte>.Shared.Rent(Blake3Group);
                 break;
             default:
-                _xxHash128 = new XxHash128();
+                _xxHash128 = NewXxHash128();
                 break;
         }
     }
+
+    // Not inlined: allocating a type of System.IO.Hashing in the constructor's own code made every hasher (SHA-256 for
+    // a one-piece file, BLAKE3) load that assembly, a cost on every cold one-file download.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static XxHash128 NewXxHash128() => new();
 
     /// <summary>Offset in the file of the next byte to hash.</summary>
     public long Position => _position;

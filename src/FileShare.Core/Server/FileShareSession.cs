@@ -13,27 +13,27 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     // A body this small costs less copied into its reply's write than handed to sendfile in a call of its own.
     private const int InlineBodyLimit = 16 * 1024;
 
+    private readonly bool _namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
+    private readonly bool _knowsFastPieces = granted.HasFlag(HandshakeFeatures.FastPieceHashes);
+
     // The file a hash request opened, kept for the read of the same path the client already sent behind it.
     private (string Path, FileStream File)? _keptOpen;
 
     private FileShareServerOptions Options => server.Options;
 
-    private readonly bool namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
-    private readonly bool knowsFastPieces = granted.HasFlag(HandshakeFeatures.FastPieceHashes);
-
     /// <summary>BLAKE3 for clients that know it (a third of SHA-256's CPU per byte on both ends); SHA-256 for older ones.</summary>
-    private PieceHashAlgorithm PieceAlgorithm => namesPieceAlgorithm ? PieceHashAlgorithm.Blake3 : PieceHashAlgorithm.Sha256;
+    private PieceHashAlgorithm PieceAlgorithm => _namesPieceAlgorithm ? PieceHashAlgorithm.Blake3 : PieceHashAlgorithm.Sha256;
 
     /// <summary>XXH3-128 when the client says it will take every byte from this server; otherwise <see cref="PieceAlgorithm"/>.</summary>
     private PieceHashAlgorithm PieceAlgorithmFor(ListOptions options) =>
-        knowsFastPieces && options.HasFlag(ListOptions.FastPieceHashes) ? PieceHashAlgorithm.XxHash128 : PieceAlgorithm;
+        _knowsFastPieces && options.HasFlag(ListOptions.FastPieceHashes) ? PieceHashAlgorithm.XxHash128 : PieceAlgorithm;
 
     /// <summary>Whether this connection's client can check pieces of <paramref name="algorithm"/> (a partial copy's record holds any).</summary>
     private bool CanName(PieceHashAlgorithm algorithm) => algorithm switch
     {
         PieceHashAlgorithm.Sha256 => true,
-        PieceHashAlgorithm.Blake3 => namesPieceAlgorithm,
-        _ => knowsFastPieces,
+        PieceHashAlgorithm.Blake3 => _namesPieceAlgorithm,
+        _ => _knowsFastPieces,
     };
 
     /// <summary>Serves frames until the client leaves; <paramref name="kernelSocket"/> is null under TLS, where file bytes must pass through the stream.</summary>
@@ -225,14 +225,14 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
                 return;
             }
 
-            if (Messages.HashReplySize(digest, namesAlgorithm: namesPieceAlgorithm) > ProtocolConstants.MaxFrameBody)
+            if (Messages.HashReplySize(digest, namesAlgorithm: _namesPieceAlgorithm) > ProtocolConstants.MaxFrameBody)
             {
                 // Piece hashes of a file past ~128 GiB do not fit one frame; the whole-file hash still does.
                 digest = digest with { PieceHashes = [] };
             }
 
-            SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held, namesPieceAlgorithm));
-            Messages.WriteHashReply(ref writer, digest, withPieces, held, namesPieceAlgorithm);
+            SpanWriter writer = channel.BeginFrame(Messages.HashReplySize(digest, withPieces, held, _namesPieceAlgorithm));
+            Messages.WriteHashReply(ref writer, digest, withPieces, held, _namesPieceAlgorithm);
             FrameType? next = channel.NextFrameReadAhead;
             if (next == FrameType.ReadRequest)
             {
