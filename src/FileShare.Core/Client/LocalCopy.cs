@@ -16,7 +16,7 @@ internal static class LocalCopy
 
     /// <summary>
     /// Whether the local file already has the digest's content: checked piece by piece in the digest's own piece
-    /// algorithm (BLAKE3 reads a 4 MiB piece several times faster than SHA-256 does), stopping at the first piece
+    /// algorithm (XXH3-128 or BLAKE3 read a 4 MiB piece several times faster than SHA-256 does), stopping at the first piece
     /// that differs; every piece matching vouches for the whole file's SHA-256, as it does for a download. A digest
     /// without piece hashes is checked by its whole-file SHA-256.
     /// </summary>
