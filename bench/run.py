@@ -844,7 +844,8 @@ try {{
                                 self.in_worker(http, script), self.nginx_pids, verify("http"), units))
         self.prepare_before(variants[-1], lambda: os.makedirs(target, exist_ok=True))
         self.measure(label, variants, rounds, warmup_rounds=LONG_WARMUP_ROUNDS)
-        self.progress_pairs(label, variants)
+        # A pair takes under half a second here, and one slow round trip moves a pair's ratio by tens of percent.
+        self.progress_pairs(label, variants, pairs=3 if self.quick else 30)
 
     def shape_listing(self, label, folder, count, rounds):
         port = self.single_port

@@ -8,7 +8,9 @@ namespace FileShare.PowerShell;
 /// Turns the counters of running downloads into progress records, written from the pipeline thread a few times a
 /// second, never from the transfers themselves: one overall bar (files done, bytes, rate, time left) and, under it,
 /// a bar for each file that has been running longer than <see cref="FileBarAfter"/>. Files that finish sooner (most
-/// small files) never get a bar of their own, so thousands of them cost a handful of records, not two each.
+/// small files) never get a bar of their own, so thousands of them cost a handful of records, not two each. A
+/// command that ends before the first tick writes no progress at all: a bar drawn and cleared at once would only
+/// flicker, and drawing it is what a quick command would spend its time on.
 /// </summary>
 internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
 {
@@ -19,6 +21,7 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Dictionary<FileTransfer, int> _activityIds = [];
     private readonly HashSet<FileTransfer> _shown = [];
+    private bool _overallShown;
 
     /// <summary>No progress when the user silenced it, or when nobody watches a console (CI logs, redirected output).</summary>
     public static bool ShouldReport(PSCmdlet cmdlet)
@@ -68,6 +71,7 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, received, _clock.Elapsed, -1);
         overall.StatusDescription = $"{done} of {transfers.Count} files; " + overall.StatusDescription;
         cmdlet.WriteProgress(overall);
+        _overallShown = true;
     }
 
     /// <summary>"; a:5000 12 MiB, b:5000 30 MiB (dropped)" for a download drawing on several sources, else nothing.</summary>
@@ -82,12 +86,17 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
         return "; " + string.Join(", ", sources.Select(s => $"{s.Endpoint} {Units.Bytes(s.BytesReceived)}{(s.Dropped ? " (dropped)" : "")}"));
     }
 
-    /// <summary>Ends every bar that was shown; the overall Completed record is always the last one.</summary>
+    /// <summary>Ends every bar that was shown; the overall Completed record, if any bar was, is the last one.</summary>
     public void Complete(IReadOnlyList<FileTransfer> transfers)
     {
         foreach (FileTransfer transfer in transfers)
         {
             CompleteFile(transfer);
+        }
+
+        if (!_overallShown)
+        {
+            return;
         }
 
         cmdlet.WriteProgress(new ProgressRecord(OverallActivityId, "Get-RemoteFile", "Done") { RecordType = ProgressRecordType.Completed });
