@@ -207,7 +207,8 @@ function Get-ParameterInfo($Parameter, $Blocks, $Instance, [string] $SetName) {
     $positions = @($sets.Position | Where-Object { $_ -ge 0 })
     $byValue = @($sets | Where-Object ValueFromPipeline).Count -gt 0
     $byName = @($sets | Where-Object ValueFromPipelineByPropertyName).Count -gt 0
-    $type = $Parameter.ParameterType
+    # An optional value ([long?]) is shown as the type it takes, as Get-Help shows [long] for one.
+    $type = [Nullable]::GetUnderlyingType($Parameter.ParameterType) ?? $Parameter.ParameterType
     $defaultLine = @($Blocks | Where-Object { $_.Kind -eq 'Paragraph' -and $_.Text -match '^Default value:\s*(.+)$' })
     $default = if ($defaultLine) { ($defaultLine[0].Text -replace '^Default value:\s*', '') }
     else {

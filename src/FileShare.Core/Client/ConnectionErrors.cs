@@ -30,7 +30,9 @@ internal static class ConnectionErrors
             _ => (FileShareErrorKind.BadRequest, "bad request"),
         };
         string subject = path is null ? endpoint : $"'{path}' on {endpoint}";
-        throw new FileShareException(kind, $"{subject}: {what} ({message}).", endpoint, path);
+        // The server says which kind it wanted ("not a folder" to a listing, "not a file" to a read): that alone is clear.
+        string detail = kind == FileShareErrorKind.NotAFile && !string.IsNullOrEmpty(message) ? message : $"{what} ({message})";
+        throw new FileShareException(kind, $"{subject}: {detail}.", endpoint, path);
     }
 
     /// <summary>Only a refusal the server sent as a status reply leaves the stream in step for the next request.</summary>

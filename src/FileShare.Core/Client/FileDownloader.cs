@@ -180,7 +180,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                 Task saver = saving is null ? Task.CompletedTask : download.SaveStateWhileRunningAsync(state, statePath, saving.Token);
                 try
                 {
-                    await download.RunAsync(group.Select(p => (p.Source, p.Pieces)).ToList(), cancellationToken).ConfigureAwait(false);
+                    await download.RunAsync(group, cancellationToken).ConfigureAwait(false);
                 }
                 finally
                 {

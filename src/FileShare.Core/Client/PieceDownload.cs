@@ -36,7 +36,7 @@ internal sealed class PieceDownload
     // Pieces verified since the state record was last written.
     private volatile bool _dirty;
 
-    /// <param name="opened">A connection on which the whole file has already been asked for, with the server's promise.</param>
+    /// <param name="opened">A connection to the first source on which the whole file has already been asked for, with the server's promise.</param>
     public PieceDownload(ConnectionPool pool, string remotePath, FileDigest digest, SafeFileHandle target, PieceMap held, TransferProgress progress, (FileShareConnection, RangeReply)? opened = null)
     {
         _opened = opened;
@@ -59,7 +59,7 @@ internal sealed class PieceDownload
     public IEnumerable<int> MissingPieces => Enumerable.Range(0, _state.Length).Where(p => !_held.Has(p));
 
     /// <summary>Runs until every piece is verified or no live source holds a missing one; cancellation throws.</summary>
-    public async Task RunAsync(IReadOnlyList<(DownloadSource Source, PieceMap? Pieces)> sources, CancellationToken cancellationToken)
+    public async Task RunAsync(IReadOnlyList<SourceProbe> sources, CancellationToken cancellationToken)
     {
         _liveWorkers = sources.Count;
         try
@@ -67,11 +67,12 @@ internal sealed class PieceDownload
             if (sources.Count == 1)
             {
                 // One source needs no second thread: running it here saves a hand-off per file.
-                await WorkAsync(sources[0].Source, sources[0].Pieces, cancellationToken).ConfigureAwait(false);
+                await WorkAsync(sources[0], takesOpened: true, cancellationToken).ConfigureAwait(false);
                 return;
             }
 
-            Task[] workers = sources.Select(s => Task.Run(() => WorkAsync(s.Source, s.Pieces, cancellationToken), cancellationToken)).ToArray();
+            // The connection already opened is the first source's, so only its worker may take it.
+            Task[] workers = sources.Select((s, i) => Task.Run(() => WorkAsync(s, takesOpened: i == 0, cancellationToken), cancellationToken)).ToArray();
             await Task.WhenAll(workers).ConfigureAwait(false);
         }
         finally
@@ -105,8 +106,11 @@ internal sealed class PieceDownload
         }
     }
 
-    private async Task WorkAsync(DownloadSource source, PieceMap? pieces, CancellationToken cancellationToken)
+    private async Task WorkAsync(SourceProbe probe, bool takesOpened, CancellationToken cancellationToken)
     {
+        (DownloadSource source, PieceMap? pieces) = (probe.Source, probe.Pieces);
+        // Copies of one content may differ in write time (a copy made without keeping it): each source is held to its own.
+        DateTime lastWrite = probe.Digest?.LastWriteTimeUtc ?? _digest.LastWriteTimeUtc;
         TransferProgress counter = _progress.AddSource(source.Endpoint);
         FileShareConnection? connection = null;
         var clock = new Stopwatch();
@@ -130,7 +134,7 @@ internal sealed class PieceDownload
                 }
 
                 RangeReply? asked = null;
-                if (connection is null && TakeOpened() is { } opened)
+                if (connection is null && takesOpened && TakeOpened() is { } opened)
                 {
                     (connection, asked) = opened;
                     if (segment.Value != (0, _state.Length))
@@ -144,7 +148,7 @@ internal sealed class PieceDownload
                 connection ??= (await _pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
                 clock.Restart();
                 long before = counter.BytesReceived;
-                await FetchSegmentAsync(connection, segment.Value, asked, counter, cancellationToken).ConfigureAwait(false);
+                await FetchSegmentAsync(connection, segment.Value, asked, lastWrite, counter, cancellationToken).ConfigureAwait(false);
                 Release(segment.Value);
                 segment = null;
                 bytesPerSecond = (counter.BytesReceived - before) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
@@ -182,7 +186,8 @@ internal sealed class PieceDownload
     }
 
     /// <param name="asked">The promise for this segment when it was already asked for on <paramref name="connection"/>.</param>
-    private async Task FetchSegmentAsync(FileShareConnection connection, (int First, int Count) segment, RangeReply? asked, TransferProgress counter, CancellationToken cancellationToken)
+    /// <param name="lastWrite">The source's write time for the file when it was probed; a reply with another means it changed.</param>
+    private async Task FetchSegmentAsync(FileShareConnection connection, (int First, int Count) segment, RangeReply? asked, DateTime lastWrite, TransferProgress counter, CancellationToken cancellationToken)
     {
         long offset = (long)segment.First * _digest.PieceSize;
         long length = Math.Min(_digest.Length, (long)(segment.First + segment.Count) * _digest.PieceSize) - offset;
@@ -200,7 +205,7 @@ internal sealed class PieceDownload
             {
                 part = asked is null && share is { } capped ? Math.Min(capped.PartLength, length - done) : length;
                 RangeReply reply = asked ?? await connection.RequestRangeAsync(_remotePath, offset + done, part, cancellationToken).ConfigureAwait(false);
-                if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != _digest.LastWriteTimeUtc || reply.DataLength != part)
+                if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != lastWrite || reply.DataLength != part)
                 {
                     // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.
                     throw FileDownloader.Changed(connection.Endpoint, _remotePath);

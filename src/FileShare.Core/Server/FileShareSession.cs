@@ -6,7 +6,9 @@ namespace FileShare.Server;
 
 /// <summary>
 /// The FileShare requests of one connection once its handshake is done (list, stat, hash, read), served one after
-/// another until the client closes, goes idle too long, or the server stops.
+/// another until the client closes, goes idle too long, or the server stops. A stopping server starts nothing new, but a
+/// client part-way through a file (a rate-capped download asks for it in parts, a multi-source one in runs of pieces)
+/// is served the rest of that file, within the drain timeout: a download in flight is meant to finish.
 /// </summary>
 internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures granted, ShareLookup share, ConnectionLog log, CancellationToken stopping, CancellationToken aborting)
 {
@@ -18,6 +20,9 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
     // The file a hash request opened, kept for the read of the same path the client already sent behind it.
     private (string Path, FileStream File)? _keptOpen;
+
+    // The file whose last read left more of it unsent, which the client may still ask for while the server stops.
+    private volatile string? _fileUnderway;
 
     private FileShareServerOptions Options => server.Options;
 
@@ -41,11 +46,27 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     {
         using var channel = new FrameChannel(stream, readAhead: true);
         using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var idle = new CancellationTokenSource();
+        // Stopping ends the wait for a next request at once, unless the client is part-way through a file.
+        CancellationTokenRegistration onStop = stopping.UnsafeRegister(static s =>
+        {
+            var (session, idle) = ((FileShareSession, CancellationTokenSource))s!;
+            if (session._fileUnderway is null)
+            {
+                idle.Cancel();
+            }
+        }, (this, idle));
         try
         {
-            while (!stopping.IsCancellationRequested)
+            while (!stopping.IsCancellationRequested || _fileUnderway is not null)
             {
+                if (!idle.TryReset())
+                {
+                    // Stopping cancelled it while a read that leaves the file unfinished was starting: the rest is still served.
+                    idle.Dispose();
+                    idle = new CancellationTokenSource();
+                }
+
                 idle.CancelAfter(Options.IdleTimeout);
                 Frame? frame;
                 try
@@ -65,6 +86,10 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
                 // Idle means no request: a transfer that outlasts the timeout must not leave the connection expired.
                 idle.CancelAfter(Timeout.InfiniteTimeSpan);
+                if (stopping.IsCancellationRequested && !ContinuesFileUnderway(frame.Value))
+                {
+                    break;
+                }
 
                 // A request in flight finishes even while the server is stopping; only an abort cuts it.
                 await HandleAsync(channel, sender, frame.Value, kernelSocket).ConfigureAwait(false);
@@ -75,7 +100,26 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         }
         finally
         {
+            onStop.Dispose();
+            idle.Dispose();
             _keptOpen?.File.Dispose();
+        }
+    }
+
+    private bool ContinuesFileUnderway(Frame frame)
+    {
+        if (frame.Type != FrameType.ReadRequest)
+        {
+            return false;
+        }
+
+        try
+        {
+            return Messages.ReadReadRequest(frame.Body.Span).Path == _fileUnderway;
+        }
+        catch (ProtocolException)
+        {
+            return false;
         }
     }
 
@@ -84,6 +128,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         // Whatever the request, the file kept from the last one is closed by the end of it (a read of it takes it first).
         (string Path, FileStream File)? kept = _keptOpen;
         _keptOpen = null;
+        _fileUnderway = null;
         using FileStream? keptFile = kept?.File;
         long started = Stopwatch.GetTimestamp();
         (FrameType replyType, RequestKind kind) = frame.Type switch
@@ -330,6 +375,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             return;
         }
 
+        _fileUnderway = offset + count < fileLength ? path : null;
         int inline = count <= InlineBodyLimit ? (int)count : 0;
         SpanWriter writer = channel.BeginFrame(32 + inline);
         DateTime lastWrite = copy?.Digest.LastWriteTimeUtc ?? File.GetLastWriteTimeUtc(stream.SafeFileHandle);

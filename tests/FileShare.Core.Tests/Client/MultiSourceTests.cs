@@ -40,6 +40,25 @@ public sealed class MultiSourceTests : ServerTestBase
     }
 
     [Fact]
+    public async Task Whole_copies_that_differ_only_in_write_time_all_serve_pieces()
+    {
+        // As `cp` or `scp` without -p leave them: the same bytes, another time.
+        string first = Temp.Create("first");
+        string hash = TestFiles.WriteRandom(Path.Join(first, "copy.bin"), NinePieces);
+        string second = Temp.Create("second");
+        File.Copy(Path.Join(first, "copy.bin"), Path.Join(second, "copy.bin"));
+        File.SetLastWriteTimeUtc(Path.Join(second, "copy.bin"), new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        FileShareServer[] servers = [StartServer(root: first), StartServer(root: second)];
+        var problems = new List<FileShareException>();
+
+        DownloadResult result = await NewDownloader().DownloadAsync(Request("copy.bin", servers, problems), CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("copy.bin")));
+        Assert.Empty(problems);
+        Assert.All(result.Sources, s => Assert.True(s.Bytes >= Piece, $"{s.Endpoint} sent {s.Bytes} bytes"));
+    }
+
+    [Fact]
     public async Task Partial_copies_recorded_with_XXH3_pieces_by_sole_source_downloads_still_assemble_the_file_together()
     {
         string original = Temp.Create("original");

@@ -94,6 +94,40 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task Stopping_serves_the_rest_of_a_file_asked_for_in_parts_and_nothing_new()
+    {
+        // A rate-capped or multi-source download asks for one file in several reads on one connection.
+        string hash = TestFiles.WriteRandom(Share("parts.bin"), 48L * TestFiles.MiB);
+        TestFiles.WriteRandom(Share("other.bin"), 1024);
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+        const long Part = 16L * TestFiles.MiB;
+        await connection.RequestRangeAsync("parts.bin", 0, Part, CancellationToken.None);
+
+        Task stopping = server.StopAsync(TimeSpan.FromSeconds(30));
+        Assert.False(stopping.IsCompleted);
+        using (SafeFileHandle target = File.OpenHandle(Download("parts.bin"), FileMode.CreateNew, FileAccess.Write, preallocationSize: 3 * Part))
+        {
+            for (long offset = 0; offset < 3 * Part; offset += Part)
+            {
+                if (offset > 0)
+                {
+                    RangeReply reply = await connection.RequestRangeAsync("parts.bin", offset, Part, CancellationToken.None);
+                    Assert.Equal(Part, reply.DataLength);
+                }
+
+                await Eventually.WithinAsync(connection.ReceiveRangeAsync("parts.bin", target, offset, null, CancellationToken.None), TimeSpan.FromSeconds(30), $"the part at {offset}");
+            }
+        }
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("parts.bin")));
+        // The file is done, so the connection closes: another file is not started while the server stops.
+        await Eventually.WithinAsync(stopping, TimeSpan.FromSeconds(10), "the stop once the file was done");
+        var refused = await Assert.ThrowsAsync<FileShareException>(() => connection.RequestRangeAsync("other.bin", 0, -1, CancellationToken.None));
+        Assert.Equal(FileShareErrorKind.ConnectionFailed, refused.Kind);
+    }
+
+    [Fact]
     public async Task A_client_that_stops_reading_mid_transfer_is_cut_off_after_the_send_timeout()
     {
         MakeSparseFile("huge.bin", 256L * TestFiles.MiB);
