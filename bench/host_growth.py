@@ -31,14 +31,14 @@ MIB = 1 << 20
 GIB = 1 << 30
 
 
-def start_host(pwsh, module, share, ports):
+def start_host(pwsh, module, share, ports, env=None):
     script = ("$ErrorActionPreference = 'Stop'; "
               f"Import-Module {ps_quote(os.path.join(module, 'FileShare.psd1'))}; "
               f"Start-FileShareServer -Port {','.join(map(str, ports))} -Path {ps_quote(share)} -BindAddress 127.0.0.1 "
               f"-MaxConnections 1100 -MaxConnectionsPerAddress 1100 | Out-Null; "
               "[Console]::Out.WriteLine('ready'); [Console]::Out.Flush(); [Console]::In.ReadLine() | Out-Null")
     host = subprocess.Popen(pwsh + ["-NoProfile", "-NonInteractive", "-c", script],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     if host.stdout.readline().strip() != "ready":
         raise RuntimeError("the server host did not start")
     for port in ports:
