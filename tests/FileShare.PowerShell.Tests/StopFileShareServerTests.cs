@@ -173,6 +173,28 @@ public sealed class StopFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void RateCappedDownloadAskingInParts_GetsTheRestOfItsFile_WhileTheServerStops()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        // Under the cap a file is asked for in parts of about four seconds each: 16 MiB at 4 MB/s, so two parts here.
+        TestFiles.Sparse(_share, "capped.bin", 24L << 20);
+        using var client = new PowerShellSession(_temp.Path);
+        string destination = _temp.Join("capped");
+        using RunningInvocation download = client.Begin("param($Port, $Dest) Get-RemoteFile -Name capped.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -MaxBytesPerSecond 4MB",
+            new { job.Port, Dest = destination });
+        Eventually.True(() => job.BytesSent > 1 << 20, "the first part is on its way");
+
+        using RunningInvocation stopping = _session.Begin("param($Port) Stop-FileShareServer -Port $Port -Timeout 30", new { job.Port });
+        Eventually.True(() => job.JobStateInfo.State != JobState.Running, "the server is stopping");
+        Ports.AssertFree(job.Port);
+
+        download.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors();
+        stopping.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors();
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "capped.bin")), TestFiles.Sha256(Path.Join(destination, "capped.bin")));
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+    }
+
+    [Fact]
     public void TimeoutZero_CutsTheTransferInFlight_AndTheClientKeepsOnlyItsResumablePartialFile()
     {
         FileShareServerJob job = _session.StartServer(_share);
