@@ -81,6 +81,23 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void DestinationThatIsAFile_IsOneDestinationWriteFailed_NamingTheFolder_AndNothingIsAsked()
+    {
+        string blocked = _temp.Join("blocked");
+        File.WriteAllText(blocked, "a file where the folder should be");
+        long requestsBefore = _server.Requests;
+
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { _server.Port, Dest = blocked });
+
+        ErrorRecord error = result.SingleError("DestinationWriteFailed", ErrorCategory.WriteError);
+        Assert.Equal(blocked, error.TargetObject);
+        Assert.Contains(blocked, error.Exception.Message);
+        Assert.Equal("a file where the folder should be", File.ReadAllText(blocked));
+        Assert.Equal(requestsBefore, _server.Requests);
+    }
+
+    [Fact]
     public void MissingFile_IsRemoteFileNotFound_NamingFileAndServer_AndOtherFilesStillArrive()
     {
         Invocation result = Download(["no-such-file.txt", "one byte.txt"]);

@@ -35,6 +35,11 @@ internal static class ShareListing
             var subfolders = new List<(string, string)>();
             foreach (FileSystemInfo child in children)
             {
+                if (!IsServableName(child.Name))
+                {
+                    continue;
+                }
+
                 FileSystemInfo? target = ConfinedTarget(root, child);
                 string name = currentPrefix + child.Name;
                 if (target is FileInfo file && !PartialFile.IsPartialName(child.Name))
@@ -58,6 +63,14 @@ internal static class ShareListing
             }
         }
     }
+
+    /// <summary>
+    /// Whether a request could name the entry: not with a backslash or a control character (the wire rule refuses
+    /// them, and a client would refuse a listing that offered one), nor with bytes that are not UTF-8, which reach
+    /// .NET as U+FFFD and so name no file a request could open.
+    /// </summary>
+    private static bool IsServableName(string name) =>
+        !name.Contains('\uFFFD') && SharePath.TrySplit(name, out string[] segments, out _) && segments.Length == 1;
 
     /// <summary>The entry itself, or for a symlink the thing it leads to, when that stays inside the root.</summary>
     private static FileSystemInfo? ConfinedTarget(string root, FileSystemInfo entry)

@@ -81,7 +81,17 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     protected override void BeginProcessing()
     {
         _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
-        Directory.CreateDirectory(_destinationRoot);
+        try
+        {
+            Directory.CreateDirectory(_destinationRoot);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No download could land anywhere: one terminating error, not one per file.
+            ThrowTerminatingError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
+                $"Could not use '{_destinationRoot}' as the destination folder: {e.Message}", _destinationRoot, e));
+        }
+
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
         List<DownloadSource> extraSources = Source.Select(text => DownloadSource.TryParse(text)
             ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source))).ToList();

@@ -356,6 +356,63 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_path_with_control_characters_is_logged_with_them_spelled_out_not_sent_to_the_console()
+    {
+        FileShareServer server = StartServer();
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
+        FileShareConnection connection = await ConnectAsync(server);
+
+        await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("a\u001b[2Jb\u0007\u009b", CancellationToken.None));
+
+        await Eventually.TrueAsync(() => !records.IsEmpty, "the request was logged");
+        RequestLogRecord record = Assert.Single(records);
+        Assert.Equal("a\\x1B[2Jb\\x07\\x9B", record.Path);
+        Assert.DoesNotContain(record.Outcome, char.IsControl);
+    }
+
+    [Fact]
+    public async Task A_listing_leaves_out_names_no_request_could_name_and_lists_the_rest()
+    {
+        File.WriteAllText(Share("ok.txt"), "ok");
+        Directory.CreateDirectory(Share("sub"));
+        File.WriteAllText(Share("sub/fine.txt"), "fine");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.WriteAllText(Share("back\\slash.txt"), "x");
+            File.WriteAllText(Share("tab\tname.txt"), "x");
+            Directory.CreateDirectory(Share("new\nline"));
+            File.WriteAllText(Share("new\nline/inside.txt"), "x");
+            // Bytes that are not UTF-8: .NET can neither write nor delete such a name itself.
+            Shell("printf x > \"$1/bad$(printf '\\377')name.txt\"");
+        }
+
+        try
+        {
+            FileShareServer server = StartServer();
+            FileShareConnection connection = await ConnectAsync(server);
+
+            IReadOnlyList<RemoteEntry> listed = await connection.ListAsync("", recursive: true, CancellationToken.None);
+
+            Assert.Equal(["ok.txt", "sub/fine.txt"], listed.Select(e => e.Name));
+        }
+        finally
+        {
+            if (!OperatingSystem.IsWindows())
+            {
+                Shell("rm -f \"$1\"/bad*name.txt");
+            }
+        }
+
+        void Shell(string script)
+        {
+            using Process shell = Process.Start("/bin/sh", ["-c", script, "sh", Share("")])!;
+            shell.WaitForExit();
+            Assert.Equal(0, shell.ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task Every_request_is_logged_and_counted()
     {
         File.WriteAllBytes(Share("ten.bin"), new byte[10]);
