@@ -38,7 +38,7 @@ internal sealed record PartialCopy(string DataPath, PartialState State)
     /// <summary>Opens the data, or null when the opened file turns out to lie outside <paramref name="root"/> (a folder swapped for a link after the lookup).</summary>
     public FileStream? OpenRead(string root)
     {
-        var stream = new FileStream(DataPath, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+        FileStream stream = ShareFile.OpenRead(DataPath);
         if (SharePath.IsOpenedInside(root, stream.SafeFileHandle))
         {
             return stream;

@@ -37,7 +37,7 @@ internal sealed class ShareLookup(FileShareServer server)
 
         try
         {
-            var stream = new FileStream(file!.FullName, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous);
+            FileStream stream = ShareFile.OpenRead(file!.FullName);
             if (!SharePath.IsOpenedInside(server.Root, stream.SafeFileHandle))
             {
                 stream.Dispose();
@@ -60,6 +60,7 @@ internal sealed class ShareLookup(FileShareServer server)
 
     public static StatusCode Classify(Exception e) => e switch
     {
+        NotARegularFileException => StatusCode.NotAFile,
         FileNotFoundException or DirectoryNotFoundException => StatusCode.NotFound,
         UnauthorizedAccessException => StatusCode.PathRefused,
         _ => StatusCode.ServerError,

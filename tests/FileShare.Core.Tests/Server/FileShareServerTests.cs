@@ -356,6 +356,39 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_named_pipe_in_the_share_is_refused_at_once_and_blocks_neither_other_files_nor_the_stop()
+    {
+        string hash = TestFiles.WriteRandom(Share("file.bin"), 100_000);
+        Directory.CreateDirectory(Share("sub"));
+        // More pipes than the server has hash slots: were an open to wait on one, every first hash would wait too.
+        string[] pipes = ["pipe", "sub/pipe2", "sub/pipe3"];
+        foreach (string pipe in pipes)
+        {
+            using Process mkfifo = Process.Start("mkfifo", [Share(pipe)])!;
+            await mkfifo.WaitForExitAsync();
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        IReadOnlyList<RemoteEntry> listed = await Eventually.WithinAsync(
+            connection.ListAsync("", ListOptions.Recursive | ListOptions.WithHashes, CancellationToken.None), TimeSpan.FromSeconds(10), "the listing");
+        Assert.Equal(["file.bin"], listed.Select(e => e.Name));
+        foreach (string pipe in pipes)
+        {
+            var refused = await Assert.ThrowsAsync<FileShareException>(() => Eventually.WithinAsync(
+                NewDownloader().DownloadAsync(Host, server.Port, pipe, Download(Path.GetFileName(pipe)), false, null, CancellationToken.None), TimeSpan.FromSeconds(10), $"the refusal of {pipe}"));
+            Assert.Equal(FileShareErrorKind.NotAFile, refused.Kind);
+            Assert.Contains("not a regular file", refused.Message);
+        }
+
+        await NewDownloader().DownloadAsync(Host, server.Port, "file.bin", Download("file.bin"), false, null, CancellationToken.None);
+        Assert.Equal(hash, TestFiles.Sha256(Download("file.bin")));
+        await Eventually.WithinAsync(server.StopAsync(TimeSpan.FromSeconds(5)), TimeSpan.FromSeconds(10), "the stop");
+    }
+
+    [Fact]
     public async Task A_path_with_control_characters_is_logged_with_them_spelled_out_not_sent_to_the_console()
     {
         FileShareServer server = StartServer();
