@@ -154,6 +154,31 @@ def free_ports(count):
     return sorted(ports)
 
 
+def write_nginx_conf(folder, ports, root):
+    """The nginx every run measures against: sendfile on, no access log, JSON autoindex under /listing/."""
+    os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
+    listens = "\n".join(f"    listen 127.0.0.1:{port};" for port in ports)
+    with open(os.path.join(folder, "nginx.conf"), "w") as conf:
+        conf.write(f"""
+worker_processes auto;
+daemon on;
+error_log {folder}/logs/error.log;
+pid {folder}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  server {{
+{listens}
+    root {root};
+    location /listing/ {{ autoindex on; autoindex_format json; }}
+  }}
+}}
+""")
+
+
 def wait_for_port(port, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -411,27 +436,7 @@ class Harness:
 
     def start_nginx(self, ports):
         folder = os.path.join(self.work, "nginx")
-        os.makedirs(os.path.join(folder, "logs"), exist_ok=True)
-        listens = "\n".join(f"    listen 127.0.0.1:{port};" for port in ports)
-        with open(os.path.join(folder, "nginx.conf"), "w") as conf:
-            conf.write(f"""
-worker_processes auto;
-daemon on;
-error_log {folder}/logs/error.log;
-pid {folder}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  server {{
-{listens}
-    root {self.data};
-    location /listing/ {{ autoindex on; autoindex_format json; }}
-  }}
-}}
-""")
+        write_nginx_conf(folder, ports, self.data)
         subprocess.run(["nginx", "-p", folder, "-c", "nginx.conf"], check=True)
         self.cleanups.append(lambda: subprocess.run(["nginx", "-p", folder, "-c", "nginx.conf", "-s", "stop"], check=False))
         wait_for_port(ports[0])

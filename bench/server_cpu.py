@@ -20,7 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from host_growth import start_host  # noqa: E402
-from run import free_ports, ps_quote, wait_for_port  # noqa: E402
+from run import free_ports, ps_quote, wait_for_port, write_nginx_conf  # noqa: E402
 
 GIB = 1 << 30
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -82,22 +82,8 @@ def fileshare(args, work, share):
 
 def nginx(args, work, data):
     folder = os.path.join(work, "nginx")
-    os.makedirs(os.path.join(folder, "logs"))
     port = free_ports(1)[0]
-    with open(os.path.join(folder, "nginx.conf"), "w") as conf:
-        conf.write(f"""
-worker_processes auto;
-daemon on;
-error_log {folder}/logs/error.log;
-pid {folder}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  server {{ listen 127.0.0.1:{port}; root {data}; }}
-}}
-""")
+    write_nginx_conf(folder, [port], data)
     subprocess.run(["nginx", "-p", folder, "-c", "nginx.conf"], check=True)
     try:
         wait_for_port(port)

@@ -43,10 +43,7 @@ public sealed class MultiSourceTests : ServerTestBase
     public async Task Whole_copies_that_differ_only_in_write_time_all_serve_pieces()
     {
         // As `cp` or `scp` without -p leave them: the same bytes, another time.
-        string first = Temp.Create("first");
-        string hash = TestFiles.WriteRandom(Path.Join(first, "copy.bin"), NinePieces);
-        string second = Temp.Create("second");
-        File.Copy(Path.Join(first, "copy.bin"), Path.Join(second, "copy.bin"));
+        (string first, string second, string hash) = TwoCopies("copy.bin", "first", "second");
         File.SetLastWriteTimeUtc(Path.Join(second, "copy.bin"), new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc));
         FileShareServer[] servers = [StartServer(root: first), StartServer(root: second)];
         var problems = new List<FileShareException>();
@@ -193,10 +190,7 @@ public sealed class MultiSourceTests : ServerTestBase
     [Fact]
     public async Task A_source_whose_copy_is_damaged_at_rest_is_dropped_and_the_other_finishes_the_file()
     {
-        string good = Temp.Create("good");
-        string hash = TestFiles.WriteRandom(Path.Join(good, "data.bin"), NinePieces);
-        string bad = Temp.Create("bad");
-        File.Copy(Path.Join(good, "data.bin"), Path.Join(bad, "data.bin"));
+        (string good, string bad, string hash) = TwoCopies("data.bin", "good", "bad");
         FileShareServer[] servers = [StartServer(root: good), StartServer(root: bad)];
         FileShareConnection probe = await ConnectAsync(servers[1]);
         await probe.HashAsync("data.bin", CancellationToken.None);
@@ -265,6 +259,16 @@ public sealed class MultiSourceTests : ServerTestBase
     /// A share holding only some pieces of <paramref name="name"/>, as an interrupted download leaves it: the hidden
     /// partial file (zeros where pieces are missing) and its state record.
     /// </summary>
+    /// <summary>Two new shared folders holding the same random file of nine pieces, and its SHA-256.</summary>
+    private (string First, string Second, string Hash) TwoCopies(string name, string first, string second)
+    {
+        string firstFolder = Temp.Create(first);
+        string hash = TestFiles.WriteRandom(Path.Join(firstFolder, name), NinePieces);
+        string secondFolder = Temp.Create(second);
+        File.Copy(Path.Join(firstFolder, name), Path.Join(secondFolder, name));
+        return (firstFolder, secondFolder, hash);
+    }
+
     private string SeedPartialCopy(string originalFolder, string name, string shareName, params int[] pieces) =>
         SeedPartialCopy(originalFolder, name, shareName, PieceHashAlgorithm.Sha256, forgedPiece: null, pieces);
 
