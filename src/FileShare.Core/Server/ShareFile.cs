@@ -87,12 +87,13 @@ internal static class ShareFile
 
     private static Exception ErrorFor(int errno, string fullPath)
     {
-        const int NoPermission = 1, NoEntry = 2, AccessDenied = 13, NotADirectory = 20;
+        const int NoPermission = 1, NoEntry = 2, NoSuchDevice = 6, AccessDenied = 13, NotADirectory = 20;
         string message = $"'{fullPath}': {Marshal.GetPInvokeErrorMessage(errno)}";
         return errno switch
         {
             NoEntry or NotADirectory => new FileNotFoundException(message, fullPath),
             NoPermission or AccessDenied => new UnauthorizedAccessException(message),
+            NoSuchDevice => new NotARegularFileException(), // a socket, or a device with nothing behind it
             _ => new IOException(message),
         };
     }

@@ -356,7 +356,7 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
-    public async Task A_named_pipe_in_the_share_is_refused_at_once_and_blocks_neither_other_files_nor_the_stop()
+    public async Task A_named_pipe_or_socket_in_the_share_is_refused_at_once_and_blocks_neither_other_files_nor_the_stop()
     {
         string hash = TestFiles.WriteRandom(Share("file.bin"), 100_000);
         Directory.CreateDirectory(Share("sub"));
@@ -369,13 +369,17 @@ public sealed class FileShareServerTests : ServerTestBase
             Assert.Equal(0, mkfifo.ExitCode);
         }
 
+        // A socket file too: open(2) refuses it outright rather than waiting.
+        using var socketFile = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        socketFile.Bind(new UnixDomainSocketEndPoint(Share("sub/socket")));
+
         FileShareServer server = StartServer();
         FileShareConnection connection = await ConnectAsync(server);
 
         IReadOnlyList<RemoteEntry> listed = await Eventually.WithinAsync(
             connection.ListAsync("", ListOptions.Recursive | ListOptions.WithHashes, CancellationToken.None), TimeSpan.FromSeconds(10), "the listing");
         Assert.Equal(["file.bin"], listed.Select(e => e.Name));
-        foreach (string pipe in pipes)
+        foreach (string pipe in (string[])[.. pipes, "sub/socket"])
         {
             var refused = await Assert.ThrowsAsync<FileShareException>(() => Eventually.WithinAsync(
                 NewDownloader().DownloadAsync(Host, server.Port, pipe, Download(Path.GetFileName(pipe)), false, null, CancellationToken.None), TimeSpan.FromSeconds(10), $"the refusal of {pipe}"));
