@@ -88,7 +88,7 @@ internal sealed class FileHashCache
         var pieces = new PieceDigests[algorithms.Length];
         try
         {
-            using var file = new FileStream(fullPath, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete, bufferSize: 0, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            using FileStream file = ShareFile.OpenRead(fullPath, FileOptions.Asynchronous | FileOptions.SequentialScan);
             if (!SharePath.IsOpenedInside(_root, file.SafeFileHandle))
             {
                 throw new UnauthorizedAccessException($"'{fullPath}' leads outside the shared folder.");

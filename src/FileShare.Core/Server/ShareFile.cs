@@ -14,11 +14,11 @@ internal static class ShareFile
     private const System.IO.FileShare ShareWithWriters = System.IO.FileShare.ReadWrite | System.IO.FileShare.Delete;
 
     /// <summary>Opens <paramref name="fullPath"/> for reading; a pipe, socket or device throws <see cref="NotARegularFileException"/>.</summary>
-    public static FileStream OpenRead(string fullPath)
+    public static FileStream OpenRead(string fullPath, FileOptions options = FileOptions.Asynchronous)
     {
         if (NonBlockingFlags() is not { } flags)
         {
-            return new FileStream(fullPath, FileMode.Open, FileAccess.Read, ShareWithWriters, bufferSize: 0, FileOptions.Asynchronous);
+            return new FileStream(fullPath, FileMode.Open, FileAccess.Read, ShareWithWriters, bufferSize: 0, options);
         }
 
         int descriptor = Open(fullPath, flags);
@@ -49,21 +49,7 @@ internal static class ShareFile
 
             // The stream to serve is opened again through the descriptor, so it is the very file just checked (sendfile
             // needs a handle opened for asynchronous use, which one made here cannot claim to be).
-            return new NamedFileStream($"/dev/fd/{descriptor}", fullPath);
-        }
-    }
-
-    /// <summary>Whether an entry a listing found empty is a regular file (pipes, sockets and devices also report no length).</summary>
-    public static bool IsRegular(string fullPath)
-    {
-        try
-        {
-            using FileStream stream = OpenRead(fullPath);
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return e is not NotARegularFileException;
+            return new NamedFileStream($"/dev/fd/{descriptor}", fullPath, options);
         }
     }
 
@@ -102,8 +88,8 @@ internal static class ShareFile
     private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
 
     /// <summary>A stream opened through /dev/fd keeps the path the file was asked for by (the hash cache is keyed on it).</summary>
-    private sealed class NamedFileStream(string descriptorPath, string path)
-        : FileStream(descriptorPath, FileMode.Open, FileAccess.Read, ShareWithWriters, bufferSize: 0, FileOptions.Asynchronous)
+    private sealed class NamedFileStream(string descriptorPath, string path, FileOptions options)
+        : FileStream(descriptorPath, FileMode.Open, FileAccess.Read, ShareWithWriters, bufferSize: 0, options)
     {
         public override string Name => path;
     }

@@ -42,12 +42,6 @@ internal static class ShareListing
 
                 FileSystemInfo? target = ConfinedTarget(root, child);
                 string name = currentPrefix + child.Name;
-                if (target is FileInfo { Length: 0 } empty && !ShareFile.IsRegular(empty.FullName))
-                {
-                    // A pipe, socket or device: nothing a download could take.
-                    continue;
-                }
-
                 if (target is FileInfo file && !PartialFile.IsPartialName(child.Name))
                 {
                     yield return new RemoteEntry(name, file.Length, file.LastWriteTimeUtc);
