@@ -81,6 +81,24 @@ public sealed class GetRemoteFileListTests : IDisposable
     }
 
     [Fact]
+    public void NameWithoutWildcards_ThatNoServerLists_IsRemoteFileNotFound_WhileAPatternMayMatchNothing()
+    {
+        Invocation result = List("-Name readme.txt, nope.txt, *.zzz, SUB/INNER.TXT");
+
+        Assert.Equal(["readme.txt"], result.Objects<RemoteFileInfo>().Select(f => f.Name));
+        ErrorRecord[] errors = [.. result.Errors];
+        Assert.Equal(["nope.txt", "SUB/INNER.TXT"], errors.Select(e => e.TargetObject));
+        Assert.All(errors, e =>
+        {
+            Assert.Equal("RemoteFileNotFound", e.FullyQualifiedErrorId.Split(',')[0]);
+            Assert.Equal(ErrorCategory.ObjectNotFound, e.CategoryInfo.Category);
+            Assert.Contains($"127.0.0.1:{_server.Port}", e.Exception.Message);
+        });
+        Assert.Contains("-Recurse", errors[1].Exception.Message);
+        List("-Name SUB/INNER.TXT -Recurse").AssertNoErrors();
+    }
+
+    [Fact]
     public void SeveralPorts_OneUnreachable_OneServerUnreachableErrorAndTheOthersFilesListed()
     {
         string otherShare = _temp.Folder("other");

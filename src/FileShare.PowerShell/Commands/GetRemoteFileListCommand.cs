@@ -45,6 +45,9 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
         FileShareClientOptions options = ClientOptions(TimeoutSec);
         List<WildcardPattern>? patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase | WildcardOptions.CultureInvariant)).ToList();
         var queries = ComputerName.SelectMany(host => Port.Select(port => (Host: host, Port: port, Listing: ListAsync(host, port, options)))).ToList();
+        // A name without wildcards that no server lists is an error, as Get-ChildItem makes it; a pattern may match nothing.
+        var literalsUnmatched = Name?.Zip(patterns!).Where(p => !WildcardPattern.ContainsWildcardCharacters(p.First)).ToList() ?? [];
+        var answered = new List<string>();
         foreach (var query in queries)
         {
             IReadOnlyList<RemoteEntry> entries;
@@ -58,13 +61,23 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
                 continue;
             }
 
+            answered.Add($"{query.Host}:{query.Port}");
             foreach (RemoteEntry entry in entries)
             {
                 if (patterns is null || patterns.Any(p => p.IsMatch(entry.Name)))
                 {
+                    literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
                     WriteObject(new RemoteFileInfo(entry, query.Host, query.Port));
                 }
             }
+        }
+
+        foreach ((string name, _) in answered.Count == 0 ? [] : literalsUnmatched)
+        {
+            string where = Path.Length == 0 ? "" : $" under '{Path}'";
+            string hint = !Recurse && name.Contains('/') ? " (without -Recurse only the folder's own files are listed)" : "";
+            WriteError(ErrorRecords.Create("RemoteFileNotFound", ErrorCategory.ObjectNotFound,
+                $"'{name}' is not listed by {string.Join(", ", answered)}{where}{hint}.", name));
         }
     }
 
