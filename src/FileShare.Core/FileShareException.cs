@@ -46,6 +46,9 @@ public enum FileShareErrorKind
 
     /// <summary>No source holds some piece of the file (or a partial copy was asked for a piece it lacks).</summary>
     PiecesUnavailable,
+
+    /// <summary>Another download is writing the same destination file (it holds the partial file).</summary>
+    DestinationInUse,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

@@ -15,6 +15,10 @@ public static class PartialFile
         return Path.Join(folder, "." + Path.GetFileName(destination) + Suffix);
     }
 
+    /// <summary>The destination a partial file's path stands for ("/d/a.bin" for "/d/.a.bin.partial").</summary>
+    public static string DestinationOf(string partialPath) =>
+        Path.Join(Path.GetDirectoryName(partialPath), FinalNameOf(Path.GetFileName(partialPath)));
+
     /// <summary>The final name a partial file stands for ("a.bin" for ".a.bin.partial"), or null for any other name.</summary>
     public static string? FinalNameOf(string fileName) =>
         fileName.Length > Suffix.Length + 1 && fileName[0] == '.' && fileName.EndsWith(Suffix, StringComparison.Ordinal)

@@ -41,6 +41,7 @@ public static class ErrorRecords
         FileShareErrorKind.IncompleteTransfer => ("IncompleteTransfer", ErrorCategory.ConnectionError),
         FileShareErrorKind.DestinationExists => ("DestinationExists", ErrorCategory.ResourceExists),
         FileShareErrorKind.DestinationConflict => ("DestinationConflict", ErrorCategory.ResourceExists),
+        FileShareErrorKind.DestinationInUse => ("DestinationInUse", ErrorCategory.ResourceBusy),
         FileShareErrorKind.InvalidPath => ("InvalidRemotePath", ErrorCategory.InvalidData),
         FileShareErrorKind.LocalWriteFailed => ("DestinationWriteFailed", ErrorCategory.WriteError),
         FileShareErrorKind.ContentMismatch => ("ContentMismatch", ErrorCategory.InvalidData),

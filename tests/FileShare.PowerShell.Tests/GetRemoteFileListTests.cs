@@ -118,6 +118,21 @@ public sealed class GetRemoteFileListTests : IDisposable
     }
 
     [Fact]
+    public void ComputerNameWithAPort_IsAskedOnThatPortOnly_AndAnIPv6AddressIsNamedInBrackets()
+    {
+        int dead = Ports.Free();
+
+        Invocation result = _session.Run("param($Port, $Dead) Get-RemoteFileList -ComputerName \"127.0.0.1:$Port\", '::1' -Port $Dead -Name readme.txt",
+            new { _server.Port, Dead = dead });
+
+        // The server listens on 127.0.0.1 only: '::1' at -Port is refused, and its error names it as an endpoint.
+        ErrorRecord error = result.SingleError("ServerUnreachable", ErrorCategory.ConnectionError);
+        Assert.Equal($"[::1]:{dead}", error.TargetObject);
+        RemoteFileInfo listed = Assert.Single(result.Objects<RemoteFileInfo>());
+        Assert.Equal(("127.0.0.1", _server.Port), (listed.ComputerName, listed.Port));
+    }
+
+    [Fact]
     public void PortRangeString_ListsEveryServerInTheRange()
     {
         int first = Ports.FreeRun(2);

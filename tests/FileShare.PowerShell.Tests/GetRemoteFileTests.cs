@@ -42,6 +42,18 @@ public sealed class GetRemoteFileTests : IDisposable
         TestFiles.AssertSameTree(_share, _destination);
     }
 
+    [Theory]
+    [InlineData("'one byte.txt', 'sub/inner.txt' | Get-RemoteFile -ComputerName 127.0.0.1 -Port $Port -Destination $Dest")]
+    [InlineData("Get-RemoteFile 'one byte.txt', 'sub/inner.txt' -ComputerName \"127.0.0.1:$Port\" -Destination $Dest")]
+    [InlineData("Get-RemoteFile 'one byte.txt', 'sub/inner.txt' \"127.0.0.1:$Port\" $Dest -Port 1")]
+    public void NamesPipedAsText_OrAServerGivenAsHostColonPort_Download(string command)
+    {
+        _session.Run($"param($Port, $Dest) {command}", new { _server.Port, Dest = _destination }).AssertNoErrors();
+
+        Assert.Equal(["one byte.txt", "sub/inner.txt"], TestFiles.List(_destination));
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "sub", "inner.txt")), TestFiles.Sha256(Path.Join(_destination, "sub", "inner.txt")));
+    }
+
     [Fact]
     public void PassThru_WritesAFileInfoPerDownloadedFile()
     {

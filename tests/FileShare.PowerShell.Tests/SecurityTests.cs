@@ -132,6 +132,20 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Fact]
+    public void A_start_that_shares_nothing_warns_of_nothing()
+    {
+        using var squatter = new System.Net.Sockets.TcpListener(System.Net.IPAddress.IPv6Any, 0);
+        squatter.Server.DualMode = true;
+        squatter.Start();
+        int busy = ((System.Net.IPEndPoint)squatter.LocalEndpoint).Port;
+
+        Invocation started = _session.Run("param($Path, $Port) Start-FileShareServer -Port $Port -Path $Path 3>&1", new { Path = _share, Port = busy });
+
+        started.SingleError("PortInUse", ErrorCategory.ResourceBusy);
+        Assert.Empty(started.Objects<WarningRecord>());
+    }
+
+    [Fact]
     public void A_keyed_start_says_that_clients_of_the_original_program_are_refused()
     {
         Invocation started = _session.Run("param($Path) Start-FileShareServer -Port 0 -Path $Path -BindAddress 127.0.0.1 -AccessKey (ConvertTo-SecureString 'k' -AsPlainText -Force) -Verbose", new { Path = _share })

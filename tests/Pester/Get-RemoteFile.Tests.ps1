@@ -208,6 +208,28 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
             Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial.state') | Should -BeTrue -Because 'Ctrl+C keeps the verified pieces for a resume'
         }
 
+        It 'refuses a second download into a file another process is downloading (DestinationInUse), and the first ends intact' {
+            $partial = Join-Path $destination '.quarter.bin.partial'
+            $client = Start-ChildPwsh -ArgumentList $port, $destination -ScriptBlock {
+                param($Port, $Destination)
+                Get-RemoteFile -Name quarter.bin -Port $Port -Destination $Destination -MaxBytesPerSecond 64MB -ErrorAction Stop
+            }
+            $null = Wait-Until -TimeoutSec 30 -Because 'the first download to start' { Test-Path -LiteralPath $partial }
+
+            Get-RemoteFile -Name quarter.bin -Port $port -Destination $destination -ErrorVariable refused -ErrorAction SilentlyContinue
+            $stillRunning = -not $client.Process.HasExited
+            $result = Wait-TestProcess $client -TimeoutSec 60
+
+            $refused.Count | Should -Be 1
+            $refused[0].FullyQualifiedErrorId | Should -BeLike 'DestinationInUse,*'
+            $refused[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
+            $refused[0].Exception.Message | Should -BeLike "*$(Join-Path $destination 'quarter.bin')*"
+            $stillRunning | Should -BeTrue -Because 'the refusal came while the first download held the file'
+            $result.ExitCode | Should -Be 0 -Because "the first download should finish; stderr: $($result.StdErr)"
+            Get-Sha256 (Join-Path $destination 'quarter.bin') | Should -Be $hashes['quarter.bin']
+            @(Get-PartialFiles $destination).Count | Should -Be 0
+        }
+
         It 'leaves no destination file when the client is killed (kill -9) mid-download' {
             # A killed process cannot tidy up: its hidden .big.bin.partial (and record) stay for the next download to resume.
             $partial = Join-Path $destination '.big.bin.partial'

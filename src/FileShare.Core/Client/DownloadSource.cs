@@ -27,5 +27,12 @@ public sealed record DownloadSource(string Host, int Port)
         return host.Length == 0 ? null : new DownloadSource(host, port);
     }
 
+    /// <summary>
+    /// The server a computer name stands for: "host" or a bare IPv6 address at <paramref name="port"/>, or "host:port"
+    /// and "[IPv6 address]:port" at the port written there.
+    /// </summary>
+    public static DownloadSource FromComputerName(string computerName, int port) =>
+        TryParse(computerName) ?? new DownloadSource(computerName is ['[', .., ']'] ? computerName[1..^1] : computerName, port);
+
     public override string ToString() => Endpoint;
 }

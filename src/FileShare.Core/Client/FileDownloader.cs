@@ -128,7 +128,6 @@ public sealed class FileDownloader(ConnectionPool pool)
                 request.Notice?.Invoke($"'{remotePath}' from {reference.Source.Endpoint} cannot resume: {(digest is null ? "the server offers no hashes" : "the file is too large for piece hashes")}; starting over.");
             }
 
-            PartialFile.Discard(partial);
             // The whole file already asked for (an empty file has no pieces) is the one stream: not asked for twice.
             (FileShareConnection, RangeReply)? asked = reference.Opened is not null && takeOpened() is { } opened ? (opened, reference.Range) : null;
             return await WholeFileAsync(reference.Source, remotePath, destinationPath, partial, request.Overwrite, digest, progress, started, asked, cancellationToken).ConfigureAwait(false);
@@ -162,21 +161,30 @@ public sealed class FileDownloader(ConnectionPool pool)
         string remotePath = request.RemotePath;
         string statePath = PartialState.PathFor(partial);
         var state = new PartialState(remotePath, group.Select(p => p.Source.Endpoint).ToList(), digest, new PieceMap(digest.PieceCount));
-        bool resuming = await LocalCopy.TryResumeAsync(request, digest, partial, state.Held, cancellationToken).ConfigureAwait(false);
-        progress.SetTotal(digest.Length);
-        long resumed = state.Held.HeldCount == 0 ? 0 : Enumerable.Range(0, digest.PieceCount).Where(state.Held.Has).Sum(p => Math.Min(digest.PieceSize, digest.Length - ((long)p * digest.PieceSize)));
-        progress.AddResumed(resumed);
-
-        bool keep = false;
-        PieceDownload? download = null;
+        PartialHold? hold = PartialHold.TryTakeExisting(partial, request.Destination);
+        bool resuming = false, receiving = false;
         try
         {
-            using (SafeFileHandle handle = resuming ? LocalCopy.OpenToResume(partial, digest.Length) : OpenPartial(partial, digest.Length))
+            resuming = await LocalCopy.TryResumeAsync(request, digest, hold, state.Held, cancellationToken).ConfigureAwait(false);
+            if (resuming)
             {
-                download = new PieceDownload(pool, remotePath, digest, handle, state.Held, progress, opened is ({ } connection, RangeReply range) ? (connection, range) : null);
-                keep = true;
-                // A file of one piece has nothing worth recording until it is whole; the failure path still records it.
-                using var saving = digest.PieceCount > 1 ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
+                RandomAccess.SetLength(hold!.Handle, digest.Length);
+            }
+            else
+            {
+                hold?.Discard();
+                hold = OpenPartial(partial, request.Destination, digest.Length);
+            }
+
+            progress.SetTotal(digest.Length);
+            long resumed = state.Held.HeldCount == 0 ? 0 : Enumerable.Range(0, digest.PieceCount).Where(state.Held.Has).Sum(p => Math.Min(digest.PieceSize, digest.Length - ((long)p * digest.PieceSize)));
+            progress.AddResumed(resumed);
+
+            var download = new PieceDownload(pool, remotePath, digest, hold.Handle, state.Held, progress, opened is ({ } connection, RangeReply range) ? (connection, range) : null);
+            receiving = true;
+            // A file of one piece has nothing worth recording until it is whole; the failure path still records it.
+            using (var saving = digest.PieceCount > 1 ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null)
+            {
                 Task saver = saving is null ? Task.CompletedTask : download.SaveStateWhileRunningAsync(state, statePath, saving.Token);
                 try
                 {
@@ -199,15 +207,15 @@ public sealed class FileDownloader(ConnectionPool pool)
                 request.SourceProblem?.Invoke(error);
             }
 
-            if (checkWhole && !await LocalCopy.IsIdenticalAsync(partial, digest with { PieceHashes = [] }, cancellationToken).ConfigureAwait(false))
+            if (checkWhole && !await LocalCopy.IsIdenticalAsync(hold.Handle, digest with { PieceHashes = [] }, cancellationToken).ConfigureAwait(false))
             {
                 throw new FileShareException(FileShareErrorKind.ContentMismatch,
                     $"'{remotePath}' from {string.Join(", ", group.Select(p => p.Source.Endpoint))}: every piece matched its XXH3-128 hash but the whole file does not match the SHA-256 the sources agree on; a source sent forged pieces.",
                     group[0].Source.Endpoint, remotePath);
             }
 
-            File.SetLastWriteTimeUtc(partial, digest.LastWriteTimeUtc);
-            MoveIntoPlace(partial, request.Destination, request.Overwrite, group[0].Source.Endpoint, remotePath);
+            File.SetLastWriteTimeUtc(hold.Handle, digest.LastWriteTimeUtc);
+            MoveIntoPlace(hold, request.Overwrite, group[0].Source.Endpoint, remotePath);
             if (resuming || digest.PieceCount > 1)
             {
                 // Otherwise no record exists: a fresh start removed any stale one, and one piece is never saved on the way.
@@ -221,16 +229,20 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         catch (Exception e)
         {
-            if (!keep || e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists })
+            if (e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists })
             {
-                PartialFile.Discard(partial);
+                hold?.Discard();
             }
-            else
+            else if (receiving)
             {
                 state.TryWrite(statePath);
             }
 
             throw;
+        }
+        finally
+        {
+            hold?.Dispose();
         }
     }
 
@@ -270,6 +282,7 @@ public sealed class FileDownloader(ConnectionPool pool)
     /// <param name="asked">A connection on which the whole file was already asked for, with the server's promise.</param>
     private async Task<DownloadResult> WholeFileAsync(DownloadSource source, string remotePath, string destinationPath, string partial, bool overwrite, FileDigest? digest, TransferProgress progress, long started, (FileShareConnection Connection, RangeReply Reply)? asked, CancellationToken cancellationToken)
     {
+        PartialHold? hold = null;
         try
         {
             FileShareConnection connection = asked?.Connection ?? (await pool.RentAsync(source.Host, source.Port, cancellationToken).ConfigureAwait(false)).Connection;
@@ -288,20 +301,18 @@ public sealed class FileDownloader(ConnectionPool pool)
                 progress.SetTotal(length);
                 using PieceVerifier? verifier = digest is null ? null : new PieceVerifier(digest, remotePath, connection.Endpoint);
                 // Without a digest the promise is all there is to go on: the file grows as bytes arrive, never ahead of them.
-                using (SafeFileHandle handle = OpenPartial(partial, digest is null ? 0 : length))
+                hold = OpenPartial(partial, destinationPath, digest is null ? 0 : length);
+                await connection.ReceiveRangeAsync(remotePath, hold.Handle, 0, progress, verifier, cancellationToken).ConfigureAwait(false);
+                for (long done = reply.DataLength, part; done < length; done += part)
                 {
-                    await connection.ReceiveRangeAsync(remotePath, handle, 0, progress, verifier, cancellationToken).ConfigureAwait(false);
-                    for (long done = reply.DataLength, part; done < length; done += part)
+                    part = Math.Min(share!.Value.PartLength, length - done);
+                    RangeReply next = await connection.RequestRangeAsync(remotePath, done, part, cancellationToken).ConfigureAwait(false);
+                    if (next.FileLength != reply.FileLength || next.LastWriteTimeUtc != reply.LastWriteTimeUtc || next.DataLength != part)
                     {
-                        part = Math.Min(share!.Value.PartLength, length - done);
-                        RangeReply next = await connection.RequestRangeAsync(remotePath, done, part, cancellationToken).ConfigureAwait(false);
-                        if (next.FileLength != reply.FileLength || next.LastWriteTimeUtc != reply.LastWriteTimeUtc || next.DataLength != part)
-                        {
-                            throw Changed(connection.Endpoint, remotePath);
-                        }
-
-                        await connection.ReceiveRangeAsync(remotePath, handle, done, progress, verifier, cancellationToken).ConfigureAwait(false);
+                        throw Changed(connection.Endpoint, remotePath);
                     }
+
+                    await connection.ReceiveRangeAsync(remotePath, hold.Handle, done, progress, verifier, cancellationToken).ConfigureAwait(false);
                 }
 
                 verifier?.Complete();
@@ -312,8 +323,8 @@ public sealed class FileDownloader(ConnectionPool pool)
                 pool.Return(connection);
             }
 
-            File.SetLastWriteTimeUtc(partial, reply.LastWriteTimeUtc);
-            MoveIntoPlace(partial, destinationPath, overwrite, source.Endpoint, remotePath);
+            File.SetLastWriteTimeUtc(hold.Handle, reply.LastWriteTimeUtc);
+            MoveIntoPlace(hold, overwrite, source.Endpoint, remotePath);
             return new DownloadResult(destinationPath, length, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.FileShare, digest?.Sha256Hex)
             {
                 Sources = [new SourceBytes(source.Endpoint, length)],
@@ -321,13 +332,17 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         catch (FileShareException e) when (e.Kind == FileShareErrorKind.ContentMismatch && digest is not null)
         {
-            PartialFile.Discard(partial);
+            hold?.Discard();
             throw await ExplainMismatchAsync(source.Host, source.Port, remotePath, digest, e, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            PartialFile.Discard(partial);
+            hold?.Discard();
             throw;
+        }
+        finally
+        {
+            hold?.Dispose();
         }
     }
 
@@ -341,16 +356,11 @@ public sealed class FileDownloader(ConnectionPool pool)
                 other.Endpoint, request.RemotePath));
         }
 
-        PartialFile.Discard(partial);
+        PartialHold hold = OpenPartial(partial, request.Destination, 0);
         try
         {
-            long length;
-            using (SafeFileHandle handle = OpenPartial(partial, 0))
-            {
-                length = await SeedClient.DownloadAsync(source.Host, source.Port, request.RemotePath, handle, Options, request.Progress, cancellationToken).ConfigureAwait(false);
-            }
-
-            MoveIntoPlace(partial, request.Destination, request.Overwrite, source.Endpoint, request.RemotePath);
+            long length = await SeedClient.DownloadAsync(source.Host, source.Port, request.RemotePath, hold.Handle, Options, request.Progress, cancellationToken).ConfigureAwait(false);
+            MoveIntoPlace(hold, request.Overwrite, source.Endpoint, request.RemotePath);
             return new DownloadResult(request.Destination, length, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.Seed)
             {
                 Sources = [new SourceBytes(source.Endpoint, length)],
@@ -358,20 +368,20 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         catch
         {
-            PartialFile.Discard(partial);
+            hold.Discard();
             throw;
         }
     }
 
-    private static void MoveIntoPlace(string partial, string destinationPath, bool overwrite, string endpoint, string remotePath)
+    private static void MoveIntoPlace(PartialHold hold, bool overwrite, string endpoint, string remotePath)
     {
         try
         {
-            File.Move(partial, destinationPath, overwrite);
+            hold.MoveTo(overwrite);
         }
-        catch (IOException) when (!overwrite && File.Exists(destinationPath))
+        catch (IOException) when (!overwrite && File.Exists(hold.Destination))
         {
-            throw DestinationExists(destinationPath, endpoint, remotePath);
+            throw DestinationExists(hold.Destination, endpoint, remotePath);
         }
     }
 
@@ -410,29 +420,20 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    private SafeFileHandle OpenPartial(string partial, long length)
+    private PartialHold OpenPartial(string partial, string destination, long length)
     {
         // Preallocation keeps a large file in few extents; a small one is written in one call anyway.
         long preallocation = length > SmallFile ? length : 0;
-        SafeFileHandle Open() => File.OpenHandle(partial, FileMode.Create, FileAccess.Write, System.IO.FileShare.Read, FileOptions.None, preallocation);
-        SafeFileHandle handle;
         try
         {
-            handle = Open();
+            return PartialHold.CreateNew(partial, destination, preallocation);
         }
         catch (DirectoryNotFoundException)
         {
             Volatile.Write(ref _lastFolderMade, null);
             EnsureFolder(Path.GetDirectoryName(partial)!);
-            handle = Open();
+            return PartialHold.CreateNew(partial, destination, preallocation);
         }
-
-        if (OperatingSystem.IsWindows())
-        {
-            File.SetAttributes(partial, File.GetAttributes(partial) | FileAttributes.Hidden);
-        }
-
-        return handle;
     }
 
     private static FileShareException DestinationExists(string destinationPath, string endpoint, string remotePath) =>

@@ -23,6 +23,11 @@ internal static class LocalCopy
     public static async Task<bool> IsIdenticalAsync(string path, FileDigest digest, CancellationToken cancellationToken)
     {
         using SafeFileHandle local = File.OpenHandle(path, FileMode.Open, FileAccess.Read, System.IO.FileShare.Read, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        return await IsIdenticalAsync(local, digest, cancellationToken).ConfigureAwait(false);
+    }
+
+    public static async Task<bool> IsIdenticalAsync(SafeFileHandle local, FileDigest digest, CancellationToken cancellationToken)
+    {
         if (RandomAccess.GetLength(local) != digest.Length)
         {
             return false;
@@ -66,20 +71,20 @@ internal static class LocalCopy
     }
 
     /// <summary>
-    /// Marks the pieces of an earlier partial file that still verify, when its record describes the same content;
-    /// otherwise says why the download starts over. Returns whether there is anything to continue from.
+    /// Marks the pieces of an earlier partial file (held by this download) that still verify, when its record
+    /// describes the same content; otherwise says why the download starts over. Returns whether there is anything to
+    /// continue from.
     /// </summary>
-    public static async Task<bool> TryResumeAsync(DownloadRequest request, FileDigest digest, string partial, PieceMap held, CancellationToken cancellationToken)
+    public static async Task<bool> TryResumeAsync(DownloadRequest request, FileDigest digest, PartialHold? partial, PieceMap held, CancellationToken cancellationToken)
     {
-        string statePath = PartialState.PathFor(partial);
-        if (!File.Exists(partial))
+        if (partial is null)
         {
-            PartialFile.TryDelete(statePath);
+            PartialFile.TryDelete(PartialState.PathFor(PartialFile.PathFor(request.Destination)));
             return false;
         }
 
         string name = request.RemotePath;
-        PartialState? previous = PartialState.TryRead(statePath);
+        PartialState? previous = PartialState.TryRead(PartialState.PathFor(partial.Path));
         string? reason = !request.Resume ? "-Resume is off"
             : previous is null ? "its partial file has no state record to resume from"
             : !previous.Describes(digest) ? $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)"
@@ -87,56 +92,36 @@ internal static class LocalCopy
         if (reason is not null)
         {
             request.Notice?.Invoke($"'{name}': starting over, {reason}.");
-            PartialFile.Discard(partial);
             return false;
         }
 
         // The record may claim pieces whose bytes a crash lost before they reached the disk: check each one.
         int claimed = 0, kept = 0;
-        using (SafeFileHandle file = File.OpenHandle(partial, FileMode.Open, FileAccess.Read, System.IO.FileShare.ReadWrite, FileOptions.Asynchronous))
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
+        try
         {
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
-            try
+            for (int piece = 0; piece < digest.PieceCount; piece++)
             {
-                for (int piece = 0; piece < digest.PieceCount; piece++)
+                if (!previous!.Held.Has(piece))
                 {
-                    if (!previous!.Held.Has(piece))
-                    {
-                        continue;
-                    }
+                    continue;
+                }
 
-                    claimed++;
-                    if (await PieceMatchesAsync(file, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
-                    {
-                        held.Set(piece);
-                        kept++;
-                    }
+                claimed++;
+                if (await PieceMatchesAsync(partial.Handle, digest, piece, buffer, cancellationToken).ConfigureAwait(false))
+                {
+                    held.Set(piece);
+                    kept++;
                 }
             }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
         request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
         return true;
-    }
-
-    public static SafeFileHandle OpenToResume(string partial, long length)
-    {
-        SafeFileHandle handle = File.OpenHandle(partial, FileMode.Open, FileAccess.ReadWrite, System.IO.FileShare.Read, FileOptions.None);
-        try
-        {
-            RandomAccess.SetLength(handle, length);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-
-        return handle;
     }
 
     /// <summary>Whether the local file holds piece <paramref name="piece"/> of <paramref name="digest"/>, read into <paramref name="buffer"/> (a piece long).</summary>

@@ -42,7 +42,22 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
                 continue;
             }
 
-            PartialFile.Discard(partial);
+            try
+            {
+                PartialHold? hold = PartialHold.TryTakeExisting(partial, PartialFile.DestinationOf(partial));
+                if (hold is null)
+                {
+                    continue;
+                }
+
+                hold.Discard();
+            }
+            catch (FileShareException e) when (e.Kind == FileShareErrorKind.DestinationInUse)
+            {
+                notice($"Kept '{partial}': a download is writing it.");
+                continue;
+            }
+
             removed.Add(partial);
             notice($"Removed '{partial}': {why}.");
         }

@@ -16,7 +16,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     private const string DownloadSet = "Download";
     private const string CleanSet = "CleanPartial";
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
     [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(RemoteNameCompleter))]
     public string[] Name { get; set; } = [];
@@ -128,7 +128,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             return;
         }
 
-        var source = new DownloadSource(ComputerName, Port);
+        var source = DownloadSource.FromComputerName(ComputerName, Port);
         foreach (string name in Name)
         {
             try

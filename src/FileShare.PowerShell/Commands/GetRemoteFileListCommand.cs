@@ -44,7 +44,8 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
     {
         FileShareClientOptions options = ClientOptions(TimeoutSec);
         List<WildcardPattern>? patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase | WildcardOptions.CultureInvariant)).ToList();
-        var queries = ComputerName.SelectMany(host => Port.Select(port => (Host: host, Port: port, Listing: ListAsync(host, port, options)))).ToList();
+        var queries = ComputerName.SelectMany(name => Port.Select(port => DownloadSource.FromComputerName(name, port)).Distinct())
+            .Select(server => (Server: server, Listing: ListAsync(server.Host, server.Port, options))).ToList();
         // A name without wildcards that no server lists is an error, as Get-ChildItem makes it; a pattern may match nothing.
         var literalsUnmatched = Name?.Zip(patterns!).Where(p => !WildcardPattern.ContainsWildcardCharacters(p.First)).ToList() ?? [];
         var answered = new List<string>();
@@ -57,17 +58,17 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
             }
             catch (FileShareException e)
             {
-                WriteFileShareError(e, $"{query.Host}:{query.Port}");
+                WriteFileShareError(e, query.Server.Endpoint);
                 continue;
             }
 
-            answered.Add($"{query.Host}:{query.Port}");
+            answered.Add(query.Server.Endpoint);
             foreach (RemoteEntry entry in entries)
             {
                 if (patterns is null || patterns.Any(p => p.IsMatch(entry.Name)))
                 {
                     literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
-                    WriteObject(new RemoteFileInfo(entry, query.Host, query.Port));
+                    WriteObject(new RemoteFileInfo(entry, query.Server.Host, query.Server.Port));
                 }
             }
         }

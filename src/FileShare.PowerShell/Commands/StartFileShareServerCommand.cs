@@ -102,7 +102,6 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         IReadOnlyList<IPAddress> bindAddresses = ResolveBindAddresses();
         AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ResolveCertificate();
-        AnnounceSecurity(bindAddresses, accessKey, certificate);
         var started = new List<FileShareServer>();
         for (int i = 0; i < Port.Length; i++)
         {
@@ -139,6 +138,12 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
 
             WriteVerbose($"Sharing '{server.Root}' on {string.Join(", ", server.LocalEndPoints)}.");
             started.Add(server);
+        }
+
+        // Said only of servers that run: a port already taken shares nothing.
+        if (started.Count > 0)
+        {
+            AnnounceSecurity(bindAddresses, accessKey, certificate);
         }
 
         if (Wait)

@@ -20,10 +20,9 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
 
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        string host = First<string>(fakeBoundParameters, "ComputerName") ?? "localhost";
-        int port = First<int?>(fakeBoundParameters, "Port") ?? 5000;
+        DownloadSource server = DownloadSource.FromComputerName(First<string>(fakeBoundParameters, "ComputerName") ?? "localhost", First<int?>(fakeBoundParameters, "Port") ?? 5000);
         string typed = wordToComplete.Trim('\'', '"');
-        return Listing(host, port, fakeBoundParameters)
+        return Listing(server.Host, server.Port, fakeBoundParameters)
             .Where(entry => entry.Name.StartsWith(typed, StringComparison.OrdinalIgnoreCase))
             .Select(entry => new CompletionResult(Quote(entry.Name), entry.Name, CompletionResultType.ParameterValue, $"{entry.Name} ({Units.Bytes(entry.Length)})"));
     }
