@@ -105,8 +105,17 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
         Messages.WriteDigest(ref writer, Digest, namesAlgorithm: true);
         Held.WriteTo(bytes.AsSpan(writer.Position));
         string temporary = statePath + ".tmp";
-        File.WriteAllBytes(temporary, bytes);
-        File.Move(temporary, statePath, overwrite: true);
+        try
+        {
+            File.WriteAllBytes(temporary, bytes);
+            File.Move(temporary, statePath, overwrite: true);
+        }
+        catch
+        {
+            // A full disk leaves a short temporary record: never one beside the partial file to trip over later.
+            PartialFile.TryDelete(temporary);
+            throw;
+        }
     }
 
     internal void TryWrite(string statePath)

@@ -181,6 +181,45 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
         }
     }
 
+    Context 'into a destination that fills up' {
+        It 'reports a full disk as DestinationWriteFailed, puts no short file in place, and the next file on the connection still arrives' {
+            $fullShare = Join-Path $TestDrive 'fills-up'
+            $expected = @{
+                'a.txt'   = New-TestFile (Join-Path $fullShare 'a.txt') -Length 10000
+                'mid.bin' = New-TestFile (Join-Path $fullShare 'mid.bin') -Length 800000
+                'c.txt'   = New-TestFile (Join-Path $fullShare 'c.txt') -Length 10000
+            }
+            $server = Start-FileShareServer -Port 0 -Path $fullShare -BindAddress 127.0.0.1
+            $tiny = New-Item -ItemType Directory -Path (Join-Path $TestDrive ('tiny-' + [guid]::NewGuid().ToString('n')))
+            $script = New-ChildScript -ArgumentList $server.Port, $tiny.FullName -ScriptBlock {
+                param($Port, $Tiny)
+                # 1 MiB of tmpfs, half of it taken: room for the small files, not for mid.bin (800,000 bytes, written as it arrives).
+                [IO.File]::WriteAllBytes((Join-Path $Tiny 'filler'), [byte[]]::new(512KB))
+                $into = Join-Path $Tiny 'dl'
+                Get-RemoteFile a.txt, mid.bin, c.txt -ComputerName 127.0.0.1 -Port $Port -Destination $into -ThrottleLimit 1 -ErrorVariable failures -ErrorAction SilentlyContinue
+                [pscustomobject]@{
+                    Errors = @($failures | ForEach-Object { [pscustomobject]@{ Id = $_.FullyQualifiedErrorId; Category = "$($_.CategoryInfo.Category)"; Target = "$($_.TargetObject)"; Message = $_.Exception.Message } })
+                    Files  = @(Get-ChildItem -LiteralPath $into -Force -File | ForEach-Object { [pscustomobject]@{ Name = $_.Name; Sha256 = (Get-FileHash -LiteralPath $_.FullName).Hash } })
+                } | ConvertTo-Json -Depth 4 -Compress
+            }
+
+            # The client runs in its own user and mount namespaces, where it may mount a small tmpfs that nobody else sees.
+            $mountAndRun = @('--user', '--map-root-user', '--mount', 'sh', '-c', 'mount -t tmpfs -o size=1m tmpfs "$0" && exec "$@"', $tiny.FullName)
+            $child = Start-TestProcess -FilePath unshare -ArgumentList ($mountAndRun + (Get-PwshCommandLine) + @('-NoProfile', '-NonInteractive', '-File', $script))
+            $result = Wait-TestProcess $child -TimeoutSec 60
+
+            $result.ExitCode | Should -Be 0 -Because "stderr: $($result.StdErr)"
+            $report = $result.StdOut | ConvertFrom-Json
+            $report.Errors.Count | Should -Be 1 -Because ($report.Errors | Format-List | Out-String)
+            $report.Errors[0].Id | Should -BeLike 'DestinationWriteFailed,*'
+            $report.Errors[0].Category | Should -Be 'WriteError'
+            $report.Errors[0].Target | Should -Be 'mid.bin'
+            $report.Errors[0].Message | Should -Match 'No space left'
+            ($report.Files | Sort-Object Name | ForEach-Object { "$($_.Name)=$($_.Sha256)" }) -join ' ' |
+                Should -Be "a.txt=$($expected['a.txt']) c.txt=$($expected['c.txt'])"
+        }
+    }
+
     Context 'from a server in another process' {
         BeforeAll {
             $serverHost = Start-ServerHost -Path $share

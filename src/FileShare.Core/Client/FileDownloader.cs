@@ -229,7 +229,10 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         catch (Exception e)
         {
-            if (e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists })
+            // After a failed local write, kept only with verified pieces to resume from: otherwise it would just hold
+            // the space a full disk lacked.
+            if (e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists }
+                || (e is FileShareException { Kind: FileShareErrorKind.LocalWriteFailed } && state.Held.HeldCount == 0))
             {
                 hold?.Discard();
             }

@@ -39,6 +39,9 @@ public sealed class FileShareConnection : IDisposable
 
     public bool IsReusable => !_broken && _pendingRange == 0 && _ahead.Count == 0;
 
+    /// <summary>Whether the answers to requests sent ahead can still be read: not after a failure mid-read.</summary>
+    public bool CanReadAnswersAhead => !_broken && _pendingRange == 0;
+
     /// <summary>In step, with requests sent ahead for a later download: that download owns it, not the pool.</summary>
     internal bool IsHeldForRequestsAhead => !_broken && _pendingRange == 0 && _ahead.Count > 0;
 

@@ -41,6 +41,7 @@ internal static class LocalFile
             }
 
             await write.ConfigureAwait(false);
+            verifier?.ReportWritten();
         }
         catch (IOException e)
         {

@@ -9,7 +9,8 @@ namespace FileShare.Client;
 /// piece-aligned segments from a shared queue: with one source the whole missing run in one read (the fast path),
 /// with several about a second of its measured rate, so faster sources take more. Every piece is checked against
 /// the digest as it lands and only then counts. A source that fails, stalls past the read timeout or sends a bad
-/// piece is dropped; its unfinished pieces go back to the queue for the others.
+/// piece is dropped; its unfinished pieces go back to the queue for the others. A local write that fails (a full
+/// disk) fails the whole download: no source could do better, and a piece verified on the wire may not have landed.
 /// </summary>
 internal sealed class PieceDownload
 {
@@ -72,7 +73,20 @@ internal sealed class PieceDownload
             }
 
             // The connection already opened is the first source's, so only its worker may take it.
-            Task[] workers = sources.Select((s, i) => Task.Run(() => WorkAsync(s, takesOpened: i == 0, cancellationToken), cancellationToken)).ToArray();
+            using var localFailure = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task[] workers = sources.Select((s, i) => Task.Run(async () =>
+            {
+                try
+                {
+                    await WorkAsync(s, takesOpened: i == 0, localFailure.Token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // Whatever ends one worker (only a local failure gets out) ends the download.
+                    localFailure.Cancel();
+                    throw;
+                }
+            }, cancellationToken)).ToArray();
             await Task.WhenAll(workers).ConfigureAwait(false);
         }
         finally
@@ -154,7 +168,7 @@ internal sealed class PieceDownload
                 bytesPerSecond = (counter.BytesReceived - before) / Math.Max(clock.Elapsed.TotalSeconds, 0.001);
             }
         }
-        catch (FileShareException e)
+        catch (FileShareException e) when (e.Kind != FileShareErrorKind.LocalWriteFailed)
         {
             counter.MarkDropped();
             lock (_gate)

@@ -20,12 +20,19 @@ public sealed class PieceVerifier : IDisposable
     private readonly Action<int>? _pieceVerified;
     private long _position;
 
+    // Pieces from _firstUnreported up to _verifiedEnd matched but are reported only once their bytes are written.
+    private int _firstUnreported;
+    private int _verifiedEnd;
+
     public PieceVerifier(FileDigest digest, string path, string endpoint)
         : this(digest, path, endpoint, firstPiece: 0, pieceVerified: null)
     {
     }
 
-    /// <summary>Checks bytes that start at <paramref name="firstPiece"/>, reporting each piece that matches as it completes.</summary>
+    /// <summary>
+    /// Checks bytes that start at <paramref name="firstPiece"/>, reporting each piece that matched once
+    /// <see cref="ReportWritten"/> says its bytes are on the disk.
+    /// </summary>
     public PieceVerifier(FileDigest digest, string path, string endpoint, int firstPiece, Action<int>? pieceVerified)
     {
         _digest = digest;
@@ -33,6 +40,7 @@ public sealed class PieceVerifier : IDisposable
         _endpoint = endpoint;
         _position = (long)firstPiece * digest.PieceSize;
         _pieceVerified = pieceVerified;
+        _firstUnreported = _verifiedEnd = firstPiece;
         _checkPiece = CheckPiece;
         if (ByPiece)
         {
@@ -58,6 +66,18 @@ public sealed class PieceVerifier : IDisposable
         {
             _whole!.AppendData(data);
             _position += data.Length;
+        }
+    }
+
+    /// <summary>
+    /// Reports the pieces that matched among the bytes appended so far, which the caller has now written: a piece
+    /// whose write failed (a full disk) must never count as held.
+    /// </summary>
+    public void ReportWritten()
+    {
+        for (; _firstUnreported < _verifiedEnd; _firstUnreported++)
+        {
+            _pieceVerified?.Invoke(_firstUnreported);
         }
     }
 
@@ -95,7 +115,7 @@ public sealed class PieceVerifier : IDisposable
             throw Mismatch($"piece {piece} (bytes {start:N0}-{end:N0}) does not match the server's {PieceHasher.NameOf(_digest.PieceAlgorithm)}");
         }
 
-        _pieceVerified?.Invoke(piece);
+        _verifiedEnd = piece + 1;
     }
 
     private FileShareException Mismatch(string what) =>

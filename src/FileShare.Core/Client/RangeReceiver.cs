@@ -37,6 +37,7 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
                 await FillAsync(channel, fill, path, received, count, progress, deadline).ConfigureAwait(false);
                 LocalFile.Write(target, fill.Span, targetOffset + received, path, endpoint);
                 verifier?.Append(fill.Span);
+                verifier?.ReportWritten();
                 received += fill.Length;
             }
         }

@@ -53,6 +53,13 @@ internal sealed class SourceProber(ConnectionPool pool, bool verify)
     /// <summary>Rents a connection to <paramref name="source"/> (or takes <paramref name="first"/>) and asks; a server's refusal becomes the probe's error.</summary>
     private async Task<SourceProbe> AskAsync(DownloadSource source, Func<FileShareConnection, Task<SourceProbe>> ask, CancellationToken cancellationToken, FileShareConnection? first = null)
     {
+        if (first is { CanReadAnswersAhead: false })
+        {
+            // The download before this one failed part-way (a local write, say): its bytes are still on the wire.
+            first.Dispose();
+            first = null;
+        }
+
         for (int attempt = 0; ; attempt++)
         {
             FileShareConnection connection;
