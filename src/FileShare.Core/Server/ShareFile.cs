@@ -6,8 +6,9 @@ namespace FileShare.Server;
 /// <summary>
 /// Opens shared files for reading without ever waiting on one. A named pipe (FIFO) in a shared folder would block
 /// an ordinary open until something writes to it, holding a pool thread, the file's hash slot and the server's stop
-/// with it; so on Linux and macOS the open is non-blocking, and anything but a regular file is refused from the same
-/// handle that would have been read, with no window in which the path could be swapped.
+/// with it; so on Linux and macOS the open is non-blocking, and anything but a regular file (a pipe, a socket, a
+/// device such as a copy of /dev/zero) is refused from the same handle that would have been read, with no window in
+/// which the path could be swapped.
 /// </summary>
 internal static class ShareFile
 {
@@ -27,30 +28,60 @@ internal static class ShareFile
             throw ErrorFor(Marshal.GetLastPInvokeError(), fullPath);
         }
 
-        var handle = new SafeFileHandle(descriptor, ownsHandle: true);
-        FileStream probe;
+        using var handle = new SafeFileHandle(descriptor, ownsHandle: true);
+        if (!(IsRegular(descriptor, "", EmptyPathMeansDescriptor) ?? IsSeekableFile(handle)))
+        {
+            throw new NotARegularFileException();
+        }
+
+        // The stream to serve is opened again through the descriptor, so it is the very file just checked (sendfile
+        // needs a handle opened for asynchronous use, which one made here cannot claim to be).
+        return new NamedFileStream($"/dev/fd/{descriptor}", fullPath, options);
+    }
+
+    /// <summary>
+    /// Whether a path (symlinks followed) is a regular file, where the system says so without opening it (Linux);
+    /// true where it cannot tell, since opening it for a download still refuses anything else.
+    /// </summary>
+    public static bool IsRegularFile(string fullPath) => IsRegular(CurrentFolder, fullPath, 0) ?? true;
+
+    private const int CurrentFolder = -100, EmptyPathMeansDescriptor = 0x1000;
+    private static bool s_statxMissing = !OperatingSystem.IsLinux();
+
+    /// <summary>The file type from statx(2), whose buffer is laid out alike on every Linux architecture; null where there is none.</summary>
+    private static bool? IsRegular(int folder, string path, int flags)
+    {
+        if (s_statxMissing)
+        {
+            return null;
+        }
+
+        const uint TypeOnly = 0x1;
+        const int ModeOffset = 28, TypeMask = 0xF000, RegularFile = 0x8000;
+        Span<byte> buffer = stackalloc byte[256];
         try
         {
-            probe = new FileStream(handle, FileAccess.Read, bufferSize: 0);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-
-        using (probe)
-        {
-            // A pipe or socket cannot seek; a folder opens too (read-only) and says so in its attributes.
-            if (!probe.CanSeek || File.GetAttributes(handle).HasFlag(FileAttributes.Directory))
+            if (Statx(folder, path, flags, TypeOnly, ref MemoryMarshal.GetReference(buffer)) != 0)
             {
-                throw new NotARegularFileException();
+                // Gone or unreadable: the open that follows says which.
+                return path.Length == 0 ? null : true;
             }
-
-            // The stream to serve is opened again through the descriptor, so it is the very file just checked (sendfile
-            // needs a handle opened for asynchronous use, which one made here cannot claim to be).
-            return new NamedFileStream($"/dev/fd/{descriptor}", fullPath, options);
         }
+        catch (EntryPointNotFoundException)
+        {
+            // A C library older than statx (glibc 2.28, musl 1.2.5).
+            s_statxMissing = true;
+            return null;
+        }
+
+        return (MemoryMarshal.Read<ushort>(buffer[ModeOffset..]) & TypeMask) == RegularFile;
+    }
+
+    /// <summary>Without a file type to read: a pipe or socket cannot seek, and a folder says so in its attributes.</summary>
+    private static bool IsSeekableFile(SafeFileHandle handle)
+    {
+        using var probe = new FileStream(new SafeFileHandle(handle.DangerousGetHandle(), ownsHandle: false), FileAccess.Read, bufferSize: 0);
+        return probe.CanSeek && !File.GetAttributes(handle).HasFlag(FileAttributes.Directory);
     }
 
     /// <summary>open(2) flags for a read that cannot block (and cannot make a terminal the process's own), where known.</summary>
@@ -86,6 +117,9 @@ internal static class ShareFile
 
     [DllImport("libc", EntryPoint = "open", SetLastError = true)]
     private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
+    private static extern int Statx(int folder, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, ref byte buffer);
 
     /// <summary>A stream opened through /dev/fd keeps the path the file was asked for by (the hash cache is keyed on it).</summary>
     private sealed class NamedFileStream(string descriptorPath, string path, FileOptions options)

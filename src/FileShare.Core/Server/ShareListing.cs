@@ -16,11 +16,11 @@ internal static class ShareListing
     /// <param name="withPartialCopies">Also yield partial copies (see <see cref="PartialCopy"/>) under their final names.</param>
     public static IEnumerable<RemoteEntry> Enumerate(string root, string folder, string prefix, bool recursive, bool withPartialCopies = false)
     {
-        var pending = new Stack<(string Folder, string Prefix)>();
-        pending.Push((folder, prefix));
+        var pending = new Stack<(string Folder, string Prefix, Visit Visit)>();
+        pending.Push((folder, prefix, new Visit(SharePath.RealRoot(folder), null)));
         while (pending.Count > 0)
         {
-            (string current, string currentPrefix) = pending.Pop();
+            (string current, string currentPrefix, Visit visit) = pending.Pop();
             FileSystemInfo[] children;
             try
             {
@@ -32,7 +32,7 @@ internal static class ShareListing
             }
 
             Array.Sort(children, static (a, b) => string.CompareOrdinal(a.Name, b.Name));
-            var subfolders = new List<(string, string)>();
+            var subfolders = new List<(string, string, Visit)>();
             foreach (FileSystemInfo child in children)
             {
                 if (!IsServableName(child.Name))
@@ -42,7 +42,8 @@ internal static class ShareListing
 
                 FileSystemInfo? target = ConfinedTarget(root, child);
                 string name = currentPrefix + child.Name;
-                if (target is FileInfo file && !PartialFile.IsPartialName(child.Name))
+                // Pipes, sockets and devices have no length: only an empty entry needs asking what it is.
+                if (target is FileInfo file && !PartialFile.IsPartialName(child.Name) && (file.Length > 0 || ShareFile.IsRegularFile(file.FullName)))
                 {
                     yield return new RemoteEntry(name, file.Length, file.LastWriteTimeUtc);
                 }
@@ -51,15 +52,40 @@ internal static class ShareListing
                 {
                     yield return copy.Entry(currentPrefix + finalName);
                 }
-                else if (target is DirectoryInfo && recursive)
+                else if (target is DirectoryInfo && recursive
+                    && new Visit(target == child ? Path.Join(visit.RealPath, child.Name) : target.FullName, visit) is { IsLoop: false } inside)
                 {
-                    subfolders.Add((Path.Join(current, child.Name), name + "/"));
+                    subfolders.Add((Path.Join(current, child.Name), name + "/", inside));
                 }
             }
 
             for (int i = subfolders.Count - 1; i >= 0; i--)
             {
                 pending.Push(subfolders[i]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A folder being listed, by its real path, and the folder it was reached from. A symlink back to a folder on
+    /// the way down (<c>ln -s . self</c>, <c>ln -s .. up</c>) is a loop and is not followed, as <c>find -L</c> does;
+    /// without this one such link made a recursive listing repeat the tree until the path grew too long.
+    /// </summary>
+    private sealed record Visit(string RealPath, Visit? From)
+    {
+        public bool IsLoop
+        {
+            get
+            {
+                for (Visit? above = From; above is not null; above = above.From)
+                {
+                    if (string.Equals(above.RealPath, RealPath, StringComparison.Ordinal))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
             }
         }
     }

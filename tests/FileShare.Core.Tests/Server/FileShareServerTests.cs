@@ -356,7 +356,7 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
-    public async Task A_named_pipe_or_socket_in_the_share_is_refused_at_once_and_blocks_neither_other_files_nor_the_stop()
+    public async Task A_named_pipe_socket_or_device_in_the_share_is_left_out_of_listings_refused_at_once_and_blocks_neither_other_files_nor_the_stop()
     {
         string hash = TestFiles.WriteRandom(Share("file.bin"), 100_000);
         Directory.CreateDirectory(Share("sub"));
@@ -369,9 +369,14 @@ public sealed class FileShareServerTests : ServerTestBase
             Assert.Equal(0, mkfifo.ExitCode);
         }
 
-        // A socket file too: open(2) refuses it outright rather than waiting.
+        // A socket file too: open(2) refuses it outright rather than waiting. And a device (this one reads like /dev/null).
         using var socketFile = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         socketFile.Bind(new UnixDomainSocketEndPoint(Share("sub/socket")));
+        using (Process mknod = Process.Start("mknod", [Share("sub/null"), "c", "1", "3"])!)
+        {
+            await mknod.WaitForExitAsync();
+            Assert.Equal(0, mknod.ExitCode);
+        }
 
         FileShareServer server = StartServer();
         FileShareConnection connection = await ConnectAsync(server);
@@ -379,7 +384,8 @@ public sealed class FileShareServerTests : ServerTestBase
         IReadOnlyList<RemoteEntry> listed = await Eventually.WithinAsync(
             connection.ListAsync("", ListOptions.Recursive | ListOptions.WithHashes, CancellationToken.None), TimeSpan.FromSeconds(10), "the listing");
         Assert.Equal(["file.bin"], listed.Select(e => e.Name));
-        foreach (string pipe in (string[])[.. pipes, "sub/socket"])
+        Assert.Equal(["file.bin"], (await connection.ListAsync("", recursive: true, CancellationToken.None)).Select(e => e.Name));
+        foreach (string pipe in (string[])[.. pipes, "sub/socket", "sub/null"])
         {
             var refused = await Assert.ThrowsAsync<FileShareException>(() => Eventually.WithinAsync(
                 NewDownloader().DownloadAsync(Host, server.Port, pipe, Download(Path.GetFileName(pipe)), false, null, CancellationToken.None), TimeSpan.FromSeconds(10), $"the refusal of {pipe}"));
@@ -447,6 +453,25 @@ public sealed class FileShareServerTests : ServerTestBase
             shell.WaitForExit();
             Assert.Equal(0, shell.ExitCode);
         }
+    }
+
+    [Fact]
+    public async Task A_recursive_listing_follows_a_symlinked_folder_once_and_never_round_a_loop()
+    {
+        File.WriteAllText(Share("a.txt"), "a");
+        Directory.CreateDirectory(Share("d"));
+        File.WriteAllText(Share("d/b.txt"), "b");
+        Directory.CreateSymbolicLink(Share("self"), ".");
+        Directory.CreateSymbolicLink(Share("d/up"), "..");
+        Directory.CreateSymbolicLink(Share("alias"), "d");
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+
+        IReadOnlyList<RemoteEntry> listed = await connection.ListAsync("", recursive: true, CancellationToken.None);
+
+        // 'alias' is another way to the folder 'd', not a way back up, so it is listed like a folder of its own.
+        Assert.Equal(["a.txt", "alias/b.txt", "d/b.txt"], listed.Select(e => e.Name));
+        Assert.Equal(["alias/b.txt", "d/b.txt"], (await connection.ListAsync("", ListOptions.Recursive | ListOptions.WithHashes, CancellationToken.None)).Select(e => e.Name).Where(n => n.Contains('/')));
     }
 
     [Fact]
