@@ -133,6 +133,16 @@ public sealed class GetRemoteFileListTests : IDisposable
     }
 
     [Fact]
+    public void AMalformedNamePattern_IsOneTerminatingInvalidNamePattern()
+    {
+        Invocation result = List("-Name '[bad', readme.txt");
+
+        ErrorRecord error = result.SingleError("InvalidNamePattern", ErrorCategory.InvalidArgument);
+        Assert.Equal("[bad", error.TargetObject);
+        Assert.Empty(result.Output);
+    }
+
+    [Fact]
     public void PortRangeString_ListsEveryServerInTheRange()
     {
         int first = Ports.FreeRun(2);

@@ -55,6 +55,17 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void ASourceThatIsNotHostColonPort_IsOneTerminatingInvalidSource_AndNothingIsAsked()
+    {
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Source 'no-port-here' -Destination $Dest",
+            new { _server.Port, Dest = _destination });
+
+        ErrorRecord error = result.SingleError("InvalidSource", ErrorCategory.InvalidArgument);
+        Assert.Equal("no-port-here", error.TargetObject);
+        Assert.Empty(TestFiles.List(_destination));
+    }
+
+    [Fact]
     public void PassThru_WritesAFileInfoPerDownloadedFile()
     {
         FileInfo[] files = Download(["empty.bin", "sub/inner.txt"], "-PassThru").AssertNoErrors().Objects<FileInfo>().ToArray();

@@ -93,8 +93,19 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         }
 
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
-        List<DownloadSource> extraSources = Source.Select(text => DownloadSource.TryParse(text)
-            ?? throw new PSArgumentException($"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", nameof(Source))).ToList();
+        var extraSources = new List<DownloadSource>();
+        foreach (string text in Source)
+        {
+            if (DownloadSource.TryParse(text) is not { } source)
+            {
+                ThrowTerminatingError(ErrorRecords.Create("InvalidSource", ErrorCategory.InvalidArgument,
+                    $"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", text));
+                return;
+            }
+
+            extraSources.Add(source);
+        }
+
         _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)
         {
             Overwrite = !NoClobber,
@@ -181,7 +192,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         foreach (PSObject file in InvokeProvider.Item.Get([result.Path], force: true, literalPath: true))
         {
             file.Properties.Add(new PSNoteProperty("Sha256", result.Sha256));
-            file.Properties.Add(new PSNoteProperty("Sources", result.Sources.Select(s => new PSObject(new { s.Endpoint, s.Bytes })).ToArray()));
+            file.Properties.Add(new PSNoteProperty("Sources", result.Sources.ToArray()));
             file.Properties.Add(new PSNoteProperty("BytesResumed", result.BytesResumed));
             WriteObject(file);
         }

@@ -43,7 +43,7 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
     protected override void ProcessRecord()
     {
         FileShareClientOptions options = ClientOptions(TimeoutSec);
-        List<WildcardPattern>? patterns = Name?.Select(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase | WildcardOptions.CultureInvariant)).ToList();
+        List<WildcardPattern>? patterns = Name?.Select(Pattern).ToList();
         var queries = ComputerName.SelectMany(name => Port.Select(port => DownloadSource.FromComputerName(name, port)).Distinct())
             .Select(server => (Server: server, Listing: ListAsync(server.Host, server.Port, options))).ToList();
         // A name without wildcards that no server lists is an error, as Get-ChildItem makes it; a pattern may match nothing.
@@ -80,6 +80,22 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
             WriteError(ErrorRecords.Create("RemoteFileNotFound", ErrorCategory.ObjectNotFound,
                 $"'{name}' is not listed by {string.Join(", ", answered)}{where}{hint}.", name));
         }
+    }
+
+    /// <summary>A -Name pattern, checked before any server is asked: a malformed one ('[a') is one clear error.</summary>
+    private WildcardPattern Pattern(string name)
+    {
+        WildcardPattern pattern = WildcardPattern.Get(name, WildcardOptions.IgnoreCase | WildcardOptions.CultureInvariant);
+        try
+        {
+            pattern.IsMatch("");
+        }
+        catch (WildcardPatternException e)
+        {
+            ThrowTerminatingError(ErrorRecords.Create("InvalidNamePattern", ErrorCategory.InvalidArgument, $"-Name '{name}' is not a valid wildcard pattern: {e.Message}", name, e));
+        }
+
+        return pattern;
     }
 
     private async Task<IReadOnlyList<RemoteEntry>> ListAsync(string host, int port, FileShareClientOptions options)
