@@ -24,6 +24,7 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
             return new FileShareClientOptions
             {
                 ReadTimeout = TimeSpan.FromSeconds(timeoutSec),
+                BusyRetryTime = TimeSpan.FromSeconds(timeoutSec),
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(timeoutSec, 10)),
                 Protocol = protocol,
                 ReceiveBufferSize = receiveBuffer,

@@ -20,6 +20,12 @@ public sealed class FileShareClientOptions
     /// <summary>Longest wait for any bytes from the server before the operation fails.</summary>
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a server at its connection limit (Busy) is asked again, at growing intervals, before its answer
+    /// stands: its connections free up as other downloads end. Zero takes the first Busy as final.
+    /// </summary>
+    public TimeSpan BusyRetryTime { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Longest wait for a digest: a server hashes a large file the first time it is asked, which takes a while.</summary>
     public TimeSpan HashTimeout { get; init; } = TimeSpan.FromMinutes(10);
 

@@ -51,10 +51,30 @@ public sealed class FileShareConnection : IDisposable
     /// </summary>
     public static async Task<FileShareConnection> ConnectAsync(string host, int port, FileShareClientOptions options, CancellationToken cancellationToken)
     {
-        Socket socket = await Client.Endpoint.ConnectAsync(host, port, options, cancellationToken).ConfigureAwait(false);
-        string endpoint = Client.Endpoint.Format(host, port);
-        (Stream stream, HandshakeFeatures granted) = await new ClientHandshake(host, endpoint, options).OpenAsync(socket, cancellationToken).ConfigureAwait(false);
-        return new FileShareConnection(stream, endpoint, options, granted);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                Socket socket = await Client.Endpoint.ConnectAsync(host, port, options, cancellationToken).ConfigureAwait(false);
+                string endpoint = Client.Endpoint.Format(host, port);
+                (Stream stream, HandshakeFeatures granted) = await new ClientHandshake(host, endpoint, options).OpenAsync(socket, cancellationToken).ConfigureAwait(false);
+                return new FileShareConnection(stream, endpoint, options, granted);
+            }
+            catch (FileShareException e) when (e.Kind == FileShareErrorKind.Busy)
+            {
+                TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                // 50 ms doubling to 2 s, each shortened at random so clients turned away together come back apart.
+                TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(50 << Math.Min(attempt - 1, 6), 2000) * (0.5 + (Random.Shared.NextDouble() / 2)));
+                if (waited + pause > options.BusyRetryTime)
+                {
+                    throw attempt == 1 ? e : new FileShareException(FileShareErrorKind.Busy,
+                        $"{e.Message} It was still busy after {attempt} attempts over {waited.TotalSeconds:0.#} s.", e.Endpoint, e.RemotePath, e);
+                }
+
+                await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     public Task<IReadOnlyList<RemoteEntry>> ListAsync(string folder, bool recursive, CancellationToken cancellationToken) =>

@@ -167,13 +167,44 @@ public sealed class FileShareServerTests : ServerTestBase
         FileShareServer server = StartServer(maxConnections: 1);
         FileShareConnection first = await ConnectAsync(server);
 
-        var error = await Assert.ThrowsAsync<FileShareException>(() => FileShareConnection.ConnectAsync(Host, server.Port, ClientOptions(), CancellationToken.None));
+        var error = await Assert.ThrowsAsync<FileShareException>(() => FileShareConnection.ConnectAsync(Host, server.Port, NoBusyRetry, CancellationToken.None));
 
         Assert.Equal(FileShareErrorKind.Busy, error.Kind);
         Assert.Contains(EndpointOf(server.Port), error.Message);
         first.Dispose();
         using FileShareConnection later = await ConnectOnceNotBusyAsync(server.Port);
         Assert.True(later.IsReusable);
+    }
+
+    [Fact]
+    public async Task A_client_turned_away_as_busy_asks_again_and_gets_in_once_a_slot_frees()
+    {
+        FileShareServer server = StartServer(maxConnections: 1);
+        FileShareConnection first = await ConnectAsync(server);
+        var retrying = new FileShareClientOptions { ConnectTimeout = TimeSpan.FromSeconds(5), ReadTimeout = TimeSpan.FromSeconds(10), BusyRetryTime = TimeSpan.FromSeconds(10) };
+
+        Task<FileShareConnection> second = FileShareConnection.ConnectAsync(Host, server.Port, retrying, CancellationToken.None);
+        await Eventually.TrueAsync(() => server.Statistics.TotalConnections >= 3, "the server turned the second client away twice");
+        Assert.False(second.IsCompleted);
+        first.Dispose();
+
+        using FileShareConnection later = await Eventually.WithinAsync(second, TimeSpan.FromSeconds(10), "the second client's connection");
+        Assert.True(later.IsReusable);
+        Assert.Empty(await later.ListAsync("", recursive: false, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_server_busy_for_longer_than_the_retry_time_is_a_busy_error_saying_how_long_it_was_asked()
+    {
+        FileShareServer server = StartServer(maxConnections: 1);
+        using FileShareConnection first = await ConnectAsync(server);
+        var retrying = new FileShareClientOptions { ConnectTimeout = TimeSpan.FromSeconds(5), ReadTimeout = TimeSpan.FromSeconds(10), BusyRetryTime = TimeSpan.FromMilliseconds(600) };
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => FileShareConnection.ConnectAsync(Host, server.Port, retrying, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.Busy, error.Kind);
+        Assert.Matches(@"still busy after \d+ attempts over \d+\.\d s", error.Message);
+        Assert.True(server.Statistics.TotalConnections >= 3, $"{server.Statistics.TotalConnections} connections: the client should have asked again.");
     }
 
     [Fact]
@@ -554,6 +585,8 @@ public sealed class FileShareServerTests : ServerTestBase
         ReadTimeout = TimeSpan.FromSeconds(10),
         ReceiveBufferSize = 256,
     });
+
+    private static FileShareClientOptions NoBusyRetry => new() { ConnectTimeout = TimeSpan.FromSeconds(5), ReadTimeout = TimeSpan.FromSeconds(10), BusyRetryTime = TimeSpan.Zero };
 
     /// <summary>Retries while the server still counts a connection that is closing; fails after 10 s.</summary>
     private static async Task<FileShareConnection> ConnectOnceNotBusyAsync(int port)
