@@ -263,8 +263,8 @@ public sealed class FileDownloader(ConnectionPool pool)
         if (dropped.Count == group.Count && dropped.All(d => d.Error.Kind == dropped[0].Error.Kind))
         {
             (DownloadSource source, FileShareException error) = dropped[0];
-            return error.Kind == FileShareErrorKind.ContentMismatch
-                ? await ExplainMismatchAsync(source.Host, source.Port, request.RemotePath, digest, error, cancellationToken).ConfigureAwait(false)
+            return error.Kind is FileShareErrorKind.ContentMismatch or FileShareErrorKind.IncompleteTransfer
+                ? await ExplainByVersionAsync(source.Host, source.Port, request.RemotePath, digest, error, cancellationToken).ConfigureAwait(false)
                 : error;
         }
 
@@ -333,10 +333,10 @@ public sealed class FileDownloader(ConnectionPool pool)
                 Sources = [new SourceBytes(source.Endpoint, length)],
             };
         }
-        catch (FileShareException e) when (e.Kind == FileShareErrorKind.ContentMismatch && digest is not null)
+        catch (FileShareException e) when (e.Kind is FileShareErrorKind.ContentMismatch or FileShareErrorKind.IncompleteTransfer && digest is not null)
         {
             hold?.Discard();
-            throw await ExplainMismatchAsync(source.Host, source.Port, remotePath, digest, e, cancellationToken).ConfigureAwait(false);
+            throw await ExplainByVersionAsync(source.Host, source.Port, remotePath, digest, e, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -388,8 +388,11 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    /// <summary>A mismatch on a file whose version moved on since it was hashed is a changed file, not damage.</summary>
-    private async Task<FileShareException> ExplainMismatchAsync(string host, int port, string remotePath, FileDigest digest, FileShareException mismatch, CancellationToken cancellationToken)
+    /// <summary>
+    /// A mismatch or a short transfer of a file whose version moved on since it was hashed (rewritten, or cut short
+    /// while it was sent) is a changed file, not damage or a network fault.
+    /// </summary>
+    private async Task<FileShareException> ExplainByVersionAsync(string host, int port, string remotePath, FileDigest digest, FileShareException mismatch, CancellationToken cancellationToken)
     {
         try
         {

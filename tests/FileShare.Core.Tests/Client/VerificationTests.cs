@@ -172,6 +172,30 @@ public sealed class VerificationTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_file_cut_short_during_the_transfer_is_reported_as_changed_not_as_a_network_fault()
+    {
+        string source = Share("shrinking.bin");
+        TestFiles.WriteRandom(source, 16L * Piece);
+        FileShareServer server = StartServer();
+        using var relay = new TamperingRelay(server.Port, holdAt: 2L * Piece);
+        Task<DownloadResult> download = NewDownloader().DownloadAsync(Host, relay.Port, "shrinking.bin", Download("shrinking.bin"), false, null, CancellationToken.None);
+        await relay.Holding.WaitAsync(TimeSpan.FromSeconds(20));
+
+        // The server runs out of file before it has sent what it promised, and ends the connection.
+        using (var file = new FileStream(source, FileMode.Open, FileAccess.Write))
+        {
+            file.SetLength(Piece);
+        }
+
+        relay.Release();
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => download.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(FileShareErrorKind.RemoteFileChanged, error.Kind);
+        Assert.Contains("'shrinking.bin'", error.Message);
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+    }
+
+    [Fact]
     public async Task An_identical_destination_is_skipped_without_reading_the_file_again()
     {
         string hash = TestFiles.WriteRandom(Share("same.bin"), Piece + 7);
