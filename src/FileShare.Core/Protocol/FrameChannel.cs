@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace FileShare.Protocol;
 
@@ -90,6 +91,7 @@ public sealed class FrameChannel : IDisposable
     public ValueTask<Frame?> ReadFrameAsync(CancellationToken cancellationToken, DataRate minRate = default) =>
         _readAhead ? ReadBufferedFrameAsync(cancellationToken, minRate) : ReadExactFrameAsync(cancellationToken, minRate);
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Frame?> ReadBufferedFrameAsync(CancellationToken cancellationToken, DataRate minRate)
     {
         if (_end == _start)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using FileShare.Protocol;
 
 namespace FileShare.Server;
@@ -123,7 +124,8 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         }
     }
 
-    private async Task HandleAsync(FrameChannel channel, RangeSender sender, Frame frame, Socket? kernelSocket)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask HandleAsync(FrameChannel channel, RangeSender sender, Frame frame, Socket? kernelSocket)
     {
         // Whatever the request, the file kept from the last one is closed by the end of it (a read of it takes it first).
         (string Path, FileStream File)? kept = _keptOpen;
@@ -347,7 +349,8 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     }
 
     /// <param name="kept">The file, already opened and checked by the hash request just before this read.</param>
-    private async Task ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started, FileStream? kept)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started, FileStream? kept)
     {
         StatusCode status = StatusCode.Ok;
         string? reason = null;
