@@ -17,6 +17,26 @@ public sealed class PartialFileTests
     }
 
     [Theory]
+    [InlineData(236, false)]
+    [InlineData(237, true)]
+    [InlineData(255, true)]
+    public void A_name_too_long_for_its_partial_file_gets_a_shortened_one_whose_record_still_fits(int nameBytes, bool shortened)
+    {
+        // Three-byte characters where they can be, so a shortening must not cut one in half.
+        string name = new string('\u4E2D', nameBytes / 3) + new string('a', nameBytes % 3);
+        string destination = Path.Join(Path.GetTempPath(), name);
+
+        string partialName = Path.GetFileName(PartialFile.PathFor(destination));
+
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(partialName + ".state.tmp") <= 255, partialName);
+        Assert.True(PartialFile.IsPartialName(partialName));
+        Assert.True(PartialFile.IsPartialName(partialName + ".state"));
+        Assert.Equal(shortened ? null : name, PartialFile.FinalNameOf(partialName));
+        Assert.DoesNotContain('\uFFFD', partialName);
+        Assert.NotEqual(partialName, Path.GetFileName(PartialFile.PathFor(destination + "b")));
+    }
+
+    [Theory]
     [InlineData(".a.partial", true)]
     [InlineData(".naïve file.bin.partial", true)]
     [InlineData(".partial", false)]

@@ -22,7 +22,7 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
         foreach (string statePath in Directory.EnumerateFiles(root, "*" + PartialFile.Suffix + PartialState.Suffix, options))
         {
             string partial = statePath[..^PartialState.Suffix.Length];
-            if (PartialFile.FinalNameOf(Path.GetFileName(partial)) is not null && !File.Exists(partial))
+            if (PartialFile.IsDataName(Path.GetFileName(partial)) && !File.Exists(partial))
             {
                 PartialFile.TryDelete(statePath);
             }
@@ -30,7 +30,7 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
 
         foreach (string partial in Directory.EnumerateFiles(root, "*" + PartialFile.Suffix, options).ToList())
         {
-            if (PartialFile.FinalNameOf(Path.GetFileName(partial)) is null)
+            if (!PartialFile.IsDataName(Path.GetFileName(partial)))
             {
                 continue;
             }
@@ -44,7 +44,7 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
 
             try
             {
-                PartialHold? hold = PartialHold.TryTakeExisting(partial, PartialFile.DestinationOf(partial));
+                PartialHold? hold = PartialHold.TryTakeExisting(partial, partial);
                 if (hold is null)
                 {
                     continue;

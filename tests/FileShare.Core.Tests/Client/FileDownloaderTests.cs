@@ -315,6 +315,22 @@ public sealed class FileDownloaderTests : ServerTestBase
         Assert.Empty(TestFiles.Leftovers(Downloads));
     }
 
+    [Theory]
+    [InlineData(255, 'x')]
+    [InlineData(252, '\u6587')]
+    public async Task A_file_whose_name_is_as_long_as_the_file_system_allows_downloads(int nameBytes, char letter)
+    {
+        string name = new string(letter, nameBytes / System.Text.Encoding.UTF8.GetByteCount([letter]));
+        string hash = TestFiles.WriteRandom(Share(name), 3 * TestFiles.MiB);
+        FileShareServer server = StartServer();
+
+        DownloadResult result = await NewDownloader().DownloadAsync(Host, server.Port, name, Download(name), false, null, CancellationToken.None);
+
+        Assert.Equal(hash, result.Sha256);
+        Assert.Equal(hash, TestFiles.Sha256(Download(name)));
+        Assert.Equal([Download(name)], TestFiles.Leftovers(Downloads));
+    }
+
     [Fact]
     public async Task A_download_in_progress_lives_in_a_hidden_partial_file_that_cancelling_removes()
     {
