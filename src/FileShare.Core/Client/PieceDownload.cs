@@ -10,7 +10,7 @@ namespace FileShare.Client;
 /// with several about a second of its measured rate, so faster sources take more. Every piece is checked against
 /// the digest as it lands and only then counts. A source that fails, stalls past the read timeout or sends a bad
 /// piece is dropped; its unfinished pieces go back to the queue for the others. A local write that fails (a full
-/// disk) fails the whole download: no source could do better, and a piece verified on the wire may not have landed.
+/// disk) fails the whole download, since no source could do better; a piece counts only once its bytes are written.
 /// </summary>
 internal sealed class PieceDownload
 {
