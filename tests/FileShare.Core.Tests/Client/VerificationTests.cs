@@ -144,28 +144,22 @@ public sealed class VerificationTests : ServerTestBase
     [Fact]
     public async Task A_file_rewritten_during_the_transfer_is_reported_as_changed_never_delivered_mixed()
     {
-        string source = Share("moving.bin");
-        TestFiles.WriteRandom(source, 16L * Piece);
-        FileShareServer server = StartServer();
-        using var relay = new TamperingRelay(server.Port, holdAt: 2L * Piece);
-        Task<DownloadResult> download = NewDownloader().DownloadAsync(Host, relay.Port, "moving.bin", Download("moving.bin"), false, null, CancellationToken.None);
-        await relay.Holding.WaitAsync(TimeSpan.FromSeconds(20));
-
-        // Same length, new bytes, in place: the server keeps sending from the same open file.
-        using (var file = new FileStream(source, FileMode.Open, FileAccess.Write))
+        var error = await ChangedMidTransferAsync("moving.bin", source =>
         {
-            byte[] fresh = new byte[TestFiles.MiB];
-            for (int i = 0; i < 16 * 4; i++)
+            // Same length, new bytes, in place: the server keeps sending from the same open file.
+            using (var file = new FileStream(source, FileMode.Open, FileAccess.Write))
             {
-                Random.Shared.NextBytes(fresh);
-                file.Write(fresh);
+                byte[] fresh = new byte[TestFiles.MiB];
+                for (int i = 0; i < 16 * 4; i++)
+                {
+                    Random.Shared.NextBytes(fresh);
+                    file.Write(fresh);
+                }
             }
-        }
 
-        File.SetLastWriteTimeUtc(source, DateTime.UtcNow.AddMinutes(1));
-        relay.Release();
+            File.SetLastWriteTimeUtc(source, DateTime.UtcNow.AddMinutes(1));
+        });
 
-        var error = await Assert.ThrowsAsync<FileShareException>(() => download.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(FileShareErrorKind.RemoteFileChanged, error.Kind);
         Assert.Contains("'moving.bin'", error.Message);
         Assert.Empty(TestFiles.Leftovers(Downloads));
@@ -174,22 +168,13 @@ public sealed class VerificationTests : ServerTestBase
     [Fact]
     public async Task A_file_cut_short_during_the_transfer_is_reported_as_changed_not_as_a_network_fault()
     {
-        string source = Share("shrinking.bin");
-        TestFiles.WriteRandom(source, 16L * Piece);
-        FileShareServer server = StartServer();
-        using var relay = new TamperingRelay(server.Port, holdAt: 2L * Piece);
-        Task<DownloadResult> download = NewDownloader().DownloadAsync(Host, relay.Port, "shrinking.bin", Download("shrinking.bin"), false, null, CancellationToken.None);
-        await relay.Holding.WaitAsync(TimeSpan.FromSeconds(20));
-
         // The server runs out of file before it has sent what it promised, and ends the connection.
-        using (var file = new FileStream(source, FileMode.Open, FileAccess.Write))
+        var error = await ChangedMidTransferAsync("shrinking.bin", source =>
         {
+            using var file = new FileStream(source, FileMode.Open, FileAccess.Write);
             file.SetLength(Piece);
-        }
+        });
 
-        relay.Release();
-
-        var error = await Assert.ThrowsAsync<FileShareException>(() => download.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(FileShareErrorKind.RemoteFileChanged, error.Kind);
         Assert.Contains("'shrinking.bin'", error.Message);
         Assert.Empty(TestFiles.Leftovers(Downloads));
@@ -240,5 +225,24 @@ public sealed class VerificationTests : ServerTestBase
         Assert.False(again.Skipped);
         Assert.Equal(hash, TestFiles.Sha256(Download("same.bin")));
         await Eventually.TrueAsync(() => server.Statistics.BytesSent == 2L * length, "the file was served again");
+    }
+
+    /// <summary>
+    /// Downloads a file of 16 pieces through a relay that holds the transfer after two, applies <paramref name="change"/>
+    /// to the server's file meanwhile, and returns the error the download ends with.
+    /// </summary>
+    private async Task<FileShareException> ChangedMidTransferAsync(string name, Action<string> change)
+    {
+        string source = Share(name);
+        TestFiles.WriteRandom(source, 16L * Piece);
+        FileShareServer server = StartServer();
+        using var relay = new TamperingRelay(server.Port, holdAt: 2L * Piece);
+        Task<DownloadResult> download = NewDownloader().DownloadAsync(Host, relay.Port, name, Download(name), false, null, CancellationToken.None);
+        await relay.Holding.WaitAsync(TimeSpan.FromSeconds(20));
+
+        change(source);
+        relay.Release();
+
+        return await Assert.ThrowsAsync<FileShareException>(() => download.WaitAsync(TimeSpan.FromSeconds(30)));
     }
 }
