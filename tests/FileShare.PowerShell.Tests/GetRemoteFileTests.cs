@@ -62,7 +62,7 @@ public sealed class GetRemoteFileTests : IDisposable
 
         ErrorRecord error = result.SingleError("InvalidSource", ErrorCategory.InvalidArgument);
         Assert.Equal("no-port-here", error.TargetObject);
-        Assert.Empty(TestFiles.List(_destination));
+        Assert.False(Directory.Exists(_destination), "A bad argument should change nothing, not even make the destination folder.");
     }
 
     [Fact]

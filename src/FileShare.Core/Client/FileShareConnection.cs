@@ -64,15 +64,17 @@ public sealed class FileShareConnection : IDisposable
             catch (FileShareException e) when (e.Kind == FileShareErrorKind.Busy)
             {
                 TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-                // 50 ms doubling to 2 s, each shortened at random so clients turned away together come back apart.
-                TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(50 << Math.Min(attempt - 1, 6), 2000) * (0.5 + (Random.Shared.NextDouble() / 2)));
-                if (waited + pause > options.BusyRetryTime)
+                TimeSpan left = options.BusyRetryTime - waited;
+                if (left <= TimeSpan.Zero)
                 {
                     throw attempt == 1 ? e : new FileShareException(FileShareErrorKind.Busy,
                         $"{e.Message} It was still busy after {attempt} attempts over {waited.TotalSeconds:0.#} s.", e.Endpoint, e.RemotePath, e);
                 }
 
-                await Task.Delay(pause, cancellationToken).ConfigureAwait(false);
+                // 50 ms doubling to 2 s, each shortened at random so clients turned away together come back apart; the
+                // last attempt comes when the time is up.
+                TimeSpan pause = TimeSpan.FromMilliseconds(Math.Min(50 << Math.Min(attempt - 1, 6), 2000) * (0.5 + (Random.Shared.NextDouble() / 2)));
+                await Task.Delay(pause < left ? pause : left, cancellationToken).ConfigureAwait(false);
             }
         }
     }

@@ -80,19 +80,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
     protected override void BeginProcessing()
     {
-        _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
-        try
-        {
-            Directory.CreateDirectory(_destinationRoot);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // No download could land anywhere: one terminating error, not one per file.
-            ThrowTerminatingError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
-                $"Could not use '{_destinationRoot}' as the destination folder: {e.Message}", _destinationRoot, e));
-        }
-
-        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
+        // Every argument is checked before anything on the disk changes.
         var extraSources = new List<DownloadSource>();
         foreach (string text in Source)
         {
@@ -104,6 +92,19 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             }
 
             extraSources.Add(source);
+        }
+
+        _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
+        _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
+        try
+        {
+            Directory.CreateDirectory(_destinationRoot);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No download could land anywhere: one terminating error, not one per file.
+            ThrowTerminatingError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
+                $"Could not use '{_destinationRoot}' as the destination folder: {e.Message}", _destinationRoot, e));
         }
 
         _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)

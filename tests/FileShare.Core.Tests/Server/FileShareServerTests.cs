@@ -200,8 +200,10 @@ public sealed class FileShareServerTests : ServerTestBase
         using FileShareConnection first = await ConnectAsync(server);
         var retrying = new FileShareClientOptions { ConnectTimeout = TimeSpan.FromSeconds(5), ReadTimeout = TimeSpan.FromSeconds(10), BusyRetryTime = TimeSpan.FromMilliseconds(600) };
 
+        var clock = Stopwatch.StartNew();
         var error = await Assert.ThrowsAsync<FileShareException>(() => FileShareConnection.ConnectAsync(Host, server.Port, retrying, CancellationToken.None));
 
+        Assert.True(clock.Elapsed >= retrying.BusyRetryTime, $"Gave up after {clock.Elapsed.TotalMilliseconds:0} ms, before the retry time was up.");
         Assert.Equal(FileShareErrorKind.Busy, error.Kind);
         Assert.Matches(@"still busy after \d+ attempts over \d+\.\d s", error.Message);
         Assert.True(server.Statistics.TotalConnections >= 3, $"{server.Statistics.TotalConnections} connections: the client should have asked again.");
