@@ -4,7 +4,9 @@
 One 1 GiB file on tmpfs; a pwsh hosting a FileShare server as a job (as the harness does) and one warm client pwsh
 downloading it again and again; only the last downloads are measured, so start-up and most of the tiered JIT stay out.
 The host's CPU is read from /proc per thread (threads that exited meanwhile count in the process total only). Then
-nginx (sendfile on, as in the harness) serves the same file to curl, measured the same way. `--env NAME=VALUE` starts
+nginx (sendfile on, as in the harness) serves the same file to curl, measured the same way. Each client's CPU over the
+measured downloads is printed too: on loopback part of one side's TCP work runs in the other's context, so the two
+figures move together. `--env NAME=VALUE` starts
 the FileShare host with a runtime setting, to see what a process-wide knob of the host would change.
 
 Usage: python3 bench/server_cpu.py --module out/FileShare/0.1.0 --pwsh dotnet <PSHOME>/pwsh.dll
@@ -61,23 +63,30 @@ def fileshare(args, work, share):
                                       "$ProgressPreference = 'SilentlyContinue'; "
                                       f"foreach ($i in 1..{args.warm_up}) {{ {download} }}; "
                                       "[Console]::Out.WriteLine('warm'); [Console]::Out.Flush(); [Console]::In.ReadLine() | Out-Null; "
-                                      f"foreach ($i in 1..{args.measured}) {{ {download} }}"],
+                                      f"foreach ($i in 1..{args.measured}) {{ {download} }}; "
+                                      "[Console]::Out.WriteLine('done'); [Console]::Out.Flush(); [Console]::In.ReadLine() | Out-Null"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         if client.stdout.readline().strip() != "warm":
             raise RuntimeError("the client did not warm up")
         threads_before, total_before = cpu_by_thread(host.pid), process_cpu([host.pid])
+        client_before = process_cpu([client.pid])
         client.stdin.write("\n")
         client.stdin.flush()
-        if client.wait() != 0:
+        # The client's CPU is read while it still exists: once it has written its last line and waits to be let go.
+        if client.stdout.readline().strip() != "done":
             raise RuntimeError("a measured download failed")
         threads_after, total_after = cpu_by_thread(host.pid), process_cpu([host.pid])
+        client_cpu = (process_cpu([client.pid]) - client_before) / args.measured
+        client.stdin.write("\n")
+        client.stdin.flush()
+        client.wait()
     finally:
         client.kill()
         host.kill()
         host.wait()
     by_thread = {name: (threads_after[name] - threads_before.get(name, 0)) / args.measured for name in threads_after}
-    return (total_after - total_before) / args.measured, by_thread
+    return (total_after - total_before) / args.measured, by_thread, client_cpu
 
 
 def nginx(args, work, data):
@@ -88,7 +97,6 @@ def nginx(args, work, data):
     try:
         wait_for_port(port)
         master = int(open(os.path.join(folder, "nginx.pid")).read())
-        pids = [master] + [int(pid) for pid in open(f"/proc/{master}/task/{master}/children").read().split()]
         out = os.path.join(work, "nginx.out")
 
         def download():
@@ -96,10 +104,14 @@ def nginx(args, work, data):
             os.remove(out)
         for _ in range(args.warm_up):
             download()
-        before = process_cpu(pids)
+        # The workers are listed only now: the master listens before it has forked them.
+        pids = [master] + [int(pid) for pid in open(f"/proc/{master}/task/{master}/children").read().split()]
+        before, curl_before = process_cpu(pids), os.times()
         for _ in range(args.measured):
             download()
-        return (process_cpu(pids) - before) / args.measured
+        curl_after = os.times()
+        curl = (curl_after.children_user + curl_after.children_system - curl_before.children_user - curl_before.children_system) / args.measured
+        return (process_cpu(pids) - before) / args.measured, curl
     finally:
         subprocess.run(["nginx", "-p", folder, "-c", "nginx.conf", "-s", "stop"], check=False)
 
@@ -122,14 +134,15 @@ def main():
             for _ in range(GIB >> 24):
                 file.write(os.urandom(1 << 24))
         os.chmod(os.path.join(share, "big.bin"), 0o644)
-        total, by_thread = fileshare(args, work, share)
-        print(f"FileShare host{' (' + ' '.join(args.env) + ')' if args.env else ''}: {total:.3f} s CPU per GiB")
+        total, by_thread, client_cpu = fileshare(args, work, share)
+        print(f"FileShare host{' (' + ' '.join(args.env) + ')' if args.env else ''}: {total:.3f} s CPU per GiB; its client: {client_cpu:.3f} s")
         for name, seconds in sorted(by_thread.items(), key=lambda item: -item[1]):
             if seconds >= 0.005:
                 print(f"  {name:<16} {seconds:.3f} s")
         print(f"  (threads that ended meanwhile) {total - sum(by_thread.values()):.3f} s")
         if shutil.which("nginx") and shutil.which("curl"):
-            print(f"nginx + curl: {nginx(args, work, share):.3f} s CPU per GiB (nginx's processes)")
+            server_cpu, curl_cpu = nginx(args, work, share)
+            print(f"nginx + curl: {server_cpu:.3f} s CPU per GiB (nginx's processes); curl: {curl_cpu:.3f} s")
         else:
             print("nginx or curl missing: no comparison")
     finally:

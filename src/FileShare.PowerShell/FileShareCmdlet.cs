@@ -14,6 +14,8 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly BlockingCollection<Action> _pipelineWork = new();
 
+    private bool _disposed;
+
     private const int TickInterval = 250;
     private static readonly Action WakeUp = static () => { };
 
@@ -45,7 +47,7 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
         done.ContinueWith(static (_, cmdlet) => ((FileShareCmdlet)cmdlet!).Post(WakeUp), this, CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         var sinceTick = System.Diagnostics.Stopwatch.StartNew();
-        PipelineStoppedException? stopped = null;
+        Exception? stopped = null;
         while (!done.IsCompleted || (stopped is null && _pipelineWork.Count > 0))
         {
             int wait = tick is null || stopped is not null ? Timeout.Infinite : (int)Math.Max(0, TickInterval - sinceTick.ElapsedMilliseconds);
@@ -68,18 +70,19 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>
-    /// Once the pipeline stops (Ctrl+C, or a `Select-Object -First` further on) every Write* throws: the work is
-    /// cancelled and the pump only waits for it to wind down (a download records its verified pieces), because the
-    /// pipeline, and in `pwsh -c` the process, ends as soon as the exception leaves the cmdlet.
+    /// Once the pipeline stops (Ctrl+C, or a `Select-Object -First` further on) every Write* throws, and so does a
+    /// WriteError under -ErrorAction Stop: the work is cancelled and the pump only waits for it to wind down (a download
+    /// records its verified pieces, no file is renamed into place after the command has failed), because the pipeline,
+    /// and in `pwsh -c` the process, ends as soon as the exception leaves the cmdlet.
     /// </summary>
-    private PipelineStoppedException? RunUnlessStopped(Action action)
+    private Exception? RunUnlessStopped(Action action)
     {
         try
         {
             action();
             return null;
         }
-        catch (PipelineStoppedException e)
+        catch (Exception e)
         {
             _stopping.Cancel();
             return e;
@@ -97,15 +100,6 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
         catch (OperationCanceledException) when (Cancellation.IsCancellationRequested)
         {
             throw new PipelineStoppedException();
-        }
-    }
-
-    /// <summary>Runs whatever has been posted so far, without waiting.</summary>
-    protected void DrainPosted()
-    {
-        while (_pipelineWork.TryTake(out Action? action))
-        {
-            action();
         }
     }
 
@@ -129,8 +123,11 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
 
     protected virtual void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && !_disposed)
         {
+            _disposed = true;
+            // A cmdlet that ends by an exception of its own is never sent StopProcessing: its work must not outlive it.
+            _stopping.Cancel();
             _pipelineWork.CompleteAdding();
             _pipelineWork.Dispose();
             _stopping.Dispose();

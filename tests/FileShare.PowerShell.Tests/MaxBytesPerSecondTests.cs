@@ -93,6 +93,34 @@ public sealed class MaxBytesPerSecondTests : IDisposable
     }
 
     [Fact]
+    public void UnderErrorActionStop_TheFirstErrorEndsTheWholeCall_AndNoDownloadGoesOnAfterIt()
+    {
+        TestFiles.Write(_share, "slow.bin", 4 * MiB);
+        FileShareServerJob server = _session.StartServer(_share);
+        // From a second server, so its error is not queued behind slow.bin's body on one connection.
+        FileShareServerJob other = _session.StartServer(_temp.Folder("other"));
+
+        Invocation result = _session.Run("""
+            param($Port, $OtherPort, $Dest)
+            [pscustomobject]@{ Name = 'slow.bin'; Port = $Port }, [pscustomobject]@{ Name = 'missing.bin'; Port = $OtherPort } |
+                Get-RemoteFile -ComputerName 127.0.0.1 -Destination $Dest -ThrottleLimit 2 -MaxBytesPerSecond 1MB -ErrorAction Stop
+            """, new { server.Port, OtherPort = other.Port, Dest = _destination });
+
+        ErrorRecord error = Assert.Single(result.Errors, e => e.FullyQualifiedErrorId.StartsWith("RemoteFileNotFound", StringComparison.Ordinal));
+        Assert.Contains("missing.bin", error.Exception.Message);
+        Assert.True(result.Duration < TimeSpan.FromSeconds(3), $"the call took {result.Duration.TotalSeconds:0.0} s: it waited for slow.bin instead of ending at the error");
+        Assert.DoesNotContain("slow.bin", TestFiles.List(_destination));
+
+        // The call has ended, so nothing of it may still hold (and write) slow.bin's partial file.
+        foreach (string partial in Directory.EnumerateFiles(_destination, "*", SearchOption.AllDirectories))
+        {
+            using FileStream taken = new(partial, FileMode.Open, FileAccess.ReadWrite, System.IO.FileShare.None);
+        }
+
+        Eventually.True(() => server.ActiveConnections == 0, "the cancelled download's connection is closed");
+    }
+
+    [Fact]
     public void ACapBelowTheServersMinDataRate_IsCutByTheServer_AsIncompleteTransfer_LeavingNoDestinationFile()
     {
         // Under a cap a file is asked for in parts of about four seconds at the cap (16 MiB here); a part must be

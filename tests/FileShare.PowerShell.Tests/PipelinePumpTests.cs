@@ -84,6 +84,34 @@ public sealed class PipelinePumpTests : IDisposable
         Assert.False(wroteAfterStop, "The pump ran a write after the pipeline had stopped.");
     }
 
+    [Fact]
+    public async Task AWriteThatFailsOtherwise_AsUnderErrorActionStop_AlsoCancelsTheWork_AndLetsItWindDown_ThenSurfaces()
+    {
+        bool wound = false;
+        Task work = Task.Run(async () =>
+        {
+            await Task.Delay(Timeout.Infinite, _cmdlet.WorkCancellation).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            wound = true;
+        });
+        var stop = new ActionPreferenceStopException("The error action preference was Stop.");
+        _cmdlet.PostFromWork(() => throw stop);
+
+        Exception thrown = await Assert.ThrowsAsync<ActionPreferenceStopException>(() => Task.Run(() => _cmdlet.Pump(work)).WaitAsync(HangLimit));
+
+        Assert.Same(stop, thrown);
+        Assert.True(wound, "The pump left before the cancelled work had wound down.");
+    }
+
+    [Fact]
+    public void ACmdletDisposedWithoutAStop_CancelsItsWork()
+    {
+        CancellationToken work = _cmdlet.WorkCancellation;
+
+        _cmdlet.Dispose();
+
+        Assert.True(work.IsCancellationRequested);
+    }
+
     private sealed class PumpingCmdlet : FileShareCmdlet
     {
         public CancellationToken WorkCancellation => Cancellation;

@@ -147,6 +147,30 @@ public sealed class StartFileShareServerTests : IDisposable
         }
     }
 
+    [Fact]
+    public void PortInUse_UnderErrorActionStop_EndsTheCommand_AndLeavesNoServerOfItListening()
+    {
+        var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        try
+        {
+            int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
+            int first = Ports.Free();
+            Invocation result = _session.Run(
+                "param($First, $Busy, $Path) Start-FileShareServer -Port $First, $Busy -Path $Path -BindAddress 127.0.0.1 -ErrorAction Stop; 'after'",
+                new { First = first, Busy = busy, Path = _temp.Folder("share") });
+
+            Assert.Contains(result.Errors, e => e.FullyQualifiedErrorId.StartsWith("PortInUse", StringComparison.Ordinal));
+            Assert.Empty(result.Output);
+            Assert.Empty(_session.Jobs());
+            Ports.AssertFree(first);
+        }
+        finally
+        {
+            squatter.Stop();
+        }
+    }
+
     [Theory]
     [InlineData("localhost", "127.0.0.1, ::1")]
     [InlineData("::1, 127.0.0.1, localhost", "::1, 127.0.0.1")]

@@ -98,9 +98,13 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
     {
         List<string> missingFolders = FoldersToCreate();
         int taken = -1;
-        Task[] workers = Enumerable.Range(0, Math.Min(throttleLimit, _transfers.Count))
-            .Select(_ => WorkAsync(() => Interlocked.Increment(ref taken), cancellationToken))
+        Func<int> takeIndex = () => Interlocked.Increment(ref taken);
+        // Every worker gets its first file before any takes a second one ahead: otherwise the first worker would take
+        // the file meant for the second, and two large files with -ThrottleLimit 2 would arrive one after the other.
+        (FileTransfer, DownloadRequest)?[] firsts = Enumerable.Range(0, Math.Min(throttleLimit, _transfers.Count))
+            .Select(_ => Take(takeIndex()))
             .ToArray();
+        Task[] workers = firsts.Select(first => WorkAsync(first, takeIndex, cancellationToken)).ToArray();
         try
         {
             await Task.WhenAll(workers).ConfigureAwait(false);
@@ -151,9 +155,8 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
         }
     }
 
-    private async Task WorkAsync(Func<int> takeIndex, CancellationToken cancellationToken)
+    private async Task WorkAsync((FileTransfer Transfer, DownloadRequest Request)? current, Func<int> takeIndex, CancellationToken cancellationToken)
     {
-        (FileTransfer Transfer, DownloadRequest Request)? current = Take(takeIndex());
         try
         {
             while (current is { } work && !cancellationToken.IsCancellationRequested)

@@ -201,11 +201,11 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
     protected override void Dispose(bool disposing)
     {
+        // The base cancels the work first, so no download is still using a connection when the pool closes them.
+        base.Dispose(disposing);
         if (disposing)
         {
             _pool?.Dispose();
         }
-
-        base.Dispose(disposing);
     }
 }

@@ -103,6 +103,54 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ResolveCertificate();
         var started = new List<FileShareServer>();
+        try
+        {
+            StartEach(started, bindAddresses, accessKey, certificate);
+
+            // Said only of servers that run: a port already taken shares nothing.
+            if (started.Count > 0)
+            {
+                AnnounceSecurity(bindAddresses, accessKey, certificate);
+            }
+
+            if (Wait && started.Count == 0)
+            {
+                // Nothing to serve: fail the command, so a job or script running it ends Failed, not Completed.
+                ThrowTerminatingError(ErrorRecords.Create("NoServerStarted", ErrorCategory.ResourceUnavailable,
+                    $"No server could be started on port(s) {string.Join(", ", Port)}; see the errors above.", Port));
+            }
+
+            if (!Wait && started.Count > 0)
+            {
+                FileShareServerJob.DescribeSerialization(this);
+            }
+        }
+        catch
+        {
+            // The command ends in an error (-ErrorAction Stop on a busy port, Ctrl+C, a -Path it cannot resolve): the
+            // servers it started have no job yet, so nothing could ever stop them. It starts nothing instead.
+            Task.WhenAll(started.Select(server => server.StopAsync(TimeSpan.Zero))).GetAwaiter().GetResult();
+            throw;
+        }
+
+        if (Wait)
+        {
+            ServeInForeground(started);
+            return;
+        }
+
+        var jobs = started.Select(server => new FileShareServerJob(server, MyInvocation.Line, MaxLogRecords)).ToList();
+        foreach (FileShareServerJob job in jobs)
+        {
+            JobRepository.Add(job);
+            SessionServers.Track(job);
+        }
+
+        WriteObject(jobs, enumerateCollection: true);
+    }
+
+    private void StartEach(List<FileShareServer> started, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate)
+    {
         for (int i = 0; i < Port.Length; i++)
         {
             string root = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path is null ? $"d{Port[i]}" : Path[Path.Length == 1 ? 0 : i]);
@@ -136,40 +184,8 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 continue;
             }
 
-            WriteVerbose($"Sharing '{server.Root}' on {string.Join(", ", server.LocalEndPoints)}.");
             started.Add(server);
-        }
-
-        // Said only of servers that run: a port already taken shares nothing.
-        if (started.Count > 0)
-        {
-            AnnounceSecurity(bindAddresses, accessKey, certificate);
-        }
-
-        if (Wait)
-        {
-            if (started.Count == 0)
-            {
-                // Nothing to serve: fail the command, so a job or script running it ends Failed, not Completed.
-                ThrowTerminatingError(ErrorRecords.Create("NoServerStarted", ErrorCategory.ResourceUnavailable,
-                    $"No server could be started on port(s) {string.Join(", ", Port)}; see the errors above.", Port));
-            }
-
-            ServeInForeground(started);
-            return;
-        }
-
-        if (started.Count > 0)
-        {
-            FileShareServerJob.DescribeSerialization(this);
-        }
-
-        foreach (FileShareServer server in started)
-        {
-            var job = new FileShareServerJob(server, MyInvocation.Line, MaxLogRecords);
-            JobRepository.Add(job);
-            SessionServers.Track(job);
-            WriteObject(job);
+            WriteVerbose($"Sharing '{server.Root}' on {string.Join(", ", server.LocalEndPoints)}.");
         }
     }
 

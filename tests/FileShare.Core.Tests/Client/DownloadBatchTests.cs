@@ -151,6 +151,36 @@ public sealed class DownloadBatchTests : ServerTestBase
         Assert.Equal(["first.bin", "empty.bin"], reads);
     }
 
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(4, 3)]
+    public async Task As_many_files_as_the_throttle_limit_allows_are_in_flight_at_once(int throttleLimit, int files)
+    {
+        string[] hashes = Enumerable.Range(0, files).Select(i => TestFiles.WriteRandom(Share($"f{i}.bin"), 2 * 1024 * 1024)).ToArray();
+        FileShareServer server = StartServer();
+        // A cap for the whole batch keeps every download in flight for a second or more, whatever their number.
+        FileShareClientOptions options = ClientOptions();
+        FileDownloader downloader = NewDownloader(new FileShareClientOptions
+        {
+            ConnectTimeout = options.ConnectTimeout,
+            ReadTimeout = options.ReadTimeout,
+            MaxBytesPerSecond = files * 1024 * 1024,
+        });
+        var batch = NewBatch(downloader, [], throttleLimit, (_, _) => { }, (_, e) => Assert.Fail(e.Message));
+        var source = new DownloadSource(Host, server.Port);
+        for (int i = 0; i < files; i++)
+        {
+            batch.Add($"f{i}.bin", source);
+        }
+
+        Task running = batch.RunAsync(CancellationToken.None);
+
+        await Eventually.TrueAsync(() => batch.Transfers.All(t => t.Started) || running.IsCompleted, "every file started");
+        Assert.False(batch.Transfers.Any(t => t.Finished), "a file had to finish before the last one could start");
+        await running;
+        Assert.All(Enumerable.Range(0, files), i => Assert.Equal(hashes[i], TestFiles.Sha256(Download($"f{i}.bin"))));
+    }
+
     [Fact]
     public async Task Folders_made_for_files_that_all_failed_are_removed_and_a_folder_with_a_file_stays()
     {
