@@ -322,11 +322,15 @@ public sealed class FrameChannel : IDisposable
         BinaryPrimitives.WriteUInt32BigEndian(header[5..], requestId);
     }
 
-    public ValueTask SendErrorAsync(FrameType type, uint requestId, StatusCode status, string message, CancellationToken cancellationToken)
+    public ValueTask SendErrorAsync(FrameType type, uint requestId, StatusCode status, string message, CancellationToken cancellationToken) =>
+        SendFrameAsync(type, requestId, BeginError(status, message), cancellationToken);
+
+    /// <summary>Begins an error reply's frame, to be sent by <see cref="SendFrameAsync"/>; returns its body's length.</summary>
+    public int BeginError(StatusCode status, string message)
     {
         SpanWriter writer = BeginFrame(2 + SpanWriter.StringSize(message) + 8);
         Messages.WriteError(ref writer, status, message);
-        return SendFrameAsync(type, requestId, writer.Position, cancellationToken);
+        return writer.Position;
     }
 
     public void Dispose()

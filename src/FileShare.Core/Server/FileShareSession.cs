@@ -25,6 +25,8 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     // The file whose last read left more of it unsent, which the client may still ask for while the server stops.
     private volatile string? _fileUnderway;
 
+    private RangeSender? _sender;
+
     private FileShareServerOptions Options => server.Options;
 
     /// <summary>BLAKE3 for clients that know it (a third of SHA-256's CPU per byte on both ends); SHA-256 for older ones.</summary>
@@ -47,6 +49,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     {
         using var channel = new FrameChannel(stream, readAhead: true);
         using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
+        _sender = sender;
         var idle = new CancellationTokenSource();
         // Stopping ends the wait for a next request at once, unless the client is part-way through a file.
         CancellationTokenRegistration onStop = stopping.UnsafeRegister(static s =>
@@ -97,7 +100,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             }
 
             // Stopping with the next request unread: the reply held back to travel with its reply still goes out.
-            await channel.FlushAsync(aborting).ConfigureAwait(false);
+            await _sender.SendFramesAsync(0, channel, static (channel, token) => channel.FlushAsync(token), aborting).ConfigureAwait(false);
         }
         finally
         {
@@ -171,6 +174,12 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         catch (ProtocolException e)
         {
             await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, e.Message, started).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or DataRateException)
+        {
+            // A reply the client did not take in time: the connection is cut, as for a file's bytes.
+            log.WriteAbortedSend(kind, path, 0, started, e);
+            throw new TransferAbortedException(e);
         }
     }
 
@@ -289,7 +298,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             }
             else
             {
-                await channel.SendFrameAsync(FrameType.HashReply, requestId, writer.Position, aborting).ConfigureAwait(false);
+                await SendFrameAsync(channel, FrameType.HashReply, requestId, writer.Position).ConfigureAwait(false);
             }
 
             log.Write(RequestKind.Hash, path, 0, started, nameof(StatusCode.Ok));
@@ -317,7 +326,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         }
 
         int length = writer.Position;
-        await channel.SendFrameAsync(FrameType.ListReply, requestId, length, aborting).ConfigureAwait(false);
+        await SendFrameAsync(channel, FrameType.ListReply, requestId, length).ConfigureAwait(false);
         return length;
     }
 
@@ -344,7 +353,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
         SpanWriter writer = channel.BeginFrame(2 + Messages.EntrySize(entry, withPieces));
         Messages.WriteStatReply(ref writer, entry, withPieces);
-        await channel.SendFrameAsync(FrameType.StatReply, requestId, writer.Position, aborting).ConfigureAwait(false);
+        await SendFrameAsync(channel, FrameType.StatReply, requestId, writer.Position).ConfigureAwait(false);
         log.Write(RequestKind.Stat, path, 0, started, nameof(StatusCode.Ok));
     }
 
@@ -403,13 +412,13 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
                 return;
             }
 
-            await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, aborting, trailing: inline).ConfigureAwait(false);
+            await SendFrameAsync(channel, FrameType.ReadReply, requestId, writer.Position, trailing: inline).ConfigureAwait(false);
             server.Statistics.AddBytesSent(inline);
             log.Write(RequestKind.Read, path, inline, started, nameof(StatusCode.Ok));
             return;
         }
 
-        await channel.SendFrameAsync(FrameType.ReadReply, requestId, writer.Position, aborting).ConfigureAwait(false);
+        await SendFrameAsync(channel, FrameType.ReadReply, requestId, writer.Position).ConfigureAwait(false);
 
         try
         {
@@ -445,9 +454,14 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
     private async Task RefuseAsync(FrameChannel channel, FrameType replyType, uint requestId, RequestKind kind, string path, StatusCode status, string message, long started)
     {
-        await channel.SendErrorAsync(replyType, requestId, status, message, aborting).ConfigureAwait(false);
+        await SendFrameAsync(channel, replyType, requestId, channel.BeginError(status, message)).ConfigureAwait(false);
         log.Write(kind, path, 0, started, status.ToString());
     }
+
+    /// <summary>Sends the frame begun on <paramref name="channel"/> (and any held back) within the send timeout and the minimum data rate.</summary>
+    private ValueTask SendFrameAsync(FrameChannel channel, FrameType type, uint requestId, int bodyLength, int trailing = 0) =>
+        _sender!.SendFramesAsync(ProtocolConstants.FrameHeaderLength + bodyLength + trailing, (channel, type, requestId, bodyLength, trailing),
+            static (frame, token) => frame.channel.SendFrameAsync(frame.type, frame.requestId, frame.bodyLength, token, frame.trailing), aborting);
 
     /// <summary>A sender that trickles a frame is told why (if it still reads) and dropped.</summary>
     private async Task DropSlowSenderAsync(FrameChannel channel, DataRateException e)

@@ -88,6 +88,34 @@ internal sealed class RangeSender : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs one write of protocol frames (a reply, or replies held back) under the limits a range is sent under: the
+    /// stall timeout and the minimum data rate. A client that asks and never reads would otherwise hold its slot.
+    /// </summary>
+    /// <exception cref="TimeoutException">The client took none of it within the stall timeout.</exception>
+    /// <exception cref="DataRateException">The client took it slower than the minimum data rate.</exception>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask SendFramesAsync<TState>(int bytes, TState state, Func<TState, CancellationToken, ValueTask> write, CancellationToken cancellationToken)
+    {
+        CancellationTokenRegistration caller = _pace.Start(cancellationToken);
+        try
+        {
+            _pace.Begin(bytes);
+            await write(state, _pace.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw _pace.RateExpired
+                ? new DataRateException($"The client took a reply slower than the minimum data rate of {_minRate.BytesPerSecond} bytes/s.")
+                : new TimeoutException($"The client took none of a reply of {bytes:N0} bytes within the send timeout.");
+        }
+        finally
+        {
+            caller.Dispose();
+            _pace.Stop();
+        }
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendWithKernelAsync(Socket socket, FileStream file, long offset, long count)
     {

@@ -139,6 +139,33 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_client_that_asks_for_listings_and_never_reads_them_is_cut_off_after_the_send_timeout()
+    {
+        // About 110 KB of listing per request: twenty unread replies are far more than the socket buffers hold.
+        for (int i = 0; i < 500; i++)
+        {
+            File.WriteAllBytes(Share($"{i:D4}-{new string('n', 200)}.txt"), []);
+        }
+
+        FileShareServer server = StartServer(sendTimeout: TimeSpan.FromMilliseconds(500));
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
+        using RawPeer greedy = await RawPeer.HandshakeAsync(server.Port, receiveBuffer: 4096);
+        byte[] body = new byte[1 + SpanWriter.StringSize("")];
+        var writer = new SpanWriter(body);
+        Messages.WriteListRequest(ref writer, "", ListOptions.None);
+        for (uint id = 1; id <= 200; id++)
+        {
+            await greedy.SendAsync(RawPeer.Frame(FrameType.ListRequest, id, body));
+        }
+
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "the server gave up on the client that never reads");
+        RequestLogRecord cut = Assert.Single(records, r => r.Outcome.StartsWith("Aborted", StringComparison.Ordinal));
+        Assert.Equal(RequestKind.List, cut.Request);
+        Assert.Contains("send timeout", cut.Outcome);
+    }
+
+    [Fact]
     public async Task A_client_reading_steadily_slower_than_its_chunks_is_not_cut_by_the_send_timeout()
     {
         // The first chunks vanish into socket buffers at once, so the chunk sized after them is more than this reader
