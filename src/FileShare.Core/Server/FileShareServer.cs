@@ -22,6 +22,8 @@ public sealed class FileShareServer : IAsyncDisposable
     private Socket[] _listeners = [];
     private Task _acceptLoops = Task.CompletedTask;
     private long _nextConnectionId;
+    private int _serving;
+    private int _turnedAway;
     private int _stopRequested;
 
     public FileShareServer(FileShareServerOptions options)
@@ -205,37 +207,85 @@ public sealed class FileShareServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync(Socket listener)
     {
+        var backOff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
             Socket client;
             try
             {
                 client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                backOff = TimeSpan.Zero;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || (e is SocketException && _stopping.IsCancellationRequested))
             {
                 break;
             }
-            catch (SocketException)
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted)
             {
                 // A connection reset while still in the backlog; the listener itself is fine.
                 continue;
             }
-
-            long id = Interlocked.Increment(ref _nextConnectionId);
-            IPAddress? address = (client.RemoteEndPoint as IPEndPoint)?.Address;
-            int fromAddress = address is null ? 0 : _perAddress.AddOrUpdate(address, 1, static (_, count) => count + 1);
-            bool busy = _connections.Count >= Options.MaxConnections || fromAddress > Options.MaxConnectionsPerAddress;
-            var connection = new ServerConnection(this, client, busy, _stopping.Token, _aborting.Token);
-            _connections[id] = connection;
-            connection.Start(() =>
+            catch (SocketException e)
             {
-                _connections.TryRemove(id, out _);
-                if (address is not null)
+                // Out of file descriptors or buffers: asking again at once would only spin a core until some close.
+                // nginx waits half a second; this waits 50 ms, doubling to a second while it lasts.
+                if (backOff == TimeSpan.Zero)
                 {
-                    ReleaseAddress(address);
+                    Report(new RequestLogRecord(DateTime.UtcNow, Port, "", RequestKind.Connection, "", 0, TimeSpan.Zero, $"AcceptFailed: {e.Message}"));
                 }
-            });
+
+                backOff = TimeSpan.FromMilliseconds(Math.Clamp(backOff.TotalMilliseconds * 2, 50, 1000));
+                try
+                {
+                    await Task.Delay(backOff, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            Admit(client);
+        }
+    }
+
+    /// <summary>
+    /// Serves an accepted connection, or tells it the server is busy: past <see cref="FileShareServerOptions.MaxConnections"/>
+    /// served at once, or past its address's share. Connections told "busy" take no serving slot (silent ones from one
+    /// address must not lock out the others) but are few: past as many again, a connection is closed unanswered.
+    /// </summary>
+    private void Admit(Socket client)
+    {
+        long id = Interlocked.Increment(ref _nextConnectionId);
+        IPAddress? address = (client.RemoteEndPoint as IPEndPoint)?.Address;
+        int fromAddress = address is null ? 0 : _perAddress.AddOrUpdate(address, 1, static (_, count) => count + 1);
+        bool busy = Volatile.Read(ref _serving) >= Options.MaxConnections || fromAddress > Options.MaxConnectionsPerAddress;
+        if (busy && (Volatile.Read(ref _turnedAway) >= Options.MaxConnections || fromAddress > 2 * Options.MaxConnectionsPerAddress))
+        {
+            client.Dispose();
+            Release(address);
+            Statistics.ConnectionRefused();
+            return;
+        }
+
+        Interlocked.Increment(ref busy ? ref _turnedAway : ref _serving);
+        var connection = new ServerConnection(this, client, busy, _stopping.Token, _aborting.Token);
+        _connections[id] = connection;
+        connection.Start(() =>
+        {
+            _connections.TryRemove(id, out _);
+            Interlocked.Decrement(ref busy ? ref _turnedAway : ref _serving);
+            Release(address);
+        });
+    }
+
+    private void Release(IPAddress? address)
+    {
+        if (address is not null)
+        {
+            ReleaseAddress(address);
         }
     }
 

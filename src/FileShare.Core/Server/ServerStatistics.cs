@@ -11,6 +11,7 @@ public sealed class ServerStatistics
     private long _handshakeTimeouts;
     private long _requestsOverLimit;
     private long _connectionFaults;
+    private long _connectionsRefused;
 
     public long ActiveConnections => Volatile.Read(ref _activeConnections);
 
@@ -32,6 +33,9 @@ public sealed class ServerStatistics
     /// <summary>Connections that ended on an error nothing expected: a bug, logged with outcome Failed; should stay 0.</summary>
     public long ConnectionFaults => Volatile.Read(ref _connectionFaults);
 
+    /// <summary>Connections closed unanswered: as many were already being told the server is busy as it serves at once.</summary>
+    public long ConnectionsRefused => Volatile.Read(ref _connectionsRefused);
+
     internal void ConnectionOpened()
     {
         Interlocked.Increment(ref _activeConnections);
@@ -51,4 +55,6 @@ public sealed class ServerStatistics
     internal void RequestOverLimit() => Interlocked.Increment(ref _requestsOverLimit);
 
     internal void ConnectionFaulted() => Interlocked.Increment(ref _connectionFaults);
+
+    internal void ConnectionRefused() => Interlocked.Increment(ref _connectionsRefused);
 }

@@ -62,6 +62,39 @@ public sealed class ConnectionLimitTests : ServerTestBase
         }
     }
 
+    [Fact]
+    public async Task Silent_connections_past_one_addresss_share_take_no_serving_slot_and_past_twice_it_are_closed_unanswered()
+    {
+        FileShareServer server = StartServer(new FileShareServerOptions
+        {
+            Port = 0,
+            Root = ShareRoot,
+            BindAddress = IPAddress.Any,
+            MaxConnections = 8,
+            MaxConnectionsPerAddress = 2,
+        });
+        var flood = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < 30; i++)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                socket.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.5"), 0));
+                await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+                flood.Add(socket);
+            }
+
+            // Two are served, two more are told "busy" once they say hello; the other 26 are closed at once.
+            await Eventually.TrueAsync(() => server.Statistics.ConnectionsRefused == 26, "the connections past twice the address's share were closed");
+            Assert.Equal(4, server.Statistics.ActiveConnections);
+            using Socket other = await HandshakeFromAsync(IPAddress.Parse("127.0.0.3"), server.Port, StatusCode.Ok);
+        }
+        finally
+        {
+            flood.ForEach(s => s.Dispose());
+        }
+    }
+
     /// <summary>Connects from <paramref name="from"/>, sends the FileShare hello and asserts the server's status.</summary>
     private static async Task<Socket> HandshakeFromAsync(IPAddress from, int port, StatusCode expected)
     {
