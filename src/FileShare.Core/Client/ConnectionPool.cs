@@ -21,13 +21,21 @@ public sealed class ConnectionPool : IDisposable
     public async Task<(FileShareConnection Connection, bool Reused)> RentAsync(string host, int port, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_idle.TryGetValue(Endpoint.Format(host, port), out ConcurrentBag<FileShareConnection>? bag) && bag.TryTake(out FileShareConnection? idle))
+        string endpoint = Endpoint.Format(host, port);
+        if (TakeIdle(endpoint) is { } idle)
         {
             return (idle, true);
         }
 
-        return (await FileShareConnection.ConnectAsync(host, port, Options, cancellationToken).ConfigureAwait(false), false);
+        // A server that turns this connection away as busy may be full of this pool's own connections (its limit per
+        // address): each of those that comes back meanwhile is taken rather than waiting out the server's answer.
+        FileShareConnection? freed = null;
+        FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, Options, cancellationToken, () => freed = TakeIdle(endpoint)).ConfigureAwait(false);
+        return (connection, ReferenceEquals(connection, freed));
     }
+
+    private FileShareConnection? TakeIdle(string endpoint) =>
+        _idle.TryGetValue(endpoint, out ConcurrentBag<FileShareConnection>? bag) && bag.TryTake(out FileShareConnection? idle) ? idle : null;
 
     public void Return(FileShareConnection connection)
     {

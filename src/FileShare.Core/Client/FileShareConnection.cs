@@ -49,7 +49,11 @@ public sealed class FileShareConnection : IDisposable
     /// Connects and shakes hands. A server that answers like the original program raises a FileShareException of
     /// kind <see cref="FileShareErrorKind.NotSupportedBySeedServer"/>.
     /// </summary>
-    public static async Task<FileShareConnection> ConnectAsync(string host, int port, FileShareClientOptions options, CancellationToken cancellationToken)
+    /// <param name="whileBusy">
+    /// Asked each time the server says it is busy: a connection to the same server that came free meanwhile (the
+    /// caller's own, holding one of the server's slots), taken instead of asking again.
+    /// </param>
+    public static async Task<FileShareConnection> ConnectAsync(string host, int port, FileShareClientOptions options, CancellationToken cancellationToken, Func<FileShareConnection?>? whileBusy = null)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int attempt = 1; ; attempt++)
@@ -63,6 +67,11 @@ public sealed class FileShareConnection : IDisposable
             }
             catch (FileShareException e) when (e.Kind == FileShareErrorKind.Busy)
             {
+                if (whileBusy?.Invoke() is { } freed)
+                {
+                    return freed;
+                }
+
                 TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(started);
                 TimeSpan left = options.BusyRetryTime - waited;
                 if (left <= TimeSpan.Zero)

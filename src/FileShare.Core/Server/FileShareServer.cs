@@ -254,7 +254,7 @@ public sealed class FileShareServer : IAsyncDisposable
     /// <summary>
     /// Serves an accepted connection, or tells it the server is busy: past <see cref="FileShareServerOptions.MaxConnections"/>
     /// served at once, or past its address's share. Connections told "busy" take no serving slot (silent ones from one
-    /// address must not lock out the others) but are few: past as many again, a connection is closed unanswered.
+    /// address must not lock out the others), and those waiting for their hello to be answered are bounded too.
     /// </summary>
     private void Admit(Socket client)
     {
@@ -262,9 +262,10 @@ public sealed class FileShareServer : IAsyncDisposable
         IPAddress? address = (client.RemoteEndPoint as IPEndPoint)?.Address;
         int fromAddress = address is null ? 0 : _perAddress.AddOrUpdate(address, 1, static (_, count) => count + 1);
         bool busy = Volatile.Read(ref _serving) >= Options.MaxConnections || fromAddress > Options.MaxConnectionsPerAddress;
+        // Past as many again, a connection is told at once, without a task, a buffer or a wait for its hello.
         if (busy && (Volatile.Read(ref _turnedAway) >= Options.MaxConnections || fromAddress > 2 * Options.MaxConnectionsPerAddress))
         {
-            client.Dispose();
+            TurnAwayAtOnce(client);
             Release(address);
             Statistics.ConnectionRefused();
             return;
@@ -279,6 +280,35 @@ public sealed class FileShareServer : IAsyncDisposable
             Interlocked.Decrement(ref busy ? ref _turnedAway : ref _serving);
             Release(address);
         });
+    }
+
+    /// <summary>
+    /// Answers "busy" without waiting for the client's hello, and closes. What the client already sent is read first:
+    /// closing with it unread would reset the connection, and the client could lose the answer.
+    /// </summary>
+    private static void TurnAwayAtOnce(Socket client)
+    {
+        try
+        {
+            // Neither call waits: the bytes read are already here, and 12 bytes fit any new socket's send buffer.
+            Span<byte> unread = stackalloc byte[ProtocolConstants.HelloLength];
+            while (client.Available > 0 && client.Receive(unread) > 0)
+            {
+            }
+
+            Span<byte> busy = stackalloc byte[ProtocolConstants.HelloLength];
+            Messages.WriteServerHello(busy, ProtocolConstants.MaxVersion, StatusCode.Busy, 0);
+            client.Send(busy);
+            client.Shutdown(SocketShutdown.Send);
+        }
+        catch (SocketException)
+        {
+            // Gone already.
+        }
+        finally
+        {
+            client.Dispose();
+        }
     }
 
     private void Release(IPAddress? address)

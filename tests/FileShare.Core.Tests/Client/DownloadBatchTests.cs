@@ -182,6 +182,28 @@ public sealed class DownloadBatchTests : ServerTestBase
     }
 
     [Fact]
+    public async Task More_workers_than_the_servers_per_address_limit_take_turns_on_their_own_connections_and_every_file_arrives()
+    {
+        string[] hashes = Enumerable.Range(0, 12).Select(i => TestFiles.WriteRandom(Share($"f{i}.bin"), 4096 + i)).ToArray();
+        FileShareServer server = StartServer(new FileShareServerOptions { Root = ShareRoot, MaxConnectionsPerAddress = 2 });
+        FileShareClientOptions options = ClientOptions();
+        // Shorter than the run would take if a worker turned away had to wait for the server rather than for a connection of its own.
+        FileDownloader downloader = NewDownloader(new FileShareClientOptions { ConnectTimeout = options.ConnectTimeout, ReadTimeout = options.ReadTimeout, BusyRetryTime = TimeSpan.FromSeconds(3) });
+        var failed = new ConcurrentDictionary<string, Exception>();
+        var batch = NewBatch(downloader, [], throttleLimit: 6, (_, _) => { }, (t, e) => failed[t.Name] = e);
+        var source = new DownloadSource(Host, server.Port);
+        for (int i = 0; i < 12; i++)
+        {
+            batch.Add($"f{i}.bin", source);
+        }
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Empty(failed);
+        Assert.All(Enumerable.Range(0, 12), i => Assert.Equal(hashes[i], TestFiles.Sha256(Download($"f{i}.bin"))));
+    }
+
+    [Fact]
     public async Task Folders_made_for_files_that_all_failed_are_removed_and_a_folder_with_a_file_stays()
     {
         string hash = TestFiles.WriteRandom(Share("kept/ok.bin"), 4096);
