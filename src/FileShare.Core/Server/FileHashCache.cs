@@ -6,8 +6,8 @@ using FileShare.Protocol;
 namespace FileShare.Server;
 
 /// <summary>
-/// Computes each file's digest once and keeps it while the file stays the same version (same length and last write
-/// time), so repeated requests cost nothing and a changed file is never described by a stale digest. Concurrent
+/// Computes each file's digest once and keeps it while the file stays the same version (<see cref="FileVersion"/>:
+/// length, last write time and, on Linux, inode and change time), so repeated requests cost nothing and a changed file is never described by a stale digest. Concurrent
 /// requests for one file share one computation. Hashing reads asynchronously and at most a few files at a time, so
 /// a large first hash does not hold up the server's other clients.
 /// </summary>
@@ -31,7 +31,7 @@ internal sealed class FileHashCache
     private static readonly PieceHashAlgorithm[] s_legacyPieces = [PieceHashAlgorithm.Sha256];
     private static readonly PieceHashAlgorithm[] s_modernPieces = [PieceHashAlgorithm.Blake3, PieceHashAlgorithm.XxHash128];
 
-    private readonly ConcurrentDictionary<(string Path, bool Legacy), (long Length, DateTime LastWrite, Task<FileDigest[]> Digests)> _entries = new();
+    private readonly ConcurrentDictionary<(string Path, bool Legacy), (FileVersion Version, Task<FileDigest[]> Digests)> _entries = new();
     // Process-wide, as the CPU is: ten servers in one pwsh hash at most this many files at once between them. At least
     // two, so small files are not held up behind one large file's first hash.
     private static readonly int s_concurrentFiles = Math.Max(2, Environment.ProcessorCount);
@@ -49,18 +49,15 @@ internal sealed class FileHashCache
     }
 
     /// <summary>The digest with piece hashes in <paramref name="pieces"/> (SHA-256 for a file of one piece).</summary>
-    public Task<FileDigest> GetAsync(string fullPath, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
-    {
-        var info = new FileInfo(fullPath);
-        return GetAsync(fullPath, info.Length, info.LastWriteTimeUtc, pieces, cancellationToken);
-    }
+    public Task<FileDigest> GetAsync(string fullPath, PieceHashAlgorithm pieces, CancellationToken cancellationToken) =>
+        GetAsync(fullPath, ShareFile.VersionOf(fullPath), pieces, cancellationToken);
 
-    /// <summary>As above, for a file whose length and last write time the caller has just read (through an open handle).</summary>
-    public Task<FileDigest> GetAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
+    /// <summary>As above, for a file whose version the caller has just read (through an open handle).</summary>
+    public Task<FileDigest> GetAsync(string fullPath, FileVersion version, PieceHashAlgorithm pieces, CancellationToken cancellationToken)
     {
-        bool legacy = pieces == PieceHashAlgorithm.Sha256 || FileDigest.PieceCountFor(length, _pieceSize) <= 1;
+        bool legacy = pieces == PieceHashAlgorithm.Sha256 || FileDigest.PieceCountFor(version.Length, _pieceSize) <= 1;
         int index = legacy ? 0 : Array.IndexOf(s_modernPieces, pieces);
-        if (_entries.TryGetValue((fullPath, legacy), out var cached) && cached.Length == length && cached.LastWrite == lastWrite && !cached.Digests.IsFaulted && !cached.Digests.IsCanceled)
+        if (_entries.TryGetValue((fullPath, legacy), out var cached) && cached.Version == version && !cached.Digests.IsFaulted && !cached.Digests.IsCanceled)
         {
             return SelectAsync(cached.Digests, index, cancellationToken);
         }
@@ -71,16 +68,17 @@ internal sealed class FileHashCache
         }
 
         // Not tied to the caller's token: one impatient client must not cancel the work others share.
-        Task<FileDigest[]> digests = ComputeAsync(fullPath, length, lastWrite, legacy ? s_legacyPieces : s_modernPieces);
-        _entries[(fullPath, legacy)] = (length, lastWrite, digests);
+        Task<FileDigest[]> digests = ComputeAsync(fullPath, version, legacy ? s_legacyPieces : s_modernPieces);
+        _entries[(fullPath, legacy)] = (version, digests);
         return SelectAsync(digests, index, cancellationToken);
     }
 
     private static async Task<FileDigest> SelectAsync(Task<FileDigest[]> digests, int index, CancellationToken cancellationToken) =>
         (await digests.WaitAsync(cancellationToken).ConfigureAwait(false))[index];
 
-    private async Task<FileDigest[]> ComputeAsync(string fullPath, long length, DateTime lastWrite, PieceHashAlgorithm[] algorithms)
+    private async Task<FileDigest[]> ComputeAsync(string fullPath, FileVersion version, PieceHashAlgorithm[] algorithms)
     {
+        long length = version.Length;
         await s_hashing.WaitAsync().ConfigureAwait(false);
         byte[] hashing = s_buffers.Rent((int)Math.Clamp(length, 1, _readBuffer));
         byte[] reading = length > hashing.Length ? s_buffers.Rent(hashing.Length) : [];
@@ -132,13 +130,13 @@ internal sealed class FileHashCache
                 offset = next;
             }
 
-            if (File.GetLastWriteTimeUtc(file.SafeFileHandle) != lastWrite || RandomAccess.GetLength(file.SafeFileHandle) != length)
+            if (ShareFile.VersionOf(file.SafeFileHandle) != version)
             {
                 throw new IOException($"'{fullPath}' changed while it was being hashed.");
             }
 
             byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieces[0].Hashes[..ProtocolConstants.Sha256Length]);
-            return Array.ConvertAll(pieces, p => new FileDigest(length, lastWrite, sha256, _pieceSize, p.Hashes, p.Algorithm));
+            return Array.ConvertAll(pieces, p => new FileDigest(length, version.LastWriteUtc, sha256, _pieceSize, p.Hashes, p.Algorithm));
         }
         finally
         {

@@ -263,8 +263,8 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             {
                 try
                 {
-                    // Length and time through the open handle: one stat of the path fewer than the cache asking itself.
-                    digest = await server.Hashes.GetAsync(file.Name, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle), PieceAlgorithmFor(options), aborting).ConfigureAwait(false);
+                    // The version through the open handle: one stat of the path fewer than the cache asking itself.
+                    digest = await server.Hashes.GetAsync(file.Name, ShareFile.VersionOf(file.SafeFileHandle), PieceAlgorithmFor(options), aborting).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {

@@ -45,6 +45,58 @@ internal static class ShareFile
     /// </summary>
     public static bool IsRegularFile(string fullPath) => IsRegular(CurrentFolder, fullPath, 0) ?? true;
 
+    /// <summary>The version of the file open on <paramref name="file"/>.</summary>
+    public static FileVersion VersionOf(SafeFileHandle file) =>
+        VersionFromStatx((int)file.DangerousGetHandle(), "", EmptyPathMeansDescriptor)
+        ?? new FileVersion(RandomAccess.GetLength(file), File.GetLastWriteTimeUtc(file), 0, 0);
+
+    /// <summary>The version of the file at <paramref name="fullPath"/> (symlinks followed).</summary>
+    /// <exception cref="IOException">It is gone or cannot be read.</exception>
+    public static FileVersion VersionOf(string fullPath)
+    {
+        if (VersionFromStatx(CurrentFolder, fullPath, 0) is { } version)
+        {
+            return version;
+        }
+
+        var info = new FileInfo(fullPath);
+        return new FileVersion(info.Length, info.LastWriteTimeUtc, 0, 0);
+    }
+
+    private static FileVersion? VersionFromStatx(int folder, string path, int flags)
+    {
+        if (s_statxMissing)
+        {
+            return null;
+        }
+
+        const uint Modified = 0x40, Changed = 0x80, Inode = 0x100, Size = 0x200;
+        const int InodeOffset = 32, SizeOffset = 40, ChangedOffset = 96, ModifiedOffset = 112;
+        Span<byte> buffer = stackalloc byte[256];
+        try
+        {
+            if (Statx(folder, path, flags, Modified | Changed | Inode | Size, ref MemoryMarshal.GetReference(buffer)) != 0)
+            {
+                throw ErrorFor(Marshal.GetLastPInvokeError(), path);
+            }
+        }
+        catch (EntryPointNotFoundException)
+        {
+            s_statxMissing = true;
+            return null;
+        }
+
+        return new FileVersion(
+            MemoryMarshal.Read<long>(buffer[SizeOffset..]),
+            DateTime.UnixEpoch.AddTicks(TicksOf(buffer[ModifiedOffset..])),
+            TicksOf(buffer[ChangedOffset..]),
+            MemoryMarshal.Read<ulong>(buffer[InodeOffset..]));
+
+        // A statx_timestamp: seconds (s64), then nanoseconds (u32).
+        static long TicksOf(ReadOnlySpan<byte> timestamp) =>
+            (MemoryMarshal.Read<long>(timestamp) * TimeSpan.TicksPerSecond) + (MemoryMarshal.Read<uint>(timestamp[8..]) / 100);
+    }
+
     private const int CurrentFolder = -100, EmptyPathMeansDescriptor = 0x1000;
     private static bool s_statxMissing = !OperatingSystem.IsLinux();
 
@@ -128,6 +180,14 @@ internal static class ShareFile
         public override string Name => path;
     }
 }
+
+/// <summary>
+/// One version of a file's content, as far as the system tells without reading it: length and last write time, and on
+/// Linux the inode and the status-change time. The write time alone is not enough: `cp -p`, `rsync -t`, `touch -r` and
+/// reproducible builds set it back, but nothing can set back the change time, and a file replaced by another (a
+/// rename over it) has another inode.
+/// </summary>
+internal readonly record struct FileVersion(long Length, DateTime LastWriteUtc, long ChangeTicks, ulong Inode);
 
 /// <summary>A shared name that leads to a pipe, socket or device rather than a file.</summary>
 internal sealed class NotARegularFileException() : IOException("not a regular file (a pipe, socket or device)");

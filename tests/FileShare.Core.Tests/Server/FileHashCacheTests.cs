@@ -48,6 +48,44 @@ public sealed class FileHashCacheTests : IDisposable
         AssertDigestMatches(path, SmallPiece, algorithm, digest);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_file_changed_with_its_length_and_write_time_set_back_is_hashed_again(bool replacedByRename)
+    {
+        string path = Path.Join(_share.Path, "file.bin");
+        string before = TestFiles.WriteRandom(path, 3L * SmallPiece);
+        DateTime written = File.GetLastWriteTimeUtc(path);
+        var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer);
+        Assert.Equal(before, Convert.ToHexString((await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None)).Sha256));
+
+        // As `cp -p`, `rsync -t` or `touch -r` leave a file: other bytes, the same length and write time.
+        string changed = replacedByRename ? Path.Join(_share.Path, "new.bin") : path;
+        byte[] bytes = File.ReadAllBytes(path);
+        bytes[SmallPiece + 7] ^= 0xFF;
+        if (replacedByRename)
+        {
+            File.WriteAllBytes(changed, bytes);
+            File.SetLastWriteTimeUtc(changed, written);
+            File.Move(changed, path, overwrite: true);
+        }
+        else
+        {
+            using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+            {
+                file.Write(bytes);
+            }
+
+            File.SetLastWriteTimeUtc(path, written);
+        }
+
+        Assert.Equal(written, File.GetLastWriteTimeUtc(path));
+        FileDigest again = await cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
+
+        Assert.Equal(Convert.ToHexString(SHA256.HashData(bytes)), Convert.ToHexString(again.Sha256));
+        AssertDigestMatches(path, SmallPiece, PieceHashAlgorithm.Blake3, again);
+    }
+
     [Fact]
     public async Task One_file_keeps_a_digest_per_piece_algorithm_each_with_the_same_whole_file_SHA256_and_one_pass_makes_BLAKE3_and_XXH3()
     {
