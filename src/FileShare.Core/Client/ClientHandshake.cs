@@ -61,23 +61,7 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
         Messages.WriteClientHello(hellos, ProtocolConstants.MinVersion, ProtocolConstants.MaxVersion, (uint)asked);
         await stream.WriteAsync(hellos.AsMemory(0, ProtocolConstants.HelloLength), cancellationToken).ConfigureAwait(false);
         Memory<byte> serverHello = hellos.AsMemory(ProtocolConstants.HelloLength);
-        int received;
-        try
-        {
-            received = await stream.ReadAtLeastAsync(serverHello, serverHello.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset })
-        {
-            received = -1;
-        }
-
-        if (received <= 0)
-        {
-            // A server turning away a flood answers "busy" and closes at once; the answer can be lost to a reset.
-            throw new FileShareException(FileShareErrorKind.Busy,
-                $"{endpoint} closed the connection without answering the handshake (a FileShare server does so when it is turning away more connections than it serves; anything else that is not a FileShare server does too).", endpoint);
-        }
-
+        int received = await stream.ReadAtLeastAsync(serverHello, serverHello.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
         if (received < serverHello.Length || !Messages.StartsWithMagic(serverHello.Span))
         {
             throw SeedAnswer.Looks(serverHello.Span[..received])

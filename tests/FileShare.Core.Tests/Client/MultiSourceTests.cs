@@ -188,15 +188,15 @@ public sealed class MultiSourceTests : ServerTestBase
     }
 
     [Fact]
-    public async Task A_source_whose_copy_is_damaged_at_rest_is_dropped_and_the_other_finishes_the_file()
+    public async Task A_source_whose_copy_was_changed_with_its_write_time_set_back_is_another_version_dropped_and_the_other_finishes_the_file()
     {
         (string good, string bad, string hash) = TwoCopies("data.bin", "good", "bad");
         FileShareServer[] servers = [StartServer(root: good), StartServer(root: bad)];
         FileShareConnection probe = await ConnectAsync(servers[1]);
         await probe.HashAsync("data.bin", CancellationToken.None);
 
-        // One byte in every piece (whichever pieces it is given, this source serves damage), as a failing disk
-        // would: same length, same write time.
+        // One byte in every piece, the length and write time kept (as `cp -p` of another version would leave it): the
+        // server sees another version by its change time, so the client is told of two contents, not of damage.
         string damaged = Path.Join(bad, "data.bin");
         DateTime written = File.GetLastWriteTimeUtc(damaged);
         using (var file = new FileStream(damaged, FileMode.Open, FileAccess.ReadWrite))
@@ -217,7 +217,7 @@ public sealed class MultiSourceTests : ServerTestBase
 
         Assert.Equal(hash, TestFiles.Sha256(Download("data.bin")));
         FileShareException dropped = Assert.Single(problems);
-        Assert.Equal((FileShareErrorKind.ContentMismatch, EndpointOf(servers[1].Port)), (dropped.Kind, dropped.Endpoint));
+        Assert.Equal((FileShareErrorKind.DestinationConflict, EndpointOf(servers[1].Port)), (dropped.Kind, dropped.Endpoint));
     }
 
     [Fact]
