@@ -5,7 +5,7 @@ namespace FileShare;
 /// <summary>
 /// The one rule for names that cross the wire, applied by the server to requests and by the client to names a
 /// server sends back: '/'-separated segments, relative, no '..', no backslash, no drive letter, no control
-/// characters. Resolution then keeps the result inside a root, following symlinks only where they stay inside.
+/// characters (C0 and C1) and no bidirectional text controls. Resolution then keeps the result inside a root, following symlinks only where they stay inside.
 /// </summary>
 public static class SharePath
 {
@@ -21,9 +21,16 @@ public static class SharePath
 
         foreach (char c in name)
         {
-            if (c < 0x20 || c == 0x7F)
+            if (char.IsControl(c))
             {
                 reason = "control characters and NUL are not allowed in a path";
+                return false;
+            }
+
+            if (IsBidiControl(c))
+            {
+                // Such a name displays its characters out of order, so "report\u202Efdp.exe" reads as "reportexe.pdf".
+                reason = "bidirectional text controls (U+202A-U+202E, U+2066-U+2069) are not allowed in a path";
                 return false;
             }
 
@@ -73,6 +80,9 @@ public static class SharePath
         segments = count == parts.Length ? parts : parts[..count];
         return true;
     }
+
+    /// <summary>An embedding, override or isolate: a character that reorders how the text around it is shown.</summary>
+    public static bool IsBidiControl(char c) => c is (>= '\u202A' and <= '\u202E') or (>= '\u2066' and <= '\u2069');
 
     /// <summary>
     /// Maps a wire name to a full path under <paramref name="root"/> (a full, link-free path), refusing names that

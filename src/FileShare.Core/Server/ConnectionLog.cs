@@ -11,7 +11,7 @@ namespace FileShare.Server;
 internal sealed class ConnectionLog
 {
     private static readonly SearchValues<char> ControlCharacters =
-        SearchValues.Create(Enumerable.Range(0, 0xA0).Where(c => char.IsControl((char)c)).Select(c => (char)c).ToArray());
+        SearchValues.Create(Enumerable.Range(0, 0x2070).Select(c => (char)c).Where(c => char.IsControl(c) || SharePath.IsBidiControl(c)).ToArray());
 
     private readonly FileShareServer _server;
     private readonly string _remote;
@@ -44,6 +44,10 @@ internal sealed class ConnectionLog
             if (char.IsControl(c))
             {
                 printable.Append($"\\x{(int)c:X2}");
+            }
+            else if (SharePath.IsBidiControl(c))
+            {
+                printable.Append($"\\u{(int)c:X4}");
             }
             else
             {

@@ -466,11 +466,11 @@ public sealed class FileShareServerTests : ServerTestBase
         server.RequestCompleted = records.Enqueue;
         FileShareConnection connection = await ConnectAsync(server);
 
-        await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("a\u001b[2Jb\u0007\u009b", CancellationToken.None));
+        await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("a\u001b[2Jb\u0007\u009b\u202Ec", CancellationToken.None));
 
         await Eventually.TrueAsync(() => !records.IsEmpty, "the request was logged");
         RequestLogRecord record = Assert.Single(records);
-        Assert.Equal("a\\x1B[2Jb\\x07\\x9B", record.Path);
+        Assert.Equal("a\\x1B[2Jb\\x07\\x9B\\u202Ec", record.Path);
         Assert.DoesNotContain(record.Outcome, char.IsControl);
     }
 
@@ -484,6 +484,8 @@ public sealed class FileShareServerTests : ServerTestBase
         {
             File.WriteAllText(Share("back\\slash.txt"), "x");
             File.WriteAllText(Share("tab\tname.txt"), "x");
+            File.WriteAllText(Share("c1\u009B31mred.txt"), "x");
+            File.WriteAllText(Share("invoice\u202Efdp.exe"), "x");
             Directory.CreateDirectory(Share("new\nline"));
             File.WriteAllText(Share("new\nline/inside.txt"), "x");
             // Bytes that are not UTF-8: .NET can neither write nor delete such a name itself.
