@@ -44,6 +44,20 @@ public sealed class StopFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void ByPort_StopsEveryServerOnThePort_OnePerBindAddress()
+    {
+        FileShareServerJob v4 = _session.StartServer(_share);
+        FileShareServerJob v6 = Assert.Single(_session.Run("param($Port, $Path) Start-FileShareServer -Port $Port -Path $Path -BindAddress ::1", new { v4.Port, Path = _share })
+            .AssertNoErrors().Objects<FileShareServerJob>());
+
+        _session.Run("param($Port) Stop-FileShareServer -Port $Port", new { v4.Port }, StopTimeout).AssertNoErrors();
+
+        Assert.All([v4, v6], job => Assert.Equal(JobState.Stopped, job.JobStateInfo.State));
+        Ports.AssertFree(v4.Port);
+        Ports.AssertFree(v4.Port, System.Net.IPAddress.IPv6Loopback);
+    }
+
+    [Fact]
     public void JobsFromThePipeline_AreStopped()
     {
         FileShareServerJob[] jobs = [_session.StartServer(_share), _session.StartServer(_share)];

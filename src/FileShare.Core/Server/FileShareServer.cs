@@ -113,19 +113,32 @@ public sealed class FileShareServer : IAsyncDisposable
             return;
         }
 
-        // Everything before the first await runs synchronously: the port is free when this method returns its task.
-        _stopping.Cancel();
-        DisposeAll(_listeners);
-        await _acceptLoops.ConfigureAwait(false);
-
-        Task drained = Task.WhenAll(_connections.Values.Select(c => c.Completion));
-        if (await Task.WhenAny(drained, Task.Delay(drainTimeout)).ConfigureAwait(false) != drained)
+        try
         {
-            _aborting.Cancel();
-            await drained.ConfigureAwait(false);
-        }
+            // Everything before the first await runs synchronously: the port is free when this method returns its task.
+            try
+            {
+                _stopping.Cancel();
+            }
+            finally
+            {
+                DisposeAll(_listeners);
+            }
 
-        _stopped.TrySetResult();
+            await _acceptLoops.ConfigureAwait(false);
+
+            Task drained = Task.WhenAll(_connections.Values.Select(c => c.Completion));
+            if (await Task.WhenAny(drained, Task.Delay(drainTimeout)).ConfigureAwait(false) != drained)
+            {
+                _aborting.Cancel();
+                await drained.ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // Whatever failed, a later stop (or Stop-Job) must not wait for this one forever.
+            _stopped.TrySetResult();
+        }
     }
 
     public ValueTask DisposeAsync() => new(StopAsync(TimeSpan.Zero));

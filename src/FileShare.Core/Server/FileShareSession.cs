@@ -27,6 +27,9 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
     private RangeSender? _sender;
 
+    // Ends the wait for the next request: after the idle timeout, or at once when the server stops.
+    private CancellationTokenSource _idle = null!;
+
     private FileShareServerOptions Options => server.Options;
 
     /// <summary>BLAKE3 for clients that know it (a third of SHA-256's CPU per byte on both ends); SHA-256 for older ones.</summary>
@@ -50,25 +53,22 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         using var channel = new FrameChannel(stream, readAhead: true);
         using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
         _sender = sender;
-        var idle = new CancellationTokenSource();
+        _idle = new CancellationTokenSource();
         // Stopping ends the wait for a next request at once, unless the client is part-way through a file.
-        CancellationTokenRegistration onStop = stopping.UnsafeRegister(static s =>
-        {
-            var (session, idle) = ((FileShareSession, CancellationTokenSource))s!;
-            if (session._fileUnderway is null)
-            {
-                idle.Cancel();
-            }
-        }, (this, idle));
+        CancellationTokenRegistration onStop = stopping.UnsafeRegister(static s => ((FileShareSession)s!).EndIdleWaitIfStopping(), this);
         try
         {
             while (!stopping.IsCancellationRequested || _fileUnderway is not null)
             {
+                CancellationTokenSource idle = _idle;
                 if (!idle.TryReset())
                 {
-                    // Stopping cancelled it while a read that leaves the file unfinished was starting: the rest is still served.
-                    idle.Dispose();
+                    // Cancelled by the idle timer after a request had begun, or by the stop while a read that leaves
+                    // the file unfinished was starting (the rest is still served): a fresh one, which the stop can
+                    // still reach, since it cancels whichever is current.
                     idle = new CancellationTokenSource();
+                    Interlocked.Exchange(ref _idle, idle).Dispose();
+                    EndIdleWaitIfStopping();
                 }
 
                 idle.CancelAfter(Options.IdleTimeout);
@@ -105,8 +105,23 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         finally
         {
             onStop.Dispose();
-            idle.Dispose();
+            _idle.Dispose();
             _keptOpen?.File.Dispose();
+        }
+    }
+
+    private void EndIdleWaitIfStopping()
+    {
+        if (stopping.IsCancellationRequested && _fileUnderway is null)
+        {
+            try
+            {
+                Volatile.Read(ref _idle).Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Replaced meanwhile; the loop checks the stop again on its replacement.
+            }
         }
     }
 

@@ -62,14 +62,12 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
             default:
                 foreach (int port in Port)
                 {
-                    FileShareServerJob? match = running.FirstOrDefault(job => job.Port == port);
-                    if (match is null)
+                    // Every server on the port: one per -BindAddress may share it.
+                    int before = _toStop.Count;
+                    _toStop.AddRange(running.Where(job => job.Port == port));
+                    if (_toStop.Count == before)
                     {
                         WriteError(ErrorRecords.Create("ServerNotFound", ErrorCategory.ObjectNotFound, $"No FileShare server of this session is running on port {port}.", port));
-                    }
-                    else
-                    {
-                        _toStop.Add(match);
                     }
                 }
 
