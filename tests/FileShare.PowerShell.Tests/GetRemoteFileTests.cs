@@ -65,6 +65,21 @@ public sealed class GetRemoteFileTests : IDisposable
         Assert.False(Directory.Exists(_destination), "A bad argument should change nothing, not even make the destination folder.");
     }
 
+    [Theory]
+    [InlineData("env:/fetched")]
+    [InlineData("variable:/fetched")]
+    public void ADestinationOnAnotherProvider_IsOneTerminatingInvalidDestination_AndNothingIsCreated(string destination)
+    {
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { _server.Port, Dest = destination });
+
+        ErrorRecord error = result.SingleError("InvalidDestination", ErrorCategory.InvalidArgument);
+        Assert.Equal(destination, error.TargetObject);
+        Assert.False(Directory.Exists(Path.Join(Environment.CurrentDirectory, "fetched")), "a folder was made in the process's own folder");
+        Assert.False(Directory.Exists(_temp.Join("fetched")), "a folder was made in the session's folder");
+        Assert.Equal(0, _server.Requests);
+    }
+
     [Fact]
     public void PassThru_WritesAFileInfoPerDownloadedFile()
     {

@@ -100,6 +100,20 @@ public sealed class ResumeTests : IDisposable
         Assert.Contains(result.Verbose, v => v.Message.Contains("none of its sources"));
     }
 
+    [Fact]
+    public void CleanPartial_KeepsAPartialWhenOneSourceSaysItIsGone_ButAnotherCannotBeAsked()
+    {
+        using var unreachable = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
+        using ThrottledRelay answering = StopMidFile(secondSource: unreachable);
+        unreachable.Dispose();
+        File.Delete(Path.Join(_share, "data.bin"));
+
+        Invocation result = CleanPartial();
+
+        Assert.Equal([".data.bin.partial", ".data.bin.partial.state"], TestFiles.List(_destination));
+        Assert.Contains(result.Verbose, v => v.Message.Contains($"127.0.0.1:{unreachable.Port}") && v.Message.Contains("could not be asked"));
+    }
+
     private Invocation CleanPartial() =>
         _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest -Verbose", new { Dest = _destination }).AssertNoErrors();
 
@@ -107,10 +121,11 @@ public sealed class ResumeTests : IDisposable
     /// Starts a download paced by a relay, stops it once some pieces are verified and recorded, and waits for the
     /// server to let go. Returns the relay (the partial file's recorded source), which the caller disposes.
     /// </summary>
-    private ThrottledRelay StopMidFile()
+    private ThrottledRelay StopMidFile(ThrottledRelay? secondSource = null)
     {
         var relay = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
-        using RunningInvocation download = _session.Begin("param($Port, $Dest) Get-RemoteFile -Name data.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+        string source = secondSource is null ? "" : $"-Source 127.0.0.1:{secondSource.Port}";
+        using RunningInvocation download = _session.Begin($"param($Port, $Dest) Get-RemoteFile -Name data.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest {source}",
             new { relay.Port, Dest = _destination });
         Eventually.True(() => File.Exists(Path.Join(_destination, ".data.bin.partial.state")) || download.IsCompleted, "the first verified pieces are recorded");
         Assert.False(download.IsCompleted, "The download finished before it could be stopped.");

@@ -65,10 +65,11 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
         return removed;
     }
 
-    /// <summary>Why the record's source content is gone, or null when some source still offers it or none could be asked.</summary>
+    /// <summary>Why the record's source content is gone, or null when some source still offers it or could not be asked.</summary>
     private async Task<string?> WhyStaleAsync(PartialState state, CancellationToken cancellationToken)
     {
         var answers = new List<string>();
+        var unasked = new List<string>();
         foreach (string endpoint in state.Sources)
         {
             if (DownloadSource.TryParse(endpoint) is not { } source)
@@ -96,6 +97,7 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
             catch (FileShareException e)
             {
                 notice($"Could not ask {source.Endpoint} about '{state.RemotePath}': {e.Message}");
+                unasked.Add(source.Endpoint);
             }
             finally
             {
@@ -106,9 +108,10 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
             }
         }
 
-        if (answers.Count == 0)
+        if (answers.Count == 0 || unasked.Count > 0)
         {
-            notice($"Kept the partial download of '{state.RemotePath}': none of its sources ({string.Join(", ", state.Sources)}) could be asked.");
+            // A source that could not be asked may still offer the content, and the file be resumed from it.
+            notice($"Kept the partial download of '{state.RemotePath}': {(answers.Count == 0 ? "none of its sources" : "some of its sources")} ({string.Join(", ", answers.Count == 0 ? state.Sources : unasked)}) could not be asked.");
             return null;
         }
 

@@ -95,10 +95,21 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         }
 
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
-        _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination);
+        _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination, out ProviderInfo provider, out _);
+        if (provider.ImplementingType != typeof(Microsoft.PowerShell.Commands.FileSystemProvider))
+        {
+            // Env:, Variable:, Function: ... would give a bare name, which .NET resolves against the process's folder.
+            ThrowTerminatingError(ErrorRecords.Create("InvalidDestination", ErrorCategory.InvalidArgument,
+                $"-Destination '{Destination}' is on the {provider.Name} provider; give a folder of the file system.", Destination));
+        }
+
         try
         {
-            Directory.CreateDirectory(_destinationRoot);
+            // -CleanPartial only looks: a folder that is not there has nothing to clean.
+            if (!CleanPartial)
+            {
+                Directory.CreateDirectory(_destinationRoot);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
