@@ -17,6 +17,6 @@ internal static class DownloadMessages
         string sources = result.Sources.Count > 1 ? " from " + string.Join(", ", result.Sources.Select(s => $"{s.Endpoint} ({Units.Bytes(s.Bytes)})")) : $" from {result.Endpoint}";
         string resumed = result.BytesResumed > 0 ? $", resumed: {Units.Bytes(result.BytesResumed)} were already here" : "";
         string verified = result.Sha256 is null ? ", not verified" : $", SHA-256 {result.Sha256} verified";
-        return $"Downloaded '{result.Path}' ({result.Length:N0} bytes){sources} in {seconds:0.###} s ({fetched / seconds / 1048576:0.#} MiB/s, {result.Protocol} protocol{verified}{resumed}).";
+        return $"Downloaded '{result.Path}' ({result.Length:N0} bytes){sources} in {seconds:0.###} s ({Units.Bytes((long)(fetched / seconds))}/s, {result.Protocol} protocol{verified}{resumed}).";
     }
 }

@@ -18,9 +18,11 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
     /// <summary>-TimeoutSec bounds every wait for the server; connecting gets at most ten seconds of it. One options object per call, so a cap covers the whole call.</summary>
     protected FileShareClientOptions ClientOptions(int timeoutSec, WireProtocol protocol = WireProtocol.Auto, int concurrentDownloads = 1, long? maxBytesPerSecond = null)
     {
+        // Resolved before the try below, whose ArgumentException can only be the thumbprint's.
+        Protocol.AccessKey? accessKey = ResolveAccessKey();
+        (int receiveBuffer, bool overlapWrites) = FileShareClientOptions.ReceiveBuffersFor(concurrentDownloads);
         try
         {
-            (int receiveBuffer, bool overlapWrites) = FileShareClientOptions.ReceiveBuffersFor(concurrentDownloads);
             return new FileShareClientOptions
             {
                 ReadTimeout = TimeSpan.FromSeconds(timeoutSec),
@@ -30,7 +32,7 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
                 ReceiveBufferSize = receiveBuffer,
                 OverlapWrites = overlapWrites,
                 MaxBytesPerSecond = maxBytesPerSecond,
-                AccessKey = ResolveAccessKey(),
+                AccessKey = accessKey,
                 UseTls = UseTls,
                 CertificateThumbprint = CertificateThumbprint,
             };

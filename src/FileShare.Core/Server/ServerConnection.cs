@@ -63,6 +63,12 @@ internal sealed class ServerConnection
     private async Task RunAsync()
     {
         using CancellationTokenRegistration abort = _aborting.UnsafeRegister(static s => ((Socket)s!).Dispose(), _socket);
+        if (_aborting.IsCancellationRequested)
+        {
+            // The server was stopped with no drain (-Timeout 0, Remove-Job -Force) before this connection began.
+            return;
+        }
+
         _socket.NoDelay = true;
         using var stream = new NetworkStream(_socket, ownsSocket: true);
         byte[] dialect = new byte[1];

@@ -134,7 +134,8 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
                 }
                 else
                 {
-                    WriteWarning($"{problem.Message} The download went on without {problem.Endpoint}.");
+                    string said = problem.Message.EndsWith('.') ? problem.Message : problem.Message + ".";
+                    WriteWarning($"{said} The download went on without {problem.Endpoint}.");
                 }
             }),
         };
