@@ -31,7 +31,9 @@ internal sealed class FileHashCache
     private static readonly PieceHashAlgorithm[] s_legacyPieces = [PieceHashAlgorithm.Sha256];
     private static readonly PieceHashAlgorithm[] s_modernPieces = [PieceHashAlgorithm.Blake3, PieceHashAlgorithm.XxHash128];
 
-    private readonly ConcurrentDictionary<(string Path, bool Legacy), (FileVersion Version, Task<FileDigest[]> Digests)> _entries = new();
+    private readonly ConcurrentDictionary<(string Path, bool Legacy), (FileVersion Version, Lazy<Task<FileDigest[]>> Digests)> _entries = new();
+    private readonly CancellationToken _lifetime;
+    private int _computations;
     // Process-wide, as the CPU is: ten servers in one pwsh hash at most this many files at once between them. At least
     // two, so small files are not held up behind one large file's first hash.
     private static readonly int s_concurrentFiles = Math.Max(2, Environment.ProcessorCount);
@@ -41,9 +43,11 @@ internal sealed class FileHashCache
     // buffers on the large object heap as garbage (18 MiB in 600 downloads of distinct files from ten servers).
     private static readonly ArrayPool<byte> s_buffers = ArrayPool<byte>.Create(DefaultReadBuffer, 2 * s_concurrentFiles);
 
-    public FileHashCache(string root, int pieceSize = ProtocolConstants.PieceSize, int readBuffer = DefaultReadBuffer)
+    /// <param name="lifetime">Ends every hash still running: the server has stopped, and nobody is left to ask.</param>
+    public FileHashCache(string root, int pieceSize = ProtocolConstants.PieceSize, int readBuffer = DefaultReadBuffer, CancellationToken lifetime = default)
     {
         _root = root;
+        _lifetime = lifetime;
         _pieceSize = pieceSize;
         _readBuffer = Math.Min(readBuffer, DefaultReadBuffer);
     }
@@ -57,9 +61,9 @@ internal sealed class FileHashCache
     {
         bool legacy = pieces == PieceHashAlgorithm.Sha256 || FileDigest.PieceCountFor(version.Length, _pieceSize) <= 1;
         int index = legacy ? 0 : Array.IndexOf(s_modernPieces, pieces);
-        if (_entries.TryGetValue((fullPath, legacy), out var cached) && cached.Version == version && !cached.Digests.IsFaulted && !cached.Digests.IsCanceled)
+        if (_entries.TryGetValue((fullPath, legacy), out var cached) && IsCurrent(cached, version))
         {
-            return SelectAsync(cached.Digests, index, cancellationToken);
+            return SelectAsync(cached.Digests.Value, index, cancellationToken);
         }
 
         if (_entries.Count >= MaxEntries)
@@ -67,11 +71,22 @@ internal sealed class FileHashCache
             _entries.Clear();
         }
 
-        // Not tied to the caller's token: one impatient client must not cancel the work others share.
-        Task<FileDigest[]> digests = ComputeAsync(fullPath, version, legacy ? s_legacyPieces : s_modernPieces);
-        _entries[(fullPath, legacy)] = (version, digests);
-        return SelectAsync(digests, index, cancellationToken);
+        // Not tied to the caller's token: one impatient client must not cancel the work others share. Callers that
+        // miss at the same moment (a file just published, asked for by many) install one entry, and only the
+        // computation in it runs.
+        var computation = new Lazy<Task<FileDigest[]>>(() => ComputeAsync(fullPath, version, legacy ? s_legacyPieces : s_modernPieces));
+        var entry = _entries.AddOrUpdate((fullPath, legacy),
+            static (_, fresh) => fresh,
+            static (_, existing, fresh) => IsCurrent(existing, fresh.Version) ? existing : fresh,
+            (Version: version, Digests: computation));
+        return SelectAsync(entry.Digests.Value, index, cancellationToken);
     }
+
+    /// <summary>First hashes started so far (each reads the whole file).</summary>
+    internal int Computations => Volatile.Read(ref _computations);
+
+    private static bool IsCurrent((FileVersion Version, Lazy<Task<FileDigest[]>> Digests) entry, FileVersion version) =>
+        entry.Version == version && !(entry.Digests.IsValueCreated && (entry.Digests.Value.IsFaulted || entry.Digests.Value.IsCanceled));
 
     private static async Task<FileDigest> SelectAsync(Task<FileDigest[]> digests, int index, CancellationToken cancellationToken) =>
         (await digests.WaitAsync(cancellationToken).ConfigureAwait(false))[index];
@@ -79,7 +94,8 @@ internal sealed class FileHashCache
     private async Task<FileDigest[]> ComputeAsync(string fullPath, FileVersion version, PieceHashAlgorithm[] algorithms)
     {
         long length = version.Length;
-        await s_hashing.WaitAsync().ConfigureAwait(false);
+        Interlocked.Increment(ref _computations);
+        await s_hashing.WaitAsync(_lifetime).ConfigureAwait(false);
         byte[] hashing = s_buffers.Rent((int)Math.Clamp(length, 1, _readBuffer));
         byte[] reading = length > hashing.Length ? s_buffers.Rent(hashing.Length) : [];
         Task<int> pendingRead = Task.FromResult(0);
@@ -100,7 +116,7 @@ internal sealed class FileHashCache
 
             using IncrementalHash? whole = pieceCount > 1 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
             long offset = 0;
-            pendingRead = ReadAsync(file, hashing, offset, length);
+            pendingRead = ReadAsync(file, hashing, offset, length, _lifetime);
             while (offset < length)
             {
                 int read = await pendingRead.ConfigureAwait(false);
@@ -114,7 +130,7 @@ internal sealed class FileHashCache
                 {
                     // A file that fit one buffer needs a second only if the kernel returned it in parts.
                     reading = reading.Length > 0 ? reading : s_buffers.Rent(hashing.Length);
-                    pendingRead = ReadAsync(file, reading, next, length);
+                    pendingRead = ReadAsync(file, reading, next, length, _lifetime);
                 }
 
                 ReadOnlyMemory<byte> data = hashing.AsMemory(0, read);
@@ -158,8 +174,8 @@ internal sealed class FileHashCache
     }
 
     /// <summary>A task rather than a ValueTask: it is awaited only after the previous buffer is hashed.</summary>
-    private static Task<int> ReadAsync(FileStream file, byte[] buffer, long offset, long length) =>
-        RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - offset)), offset).AsTask();
+    private static Task<int> ReadAsync(FileStream file, byte[] buffer, long offset, long length, CancellationToken cancellationToken) =>
+        RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - offset)), offset, cancellationToken).AsTask();
 
     /// <summary>One algorithm's piece hashes of a file, filled in as its bytes go by.</summary>
     private sealed class PieceDigests(PieceHashAlgorithm algorithm, long length, int pieceSize, int pieceCount) : IDisposable

@@ -37,7 +37,7 @@ public sealed class FileShareServer : IAsyncDisposable
             ChannelBinding = MutualAuthentication.ChannelBinding(certificate);
         }
 
-        Hashes = new FileHashCache(Root);
+        Hashes = new FileHashCache(Root, lifetime: _aborting.Token);
         Share = new ShareLookup(this);
     }
 
@@ -136,6 +136,9 @@ public sealed class FileShareServer : IAsyncDisposable
         }
         finally
         {
+            // A first hash nobody waits for any more stops reading (it holds a file and one of the process's hash slots).
+            _aborting.Cancel();
+
             // Whatever failed, a later stop (or Stop-Job) must not wait for this one forever.
             _stopped.TrySetResult();
         }

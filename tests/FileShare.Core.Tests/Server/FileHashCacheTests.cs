@@ -87,6 +87,45 @@ public sealed class FileHashCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task Callers_that_ask_for_a_new_file_at_the_same_moment_share_one_first_hash()
+    {
+        string path = Path.Join(_share.Path, "file.bin");
+        string sha256 = TestFiles.WriteRandom(path, 8L * SmallPiece);
+        var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer);
+        using var start = new Barrier(16);
+
+        FileDigest[] digests = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(() =>
+        {
+            start.SignalAndWait();
+            return cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
+        })));
+
+        Assert.Equal(1, cache.Computations);
+        Assert.All(digests, d => Assert.Equal(sha256, Convert.ToHexString(d.Sha256)));
+    }
+
+    [Fact]
+    public async Task A_first_hash_ends_with_the_cache_s_lifetime_and_lets_go_of_the_file()
+    {
+        // Holes read as zeros at memory speed, and hashing 64 GiB of them still takes far longer than the test waits.
+        string path = Path.Join(_share.Path, "huge.bin");
+        using (var file = new FileStream(path, FileMode.CreateNew))
+        {
+            file.SetLength(64L << 30);
+        }
+
+        using var lifetime = new CancellationTokenSource();
+        var cache = new FileHashCache(_share.Path, lifetime: lifetime.Token);
+        Task<FileDigest> hashing = cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
+        await Eventually.TrueAsync(() => TestFiles.IsOpenHere(path), "the first hash opened the file");
+
+        lifetime.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => hashing.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Eventually.TrueAsync(() => !TestFiles.IsOpenHere(path), "the file was closed");
+    }
+
+    [Fact]
     public async Task One_file_keeps_a_digest_per_piece_algorithm_each_with_the_same_whole_file_SHA256_and_one_pass_makes_BLAKE3_and_XXH3()
     {
         string path = Path.Join(_share.Path, "file.bin");

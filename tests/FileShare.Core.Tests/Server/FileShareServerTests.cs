@@ -166,6 +166,21 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_stopped_server_ends_a_first_hash_still_running_and_lets_go_of_the_file()
+    {
+        MakeSparseFile("huge.bin", 64L << 30);
+        FileShareServer server = StartServer();
+        FileShareConnection asking = await ConnectAsync(server);
+        Task<FileDigest> hashing = asking.HashAsync("huge.bin", CancellationToken.None);
+        await Eventually.TrueAsync(() => TestFiles.IsOpenHere(Share("huge.bin")), "the first hash opened the file");
+
+        await Eventually.WithinAsync(server.StopAsync(TimeSpan.Zero), TimeSpan.FromSeconds(10), "the stop");
+
+        await Eventually.TrueAsync(() => !TestFiles.IsOpenHere(Share("huge.bin")), "the file was closed");
+        await Assert.ThrowsAsync<FileShareException>(() => hashing);
+    }
+
+    [Fact]
     public async Task A_client_reading_steadily_slower_than_its_chunks_is_not_cut_by_the_send_timeout()
     {
         // The first chunks vanish into socket buffers at once, so the chunk sized after them is more than this reader

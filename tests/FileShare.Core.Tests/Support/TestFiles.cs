@@ -33,4 +33,8 @@ public static class TestFiles
     /// <summary>Every entry left in a folder, so a test can show a failed download left nothing behind.</summary>
     public static string[] Leftovers(string folder) =>
         Directory.Exists(folder) ? Directory.GetFileSystemEntries(folder, "*", SearchOption.AllDirectories) : [];
+
+    /// <summary>Whether this process holds <paramref name="path"/> open (Linux: its descriptors in /proc/self/fd).</summary>
+    public static bool IsOpenHere(string path) =>
+        new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos().Any(fd => fd.LinkTarget == path);
 }
