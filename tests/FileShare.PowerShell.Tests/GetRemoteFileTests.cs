@@ -81,6 +81,17 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void WhatIf_DownloadsNothing_AsksNoServer_AndMakesNoFolder()
+    {
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse | Get-RemoteFile -Destination $Dest -WhatIf",
+            new { _server.Port, Dest = _destination }).AssertNoErrors();
+
+        Assert.Empty(result.Output);
+        Assert.False(Directory.Exists(_destination), "-WhatIf made the destination folder");
+        Assert.Equal(1, _server.Requests);
+    }
+
+    [Fact]
     public void PassThru_WritesAFileInfoPerDownloadedFile()
     {
         FileInfo[] files = Download(["empty.bin", "sub/inner.txt"], "-PassThru").AssertNoErrors().Objects<FileInfo>().ToArray();

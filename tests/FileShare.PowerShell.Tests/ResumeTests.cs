@@ -74,7 +74,7 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Fact]
-    public void CleanPartial_RemovesAPartialWhoseSourceIsGone_AndKeepsOneStillOffered()
+    public void CleanPartial_RemovesAPartialWhoseSourceIsGone_ButNotUnderWhatIf_AndKeepsOneStillOffered()
     {
         // The partial file records the relay as its source, so the relay stays up for the source to be asked.
         using ThrottledRelay source = StopMidFile();
@@ -83,6 +83,8 @@ public sealed class ResumeTests : IDisposable
         Assert.Contains(kept.Verbose, v => v.Message.Contains("still offers the same content"));
 
         File.Delete(Path.Join(_share, "data.bin"));
+        _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest -WhatIf", new { Dest = _destination }).AssertNoErrors();
+        Assert.Equal([".data.bin.partial", ".data.bin.partial.state"], TestFiles.List(_destination));
         Invocation cleaned = CleanPartial();
 
         Assert.Empty(TestFiles.List(_destination));

@@ -7,7 +7,8 @@ namespace FileShare.Client;
 /// whose recorded sources all answer that the file is gone or now has other content. A partial file whose sources
 /// cannot be reached is kept, since it may still be resumed once they are back.
 /// </summary>
-public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
+/// <param name="mayRemove">Asked before each removal with the partial file and why it would go (the PowerShell layer's -WhatIf and -Confirm).</param>
+public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, Func<string, string, Task<bool>>? mayRemove = null)
 {
     /// <summary>Cleans <paramref name="root"/> and its subfolders; returns the partial files removed.</summary>
     public async Task<IReadOnlyList<string>> CleanAsync(string root, CancellationToken cancellationToken)
@@ -22,7 +23,8 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
         foreach (string statePath in Directory.EnumerateFiles(root, "*" + PartialFile.Suffix + PartialState.Suffix, options))
         {
             string partial = statePath[..^PartialState.Suffix.Length];
-            if (PartialFile.IsDataName(Path.GetFileName(partial)) && !File.Exists(partial))
+            if (PartialFile.IsDataName(Path.GetFileName(partial)) && !File.Exists(partial)
+                && (mayRemove is null || await mayRemove(statePath, "the partial file it describes is gone").ConfigureAwait(false)))
             {
                 PartialFile.TryDelete(statePath);
             }
@@ -37,7 +39,7 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice)
 
             PartialState? state = PartialState.TryRead(PartialState.PathFor(partial));
             string? why = state is null ? "it has no state record, so it cannot be resumed" : await WhyStaleAsync(state, cancellationToken).ConfigureAwait(false);
-            if (why is null)
+            if (why is null || (mayRemove is not null && !await mayRemove(partial, why).ConfigureAwait(false)))
             {
                 continue;
             }

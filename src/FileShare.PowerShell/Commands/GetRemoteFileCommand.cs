@@ -9,7 +9,7 @@ namespace FileShare.PowerShell.Commands;
 /// place only when complete. Binds Name, ComputerName and Port by property name from Get-RemoteFileList; copies of
 /// one name from several servers become one download that draws pieces from all of them.
 /// </summary>
-[Cmdlet(VerbsCommon.Get, "RemoteFile", DefaultParameterSetName = DownloadSet)]
+[Cmdlet(VerbsCommon.Get, "RemoteFile", DefaultParameterSetName = DownloadSet, SupportsShouldProcess = true)]
 [OutputType(typeof(FileInfo))]
 public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 {
@@ -106,7 +106,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         try
         {
             // -CleanPartial only looks: a folder that is not there has nothing to clean.
-            if (!CleanPartial)
+            if (!CleanPartial && !Directory.Exists(_destinationRoot) && ShouldProcess(_destinationRoot, "Create the destination folder"))
             {
                 Directory.CreateDirectory(_destinationRoot);
             }
@@ -155,6 +155,11 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         var source = DownloadSource.FromComputerName(ComputerName, Port);
         foreach (string name in Name)
         {
+            if (!ShouldProcess($"'{name}' from {source.Endpoint} into '{_destinationRoot}'", "Download"))
+            {
+                continue;
+            }
+
             try
             {
                 _batch!.Add(name, source);
@@ -170,7 +175,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     {
         if (CleanPartial)
         {
-            Await(new PartialCleaner(_pool!, message => Post(() => WriteVerbose(message))).CleanAsync(_destinationRoot, Cancellation));
+            Await(new PartialCleaner(_pool!, message => Post(() => WriteVerbose(message)), MayRemoveAsync).CleanAsync(_destinationRoot, Cancellation));
             return;
         }
 
@@ -186,6 +191,14 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
         // Let every cancelled download record its verified pieces before the pipeline (or the process) goes away.
         Volatile.Read(ref _running)?.ContinueWith(static _ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>-WhatIf and -Confirm for each partial file -CleanPartial would remove, asked on the pipeline thread.</summary>
+    private Task<bool> MayRemoveAsync(string partial, string why)
+    {
+        var answer = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() => answer.SetResult(ShouldProcess(partial, $"Remove the partial download ({why})")));
+        return answer.Task.WaitAsync(Cancellation);
     }
 
     private void Completed(DownloadResult result)
