@@ -12,6 +12,8 @@ public sealed class FileShareServerStatus
         Port = job.Port;
         Root = job.Root;
         BindAddress = job.BindAddress;
+        RequiresAccessKey = job.RequiresAccessKey;
+        CertificateThumbprint = job.CertificateThumbprint;
         ActiveConnections = job.ActiveConnections;
         TotalConnections = job.TotalConnections;
         Requests = job.Requests;
@@ -30,6 +32,11 @@ public sealed class FileShareServerStatus
     public string Root { get; }
 
     public string BindAddress { get; }
+
+    public bool RequiresAccessKey { get; }
+
+    /// <summary>The SHA-256 thumbprint clients pin with -CertificateThumbprint; null when the server does not use TLS.</summary>
+    public string? CertificateThumbprint { get; }
 
     public long ActiveConnections { get; }
 

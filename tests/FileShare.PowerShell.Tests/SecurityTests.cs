@@ -98,7 +98,10 @@ public sealed class SecurityTests : IDisposable
         Invocation started = _session.Run("param($Path, $Certificate) Start-FileShareServer -Port 0 -Path $Path -BindAddress 127.0.0.1 -Certificate $Certificate -AccessKey (ConvertTo-SecureString 'both' -AsPlainText -Force) 6>$null",
             new { Path = _share, Certificate = certificate }).AssertNoErrors();
         FileShareServerJob job = Assert.Single(started.Objects<FileShareServerJob>());
-        string pin = ServerCertificate.Sha256Thumbprint(certificate);
+        // The pin comes from the server's own object, as a script would take it.
+        string pin = Assert.Single(_session.Run("param($Port) (Get-FileShareServer -Port $Port).CertificateThumbprint", new { job.Port }).AssertNoErrors().Objects<string>());
+        Assert.Equal(ServerCertificate.Sha256Thumbprint(certificate), pin);
+        Assert.True(job.RequiresAccessKey);
 
         RemoteFileInfo listed = Assert.Single(_session.Run("param($Port, $Pin) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -CertificateThumbprint $Pin -AccessKey (ConvertTo-SecureString 'both' -AsPlainText -Force)",
             new { job.Port, Pin = pin }).AssertNoErrors().Objects<RemoteFileInfo>());

@@ -29,6 +29,7 @@ public sealed class StartFileShareServerTests : IDisposable
         FileShareServerJob[] jobs = started.Objects<FileShareServerJob>().ToArray();
         Assert.Equal(2, jobs.Length);
         Assert.NotEqual(jobs[0].Port, jobs[1].Port);
+        Assert.All(jobs, job => Assert.Equal((false, null), (job.RequiresAccessKey, job.CertificateThumbprint)));
         Assert.All(jobs, job => Assert.True(Ports.Accepts(job.Port), $"Nothing accepts connections on port {job.Port}."));
 
         PSObject[] listed = _session.Run("Get-Job").Output.ToArray();

@@ -13,7 +13,8 @@ public sealed class FileShareServerJob : Job2
     public const string JobTypeName = "FileShareServerJob";
 
     private static readonly string[] SerializedProperties =
-        [nameof(Port), nameof(BindAddress), nameof(Root), nameof(ActiveConnections), nameof(TotalConnections), nameof(Requests), nameof(BytesSent), nameof(DrainTimeout)];
+        [nameof(Port), nameof(BindAddress), nameof(Root), nameof(ActiveConnections), nameof(TotalConnections), nameof(Requests), nameof(BytesSent), nameof(DrainTimeout),
+         nameof(RequiresAccessKey), nameof(CertificateThumbprint)];
 
     private readonly FileShareServer _server;
     private readonly int _maxLogRecords;
@@ -69,6 +70,12 @@ public sealed class FileShareServerJob : Job2
 
     /// <summary>The addresses the server listens on, such as <c>127.0.0.1, ::1</c>, or <c>*</c> for every interface.</summary>
     public string BindAddress => _server.ListensOnEveryInterface ? "*" : string.Join(", ", _server.LocalEndPoints.Select(endpoint => endpoint.Address));
+
+    /// <summary>Whether clients must prove the access key (-AccessKey, -AccessKeyPath or $env:FILESHARE_ACCESS_KEY).</summary>
+    public bool RequiresAccessKey => _server.Options.AccessKey is not null;
+
+    /// <summary>The SHA-256 thumbprint of the TLS certificate, which clients pin with -CertificateThumbprint; null without TLS.</summary>
+    public string? CertificateThumbprint => _server.Options.Certificate is { } certificate ? ServerCertificate.Sha256Thumbprint(certificate) : null;
 
     public long ActiveConnections => _server.Statistics.ActiveConnections;
 
