@@ -40,9 +40,11 @@ public static class ServerCertificate
     /// use (ECDSA P-256, valid two years, names the host, localhost and the loopback addresses) and made again when
     /// it is about to expire.
     /// </summary>
-    public static X509Certificate2 LoadOrCreateSelfSigned(string hostName, string folder)
+    /// <param name="replaced">Told why a kept certificate was replaced: clients that pinned its thumbprint must pin the new one.</param>
+    public static X509Certificate2 LoadOrCreateSelfSigned(string hostName, string folder, Action<string>? replaced = null)
     {
         string path = Path.Join(folder, string.Concat(hostName.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' ? c : '_')) + ".pfx");
+        string? why = null;
         if (File.Exists(path))
         {
             try
@@ -52,10 +54,12 @@ public static class ServerCertificate
                 {
                     return kept;
                 }
+
+                why = kept.HasPrivateKey ? $"it expires {kept.NotAfter.ToUniversalTime():yyyy-MM-dd}" : "it holds no private key";
             }
-            catch (CryptographicException)
+            catch (CryptographicException e)
             {
-                // A damaged file is replaced below.
+                why = $"it could not be read ({e.Message.TrimEnd('.')})";
             }
         }
 
@@ -74,7 +78,13 @@ public static class ServerCertificate
         }
 
         File.Move(temporary, path, overwrite: true);
-        return new X509Certificate2(pfx, (string?)null);
+        var made = new X509Certificate2(pfx, (string?)null);
+        if (why is not null)
+        {
+            replaced?.Invoke($"The self-signed certificate kept in '{path}' was replaced: {why}. Its SHA-256 thumbprint is now {Sha256Thumbprint(made)}; clients that pinned the old one must pin this one.");
+        }
+
+        return made;
     }
 
     private static byte[] CreateSelfSigned(string hostName)

@@ -244,7 +244,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                     return ServerCertificate.Load(source, CertificatePassword is null ? null : new NetworkCredential("", CertificatePassword).Password);
                 case null when SelfSigned:
                     source = ServerCertificate.SelfSignedFolder;
-                    return ServerCertificate.LoadOrCreateSelfSigned(Dns.GetHostName(), source);
+                    return ServerCertificate.LoadOrCreateSelfSigned(Dns.GetHostName(), source, WriteWarning);
                 case null:
                     return null;
                 default:

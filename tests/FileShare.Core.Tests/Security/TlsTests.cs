@@ -132,6 +132,35 @@ public sealed class TlsTests : SecuredServerTestBase
     }
 
     [Fact]
+    public void A_damaged_self_signed_certificate_is_replaced_and_the_caller_is_told_the_new_thumbprint()
+    {
+        string folder = Temp.Create("certificates");
+        string first;
+        using (X509Certificate2 made = ServerCertificate.LoadOrCreateSelfSigned("host.example", folder))
+        {
+            first = ServerCertificate.Sha256Thumbprint(made);
+        }
+
+        string kept = Path.Join(folder, "host.example.pfx");
+        File.WriteAllBytes(kept, File.ReadAllBytes(kept)[..100]);
+        var told = new List<string>();
+
+        using X509Certificate2 again = ServerCertificate.LoadOrCreateSelfSigned("host.example", folder, told.Add);
+
+        string second = ServerCertificate.Sha256Thumbprint(again);
+        Assert.NotEqual(first, second);
+        string message = Assert.Single(told);
+        Assert.Contains(kept, message);
+        Assert.Contains(second, message);
+
+        // The replacement is kept: the next start reuses it without a word.
+        told.Clear();
+        using X509Certificate2 reused = ServerCertificate.LoadOrCreateSelfSigned("host.example", folder, told.Add);
+        Assert.Equal(second, ServerCertificate.Sha256Thumbprint(reused));
+        Assert.Empty(told);
+    }
+
+    [Fact]
     public void Certificates_load_from_PEM_and_from_a_password_protected_PFX()
     {
         string pem = Path.Join(Temp.Path, "server.pem");
