@@ -53,7 +53,7 @@ public static class SeedClient
             if (!answer.SequenceEqual("ok"u8))
             {
                 (FileShareErrorKind kind, string what) = answer.StartsWith("-1"u8) ? (FileShareErrorKind.NotFound, "not found")
-                    : answer.StartsWith("-2"u8) ? (FileShareErrorKind.ServerError, "server error")
+                    : answer.StartsWith("-2"u8) ? (FileShareErrorKind.ServerError, "server error; a FileShare server answers so when it is busy or needs an access key or TLS, which -Protocol Auto or FileShare would tell apart")
                     : (FileShareErrorKind.ProtocolError, "unexpected answer");
                 throw new FileShareException(kind, $"'{name}' on {endpoint}: {what} (original protocol).", endpoint, name);
             }
