@@ -100,7 +100,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             }
 
             // Stopping with the next request unread: the reply held back to travel with its reply still goes out.
-            await _sender.SendFramesAsync(0, channel, static (channel, token) => channel.FlushAsync(token), aborting).ConfigureAwait(false);
+            await _sender.SendFramesAsync(channel, static (channel, token) => channel.FlushAsync(token), aborting).ConfigureAwait(false);
         }
         finally
         {
@@ -190,7 +190,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         {
             await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, e.Message, started).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is TimeoutException or DataRateException)
+        catch (TimeoutException e)
         {
             // A reply the client did not take in time: the connection is cut, as for a file's bytes.
             log.WriteAbortedSend(kind, path, 0, started, e);
@@ -473,9 +473,9 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         log.Write(kind, path, 0, started, status.ToString());
     }
 
-    /// <summary>Sends the frame begun on <paramref name="channel"/> (and any held back) within the send timeout and the minimum data rate.</summary>
+    /// <summary>Sends the frame begun on <paramref name="channel"/> (and any held back) within the send timeout.</summary>
     private ValueTask SendFrameAsync(FrameChannel channel, FrameType type, uint requestId, int bodyLength, int trailing = 0) =>
-        _sender!.SendFramesAsync(ProtocolConstants.FrameHeaderLength + bodyLength + trailing, (channel, type, requestId, bodyLength, trailing),
+        _sender!.SendFramesAsync((channel, type, requestId, bodyLength, trailing),
             static (frame, token) => frame.channel.SendFrameAsync(frame.type, frame.requestId, frame.bodyLength, token, frame.trailing), aborting);
 
     /// <summary>A sender that trickles a frame is told why (if it still reads) and dropped.</summary>

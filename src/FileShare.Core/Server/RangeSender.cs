@@ -89,25 +89,23 @@ internal sealed class RangeSender : IDisposable
     }
 
     /// <summary>
-    /// Runs one write of protocol frames (a reply, or replies held back) under the limits a range is sent under: the
-    /// stall timeout and the minimum data rate. A client that asks and never reads would otherwise hold its slot.
+    /// Runs one write of protocol frames (a reply, or replies held back) under the stall timeout a range is sent under:
+    /// a client that asks and never reads would otherwise hold its slot. Not under the minimum data rate: a reply may
+    /// wait behind the end of a range still in the socket buffers, which a client at its own pace takes in its time.
     /// </summary>
-    /// <exception cref="TimeoutException">The client took none of it within the stall timeout.</exception>
-    /// <exception cref="DataRateException">The client took it slower than the minimum data rate.</exception>
+    /// <exception cref="TimeoutException">The client took nothing for the whole stall timeout.</exception>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendFramesAsync<TState>(int bytes, TState state, Func<TState, CancellationToken, ValueTask> write, CancellationToken cancellationToken)
+    public async ValueTask SendFramesAsync<TState>(TState state, Func<TState, CancellationToken, ValueTask> write, CancellationToken cancellationToken)
     {
         CancellationTokenRegistration caller = _pace.Start(cancellationToken);
         try
         {
-            _pace.Begin(bytes);
+            _pace.BeginWithoutRate();
             await write(state, _pace.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw _pace.RateExpired
-                ? new DataRateException($"The client took a reply slower than the minimum data rate of {_minRate.BytesPerSecond} bytes/s.")
-                : new TimeoutException($"The client took none of a reply of {bytes:N0} bytes within the send timeout.");
+            throw new TimeoutException("The client took nothing of a reply, or of what was sent before it, within the send timeout.");
         }
         finally
         {
@@ -331,6 +329,17 @@ internal sealed class ChunkPace : IDisposable
         // A chunk of 64 KiB fits in any socket buffer at once; only a larger one can outlast a stall timeout while the
         // client is still taking it, so only then is the system asked (a syscall) where the client stands.
         _acknowledgedAtCheck = bytes > MinChunk && _acknowledged is not null ? _acknowledged() : -1;
+        _chunkStarted = now;
+        _armed = true;
+        Arm(now);
+    }
+
+    /// <summary>Arms the stall timeout alone, counted (where the system tells) from the client's last acknowledged byte.</summary>
+    public void BeginWithoutRate()
+    {
+        long now = Stopwatch.GetTimestamp();
+        _rateDue = long.MaxValue;
+        _acknowledgedAtCheck = _acknowledged?.Invoke() ?? -1;
         _chunkStarted = now;
         _armed = true;
         Arm(now);

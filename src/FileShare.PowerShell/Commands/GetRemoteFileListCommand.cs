@@ -63,14 +63,18 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
             }
 
             answered.Add(query.Server.Endpoint);
+            int written = 0;
             foreach (RemoteEntry entry in entries)
             {
                 if (patterns is null || patterns.Any(p => p.IsMatch(entry.Name)))
                 {
                     literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
                     WriteObject(new RemoteFileInfo(entry, query.Server.Host, query.Server.Port));
+                    written++;
                 }
             }
+
+            WriteVerbose($"{query.Server.Endpoint} listed {entries.Count:N0} file(s) under '{Path}'{(Recurse ? " and its subfolders" : "")}; {written:N0} written{(patterns is null ? "" : " (matching -Name)")}.");
         }
 
         foreach ((string name, _) in answered.Count == 0 ? [] : literalsUnmatched)
