@@ -125,11 +125,8 @@ public sealed class StartFileShareServerTests : IDisposable
     [Fact]
     public void PortInUse_IsANonTerminatingPortInUse_AndTheOtherPortsStillStart()
     {
-        var squatter = new TcpListener(IPAddress.Loopback, 0);
-        squatter.Start();
-        try
+        WhilePortIsTaken(busy =>
         {
-            int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
             Invocation result = _session.Run(
                 "param($Busy, $Path) Start-FileShareServer -Port 0, $Busy, 0 -Path $Path -BindAddress 127.0.0.1; 'after'",
                 new { Busy = busy, Path = _temp.Folder("share") });
@@ -141,21 +138,14 @@ public sealed class StartFileShareServerTests : IDisposable
             Assert.All(jobs, job => Assert.Equal(JobState.Running, job.JobStateInfo.State));
             Assert.Equal("after", result.Objects<string>().Single());
             Assert.Equal(2, _session.Jobs().Length);
-        }
-        finally
-        {
-            squatter.Stop();
-        }
+        });
     }
 
     [Fact]
     public void PortInUse_UnderErrorActionStop_EndsTheCommand_AndLeavesNoServerOfItListening()
     {
-        var squatter = new TcpListener(IPAddress.Loopback, 0);
-        squatter.Start();
-        try
+        WhilePortIsTaken(busy =>
         {
-            int busy = ((IPEndPoint)squatter.LocalEndpoint).Port;
             int first = Ports.Free();
             Invocation result = _session.Run(
                 "param($First, $Busy, $Path) Start-FileShareServer -Port $First, $Busy -Path $Path -BindAddress 127.0.0.1 -ErrorAction Stop; 'after'",
@@ -165,11 +155,7 @@ public sealed class StartFileShareServerTests : IDisposable
             Assert.Empty(result.Output);
             Assert.Empty(_session.Jobs());
             Ports.AssertFree(first);
-        }
-        finally
-        {
-            squatter.Stop();
-        }
+        });
     }
 
     [Theory]
@@ -332,5 +318,20 @@ public sealed class StartFileShareServerTests : IDisposable
         Assert.Contains(failedEndpoint, error.Exception.Message);
         Assert.Empty(_session.Jobs());
         Ports.AssertFree(port, IPAddress.Loopback);
+    }
+
+    /// <summary>Runs <paramref name="test"/> with a loopback port that another listener holds.</summary>
+    private static void WhilePortIsTaken(Action<int> test)
+    {
+        var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        try
+        {
+            test(((IPEndPoint)squatter.LocalEndpoint).Port);
+        }
+        finally
+        {
+            squatter.Stop();
+        }
     }
 }

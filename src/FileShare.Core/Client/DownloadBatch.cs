@@ -209,13 +209,14 @@ public sealed class DownloadBatch(FileDownloader downloader, string destinationR
             DownloadResult result = await downloader.DownloadAsync(request, cancellationToken).ConfigureAwait(false);
             Completed(transfer, result);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            Failed(transfer, e);
-        }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Cancelled with the batch: the caller knows; a cancelled download keeps its verified pieces for later.
+        }
+        catch (Exception e)
+        {
+            // Anything else, a cancellation the batch did not ask for included, is this file's failure and is reported.
+            Failed(transfer, e);
         }
         finally
         {

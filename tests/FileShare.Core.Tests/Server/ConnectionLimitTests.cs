@@ -37,17 +37,9 @@ public sealed class ConnectionLimitTests : ServerTestBase
             MaxConnectionsPerAddress = 20,
             HandshakeTimeout = TimeSpan.FromSeconds(2),
         });
-        var flood = new List<Socket>();
+        List<Socket> flood = await SilentConnectionsAsync(IPAddress.Parse("127.0.0.4"), server.Port, 200);
         try
         {
-            for (int i = 0; i < 200; i++)
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                socket.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.4"), 0));
-                await socket.ConnectAsync(IPAddress.Loopback, server.Port);
-                flood.Add(socket);
-            }
-
             using (var pool = new FileShare.Client.ConnectionPool(ClientOptions()))
             {
                 await new FileShare.Client.FileDownloader(pool).DownloadAsync(Host, server.Port, "payload.bin", Download("payload.bin"), false, null, CancellationToken.None);
@@ -73,17 +65,9 @@ public sealed class ConnectionLimitTests : ServerTestBase
             MaxConnections = 8,
             MaxConnectionsPerAddress = 2,
         });
-        var flood = new List<Socket>();
+        List<Socket> flood = await SilentConnectionsAsync(IPAddress.Parse("127.0.0.5"), server.Port, 30);
         try
         {
-            for (int i = 0; i < 30; i++)
-            {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                socket.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.5"), 0));
-                await socket.ConnectAsync(IPAddress.Loopback, server.Port);
-                flood.Add(socket);
-            }
-
             // Two are served, two more are told "busy" once they say hello; the other 26 are told at once and closed.
             await Eventually.TrueAsync(() => server.Statistics.ConnectionsRefused == 26, "the connections past twice the address's share were turned away");
             await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 4, "four connections are held");
@@ -93,6 +77,21 @@ public sealed class ConnectionLimitTests : ServerTestBase
         {
             flood.ForEach(s => s.Dispose());
         }
+    }
+
+    /// <summary><paramref name="count"/> connections from <paramref name="from"/> that never send a byte.</summary>
+    private static async Task<List<Socket>> SilentConnectionsAsync(IPAddress from, int port, int count)
+    {
+        var sockets = new List<Socket>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            socket.Bind(new IPEndPoint(from, 0));
+            await socket.ConnectAsync(IPAddress.Loopback, port);
+            sockets.Add(socket);
+        }
+
+        return sockets;
     }
 
     /// <summary>Connects from <paramref name="from"/>, sends the FileShare hello and asserts the server's status.</summary>
