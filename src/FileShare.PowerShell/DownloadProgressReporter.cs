@@ -52,7 +52,7 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
                 continue;
             }
 
-            TimeSpan running = transfer.Running;
+            TimeSpan running = transfer.Elapsed;
             if (running >= FileBarAfter && (total >= 0 || bytes > 0))
             {
                 if (!_activityIds.TryGetValue(transfer, out int activityId))

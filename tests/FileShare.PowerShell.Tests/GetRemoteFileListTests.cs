@@ -96,6 +96,11 @@ public sealed class GetRemoteFileListTests : IDisposable
         });
         Assert.Contains("-Recurse", errors[1].Exception.Message);
         List("-Name SUB/INNER.TXT -Recurse").AssertNoErrors();
+
+        // Under -Path a name is still matched from the share's root; the error says how to write it.
+        ErrorRecord underPath = List("-Path sub -Name inner.txt").SingleError("RemoteFileNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Contains("'sub/inner.txt'", underPath.Exception.Message);
+        List("-Path sub -Name sub/inner.txt").AssertNoErrors();
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public sealed class FileTransfer(string name, string destination)
     public bool Started => Volatile.Read(ref _startedAt) != 0;
 
     /// <summary>How long it has been running; zero before it starts.</summary>
-    public TimeSpan Running => Started ? Stopwatch.GetElapsedTime(Volatile.Read(ref _startedAt)) : TimeSpan.Zero;
+    public TimeSpan Elapsed => Started ? Stopwatch.GetElapsedTime(Volatile.Read(ref _startedAt)) : TimeSpan.Zero;
 
     /// <summary>Succeeded, failed or cancelled.</summary>
     public bool Finished => _finished;

@@ -80,7 +80,10 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
         foreach ((string name, _) in answered.Count == 0 ? [] : literalsUnmatched)
         {
             string where = Path.Length == 0 ? "" : $" under '{Path}'";
-            string hint = !Recurse && name.Contains('/') ? " (without -Recurse only the folder's own files are listed)" : "";
+            string folder = Path.TrimEnd('/');
+            string hint = folder.Length > 0 && !name.StartsWith(folder + "/", StringComparison.Ordinal)
+                ? $" (-Name matches the path from the share's root, such as '{folder}/{name}')"
+                : !Recurse && name.Contains('/') ? " (without -Recurse only the folder's own files are listed)" : "";
             WriteError(ErrorRecords.Create("RemoteFileNotFound", ErrorCategory.ObjectNotFound,
                 $"'{name}' is not listed by {string.Join(", ", answered)}{where}{hint}.", name));
         }
