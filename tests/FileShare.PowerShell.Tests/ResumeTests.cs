@@ -116,6 +116,22 @@ public sealed class ResumeTests : IDisposable
         Assert.Contains(result.Verbose, v => v.Message.Contains($"127.0.0.1:{unreachable.Port}") && v.Message.Contains("could not be asked"));
     }
 
+    [Fact]
+    public void AnInterruptedDownload_SharedByAServer_IsListedAsAPartialCopy_AndItsTableRowSaysSo()
+    {
+        StopMidFile().Dispose();
+        FileShareServerJob sharing = _session.StartServer(_destination);
+
+        RemoteFileInfo listed = Assert.Single(_session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { sharing.Port })
+            .AssertNoErrors().Objects<RemoteFileInfo>());
+        string table = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port | Out-String -Width 200", new { sharing.Port })
+            .AssertNoErrors().Objects<string>().Single();
+
+        Assert.Equal(("data.bin", (long)Length, true), (listed.Name, listed.Length, listed.IsPartial));
+        Assert.InRange(listed.PiecesHeld!.Value, 1, listed.PieceCount!.Value - 1);
+        Assert.Contains($"data.bin (partial: {listed.PiecesHeld} of {listed.PieceCount} pieces)", table);
+    }
+
     private Invocation CleanPartial() =>
         _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest -Verbose", new { Dest = _destination }).AssertNoErrors();
 
