@@ -92,6 +92,12 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
         stopping.GetAwaiter().GetResult();
         foreach (FileShareServerJob job in chosen)
         {
+            if (job.JobStateInfo.State == JobState.Failed && job.Error.LastOrDefault() is { } failure)
+            {
+                WriteError(failure);
+                continue;
+            }
+
             WriteVerbose($"Stopped the server on port {job.Port}; the port is free.");
             if (PassThru)
             {

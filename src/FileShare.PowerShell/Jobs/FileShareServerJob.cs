@@ -138,10 +138,16 @@ public sealed class FileShareServerJob : Job2
         try
         {
             await stopping.ConfigureAwait(false);
+            SetJobState(JobState.Stopped);
+        }
+        catch (Exception e)
+        {
+            // Not thrown on: Stop-Job, Remove-Job and the session's end must still see the job end. It ends Failed, with why.
+            Error.Add(new ErrorRecord(e, "ServerStopFailed", ErrorCategory.CloseError, Port));
+            SetJobState(JobState.Failed);
         }
         finally
         {
-            SetJobState(JobState.Stopped);
             Output.Complete();
             Error.Complete();
         }
