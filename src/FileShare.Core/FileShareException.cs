@@ -54,8 +54,9 @@ public enum FileShareErrorKind
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>
 public sealed class FileShareException : Exception
 {
+    /// <param name="message">Spelled out where it quotes a control or bidirectional character (a name from a server or a file list).</param>
     public FileShareException(FileShareErrorKind kind, string message, string? endpoint = null, string? path = null, Exception? inner = null)
-        : base(message, inner)
+        : base(SharePath.Printable(message), inner)
     {
         Kind = kind;
         Endpoint = endpoint;

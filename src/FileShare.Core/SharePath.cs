@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 
 namespace FileShare;
@@ -79,6 +80,33 @@ public static class SharePath
 
         segments = count == parts.Length ? parts : parts[..count];
         return true;
+    }
+
+    /// <summary>Whether <paramref name="text"/> holds a control character or a bidirectional text control: text that must not reach a terminal as it is.</summary>
+    public static bool HasUnprintable(string text) => text.AsSpan().ContainsAny(Unprintable);
+
+    private static readonly SearchValues<char> Unprintable =
+        SearchValues.Create(Enumerable.Range(0, 0x2070).Select(c => (char)c).Where(c => char.IsControl(c) || IsBidiControl(c)).ToArray());
+
+    /// <summary>
+    /// The text with each control character written as \xHH and each bidirectional control as \uHHHH: names come from
+    /// the other side (or a file list), and messages and logs are printed on consoles, where an escape sequence would
+    /// act and an override would reorder what is shown.
+    /// </summary>
+    public static string Printable(string text)
+    {
+        if (!HasUnprintable(text))
+        {
+            return text;
+        }
+
+        var printable = new System.Text.StringBuilder(text.Length + 16);
+        foreach (char c in text)
+        {
+            printable.Append(char.IsControl(c) ? $"\\x{(int)c:X2}" : IsBidiControl(c) ? $"\\u{(int)c:X4}" : c.ToString());
+        }
+
+        return printable.ToString();
     }
 
     /// <summary>An embedding, override or isolate: a character that reorders how the text around it is shown.</summary>

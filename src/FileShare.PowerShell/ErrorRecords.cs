@@ -12,7 +12,7 @@ public static class ErrorRecords
     }
 
     public static ErrorRecord Create(string id, ErrorCategory category, string message, object? target, Exception? inner = null) =>
-        new(new InvalidOperationException(message, inner), id, category, target);
+        new(new InvalidOperationException(SharePath.Printable(message), inner), id, category, target);
 
     /// <summary>Why one file of Get-RemoteFile failed: the server's or protocol's error, or a local write that failed.</summary>
     public static ErrorRecord ForDownload(FileShare.Client.FileTransfer transfer, Exception error) => error switch

@@ -91,6 +91,19 @@ public sealed class GetRemoteFileTests : IDisposable
         Assert.Equal(1, _server.Requests);
     }
 
+    [Theory]
+    [InlineData("invoice\u202Efdp.exe", "invoice\\u202Efdp.exe")]
+    [InlineData("c1\u009B31m.txt", "c1\\x9B31m.txt")]
+    public void ANameWithABidiOrControlCharacter_IsSpelledOutInTheError_NeverShownRaw(string name, string spelled)
+    {
+        Invocation result = _session.Run("param($Port, $Dest, $Name) Get-RemoteFile -Name $Name -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { _server.Port, Dest = _destination, Name = name });
+
+        ErrorRecord error = Assert.Single(result.Errors);
+        Assert.Contains(spelled, error.Exception.Message);
+        Assert.DoesNotContain(error.Exception.Message, c => char.IsControl(c) || FileShare.SharePath.IsBidiControl(c));
+    }
+
     [Fact]
     public void PassThru_WritesAFileInfoPerDownloadedFile()
     {

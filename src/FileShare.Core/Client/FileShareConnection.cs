@@ -123,6 +123,9 @@ public sealed class FileShareConnection : IDisposable
             throw translated;
         }
 
+        // A server of an earlier version may list names with control or bidirectional characters, which this one leaves
+        // out of its own listings: they are left out here too, rather than failing the whole listing.
+        entries.RemoveAll(entry => SharePath.HasUnprintable(entry.Name));
         foreach (RemoteEntry entry in entries)
         {
             if (!SharePath.TrySplit(entry.Name, out _, out string? reason))
