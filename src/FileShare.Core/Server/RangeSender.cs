@@ -277,11 +277,20 @@ internal sealed class ChunkPace : IDisposable
     private readonly TimeSpan _stallTimeout;
     private readonly DataRateClock? _clock;
     private readonly Func<long>? _acknowledged;
+    // The floor judged again on what the client has acknowledged, every _checkEvery while a chunk is out: a chunk's own
+    // allowance is its size at the floor, hours for the chunks that socket buffers of a few MiB let grow.
+    private readonly DataRate _minRate;
+    private readonly bool _judgesTaken;
+    private readonly TimeSpan _checkEvery;
     private readonly ITimer _timer;
     private CancellationTokenSource _deadline = new();
     private long _chunkStarted;
     private long _rateDue;
     private long _acknowledgedAtCheck;
+    private long _lastProgress;
+    private long _takenAcknowledged = -1;
+    private long _takenDue;
+    private bool _judgeTaken;
     private long _nextChunk = MinChunk;
     private volatile bool _rateBound;
     private volatile bool _armed;
@@ -292,6 +301,9 @@ internal sealed class ChunkPace : IDisposable
         _stallTimeout = stallTimeout;
         _clock = minRate.IsEnabled ? new DataRateClock(minRate) : null;
         _acknowledged = acknowledged;
+        _minRate = minRate;
+        _judgesTaken = minRate.IsEnabled && acknowledged is not null;
+        _checkEvery = !_judgesTaken ? stallTimeout : TimeSpan.FromTicks(Math.Min(stallTimeout.Ticks, Math.Max(minRate.Grace.Ticks, TimeSpan.TicksPerSecond)));
         _timer = TimeProvider.System.CreateTimer(static s => ((ChunkPace)s!).Expired(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -313,6 +325,8 @@ internal sealed class ChunkPace : IDisposable
         _nextChunk = MinChunk;
         _rateBound = false;
         _clock?.Restart();
+        _takenDue = Stopwatch.GetTimestamp() + ToTimestamp(_minRate.Grace);
+        _takenAcknowledged = -1;
         return cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _deadline);
     }
 
@@ -329,7 +343,13 @@ internal sealed class ChunkPace : IDisposable
         // A chunk of 64 KiB fits in any socket buffer at once; only a larger one can outlast a stall timeout while the
         // client is still taking it, so only then is the system asked (a syscall) where the client stands.
         _acknowledgedAtCheck = bytes > MinChunk && _acknowledged is not null ? _acknowledged() : -1;
-        _chunkStarted = now;
+        if (_takenAcknowledged < 0)
+        {
+            _takenAcknowledged = _acknowledgedAtCheck;
+        }
+
+        _judgeTaken = true;
+        _chunkStarted = _lastProgress = now;
         _armed = true;
         Arm(now);
     }
@@ -340,7 +360,8 @@ internal sealed class ChunkPace : IDisposable
         long now = Stopwatch.GetTimestamp();
         _rateDue = long.MaxValue;
         _acknowledgedAtCheck = _acknowledged?.Invoke() ?? -1;
-        _chunkStarted = now;
+        _judgeTaken = false;
+        _chunkStarted = _lastProgress = now;
         _armed = true;
         Arm(now);
     }
@@ -358,8 +379,9 @@ internal sealed class ChunkPace : IDisposable
     private void Arm(long now)
     {
         TimeSpan untilRateDue = _rateDue == long.MaxValue ? TimeSpan.MaxValue : TimeSpan.FromSeconds(Math.Max(0, (double)(_rateDue - now) / Stopwatch.Frequency));
-        _rateBound = untilRateDue < _stallTimeout;
-        _timer.Change(_rateBound ? untilRateDue : _stallTimeout, Timeout.InfiniteTimeSpan);
+        TimeSpan check = _judgeTaken && _judgesTaken && _acknowledgedAtCheck >= 0 ? _checkEvery : _stallTimeout;
+        _rateBound = untilRateDue < check;
+        _timer.Change(_rateBound ? untilRateDue : check, Timeout.InfiniteTimeSpan);
     }
 
     private void Disarm()
@@ -381,17 +403,39 @@ internal sealed class ChunkPace : IDisposable
 
         if (!_rateBound && _acknowledgedAtCheck >= 0)
         {
+            long now = Stopwatch.GetTimestamp();
             long acknowledged = _acknowledged!();
+            if (_judgeTaken && _judgesTaken && _takenAcknowledged >= 0)
+            {
+                // Each byte taken buys its time at the floor, but the client is never more than the grace period
+                // ahead: what socket buffers swallowed at the start buys no more than a fast start does.
+                _takenDue = Math.Min(_takenDue + ToTimestamp(_minRate.TimeFor(Math.Max(0, acknowledged - _takenAcknowledged))), now + ToTimestamp(_minRate.Grace));
+                _takenAcknowledged = acknowledged;
+                if (_takenDue < now)
+                {
+                    _rateBound = true;
+                    _deadline.Cancel();
+                    return;
+                }
+            }
+
             if (acknowledged > _acknowledgedAtCheck)
             {
                 _acknowledgedAtCheck = acknowledged;
-                Arm(Stopwatch.GetTimestamp());
+                _lastProgress = now;
+            }
+
+            if (Stopwatch.GetElapsedTime(_lastProgress, now) < _stallTimeout)
+            {
+                Arm(now);
                 return;
             }
         }
 
         _deadline.Cancel();
     }
+
+    private static long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 
     public void Dispose()
     {

@@ -55,6 +55,26 @@ public sealed class LimitTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_reader_with_large_socket_buffers_below_the_minimum_rate_is_dropped_within_seconds_not_hours()
+    {
+        // Buffers of several MiB swallow the first chunks at once, so the chunks grow to 16 MiB, whose own allowance at
+        // this floor is four minutes; what the reader acknowledges over time shows it is far slower.
+        MakeSparse("large.bin", 1L << 30);
+        FileShareServer server = StartLimited(minDataRate: 64 * 1024, grace: TimeSpan.FromSeconds(1));
+        using RawPeer slowReader = await RawPeer.HandshakeAsync(server.Port, receiveBuffer: 4 << 20);
+        await slowReader.SendAsync(RawPeer.Frame(FrameType.ReadRequest, 1, RawPeer.PathBody("large.bin", (0, -1))));
+
+        using var reading = new CancellationTokenSource();
+        Task<long> draining = ReadSlowlyAsync(slowReader, bytesPerTick: 1024, TimeSpan.FromMilliseconds(50), reading.Token);
+
+        // The reader itself learns of it only once it has drained its buffers, minutes later at this pace.
+        await Eventually.TrueAsync(() => server.Statistics.SlowConnectionsDropped == 1, "the slow reader is dropped", TimeSpan.FromSeconds(20));
+        Assert.Contains(_records, r => r is { Request: RequestKind.Read, Path: "large.bin" } && r.Outcome.StartsWith("TooSlow", StringComparison.Ordinal));
+        reading.Cancel();
+        await draining.ContinueWith(static _ => { }, TaskScheduler.Default);
+    }
+
+    [Fact]
     public async Task A_name_longer_than_the_limit_is_refused_with_LimitExceeded_and_the_connection_goes_on()
     {
         File.WriteAllText(Share("short.txt"), "hello");
@@ -109,6 +129,12 @@ public sealed class LimitTests : ServerTestBase
         }
 
         Assert.Equal(Enumerable.Range(1, count).Select(i => (uint)i), ids);
+    }
+
+    private void MakeSparse(string name, long length)
+    {
+        using var file = new FileStream(Share(name), FileMode.CreateNew);
+        file.SetLength(length);
     }
 
     private FileShareServer StartLimited(long minDataRate = 4096, TimeSpan? grace = null, int maxNameBytes = 4096, TimeSpan? handshakeTimeout = null)
