@@ -58,6 +58,18 @@ public sealed class StopFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void GetFileShareServerPipedIn_StopsThoseServers_ByPort()
+    {
+        FileShareServerJob first = _session.StartServer(_share);
+        FileShareServerJob second = _session.StartServer(_share);
+
+        _session.Run("param($Port) Get-FileShareServer -Port $Port | Stop-FileShareServer", new { first.Port }, StopTimeout).AssertNoErrors();
+
+        Assert.Equal((JobState.Stopped, JobState.Running), (first.JobStateInfo.State, second.JobStateInfo.State));
+        Ports.AssertFree(first.Port);
+    }
+
+    [Fact]
     public void JobsFromThePipeline_AreStopped()
     {
         FileShareServerJob[] jobs = [_session.StartServer(_share), _session.StartServer(_share)];

@@ -13,7 +13,7 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
     public const string JobSet = "Job";
     public const string AllSet = "All";
 
-    [Parameter(Mandatory = true, Position = 0, ParameterSetName = PortSet)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = PortSet)]
     [PortRange]
     [ArgumentCompleter(typeof(ServerPortCompleter))]
     [ValidateRange(0, 65535)]
