@@ -1,7 +1,5 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Net;
-using System.Text;
 using System.Net.Sockets;
 using FileShare.Protocol;
 
