@@ -5,7 +5,7 @@ using FileShare.PowerShell.Jobs;
 namespace FileShare.PowerShell.Commands;
 
 /// <summary>Stops servers of this session: the port is freed at once, transfers in flight get -Timeout seconds to finish.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "FileShareServer", SupportsShouldProcess = true, DefaultParameterSetName = PortSet)]
+[Cmdlet(VerbsLifecycle.Stop, "FileShareServer", SupportsShouldProcess = true, DefaultParameterSetName = JobSet)]
 [OutputType(typeof(FileShareServerJob))]
 public sealed class StopFileShareServerCommand : FileShareCmdlet
 {
