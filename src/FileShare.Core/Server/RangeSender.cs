@@ -325,7 +325,6 @@ internal sealed class ChunkPace : IDisposable
         _nextChunk = MinChunk;
         _rateBound = false;
         _clock?.Restart();
-        _takenDue = Stopwatch.GetTimestamp() + ToTimestamp(_minRate.Grace);
         _takenAcknowledged = -1;
         return cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _deadline);
     }
@@ -343,9 +342,11 @@ internal sealed class ChunkPace : IDisposable
         // A chunk of 64 KiB fits in any socket buffer at once; only a larger one can outlast a stall timeout while the
         // client is still taking it, so only then is the system asked (a syscall) where the client stands.
         _acknowledgedAtCheck = bytes > MinChunk && _acknowledged is not null ? _acknowledged() : -1;
-        if (_takenAcknowledged < 0)
+        if (_takenAcknowledged < 0 && _acknowledgedAtCheck >= 0)
         {
+            // Counted from here, bytes and time alike: the range's first small chunks are judged by their own allowance.
             _takenAcknowledged = _acknowledgedAtCheck;
+            _takenDue = now + ToTimestamp(_minRate.Grace);
         }
 
         _judgeTaken = true;
