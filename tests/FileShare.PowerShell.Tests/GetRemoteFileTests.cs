@@ -142,14 +142,16 @@ public sealed class GetRemoteFileTests : IDisposable
         Assert.Equal(["sub/inner.txt"], TestFiles.List(_destination));
     }
 
-    [Fact]
-    public void DestinationThatIsAFile_IsOneDestinationWriteFailed_NamingTheFolder_AndNothingIsAsked()
+    [Theory]
+    [InlineData("")]
+    [InlineData("-WhatIf")]
+    public void DestinationThatIsAFile_IsOneDestinationWriteFailed_NamingTheFolder_AndNothingIsAsked(string whatIf)
     {
         string blocked = _temp.Join("blocked");
         File.WriteAllText(blocked, "a file where the folder should be");
         long requestsBefore = _server.Requests;
 
-        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+        Invocation result = _session.Run($"param($Port, $Dest) Get-RemoteFile -Name 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest {whatIf}",
             new { _server.Port, Dest = blocked });
 
         ErrorRecord error = result.SingleError("DestinationWriteFailed", ErrorCategory.WriteError);

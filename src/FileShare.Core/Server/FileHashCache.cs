@@ -7,9 +7,9 @@ namespace FileShare.Server;
 
 /// <summary>
 /// Computes each file's digest once and keeps it while the file stays the same version (<see cref="FileVersion"/>:
-/// length, last write time and, on Linux, inode and change time), so repeated requests cost nothing and a changed file is never described by a stale digest. Concurrent
-/// requests for one file share one computation. Hashing reads asynchronously and at most a few files at a time, so
-/// a large first hash does not hold up the server's other clients.
+/// length, last write time and, on Linux, inode and change time), so repeated requests cost nothing and a changed file
+/// is never described by a stale digest. Concurrent requests for one file share one computation. Hashing reads
+/// asynchronously and at most a few files at a time, so a large first hash does not hold up the server's other clients.
 /// </summary>
 /// <remarks>
 /// A first hash reads one buffer ahead while it hashes the one before, and hashes each buffer into the whole-file

@@ -25,7 +25,8 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     // The file whose last read left more of it unsent, which the client may still ask for while the server stops.
     private volatile string? _fileUnderway;
 
-    private RangeSender? _sender;
+    // The connection's sender, for file ranges and, under the same stall timeout, for replies.
+    private RangeSender _sender = null!;
 
     // Ends the wait for the next request: after the idle timeout, or at once when the server stops.
     private CancellationTokenSource _idle = null!;
@@ -51,8 +52,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     public async Task ServeAsync(Stream stream, Socket? kernelSocket)
     {
         using var channel = new FrameChannel(stream, readAhead: true);
-        using var sender = new RangeSender(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
-        _sender = sender;
+        using RangeSender sender = _sender = new(kernelSocket, stream, Options.SendTimeout, Options.MinRate);
         _idle = new CancellationTokenSource();
         // Stopping ends the wait for a next request at once, unless the client is part-way through a file.
         CancellationTokenRegistration onStop = stopping.UnsafeRegister(static s => ((FileShareSession)s!).EndIdleWaitIfStopping(), this);
@@ -96,7 +96,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
                 }
 
                 // A request in flight finishes even while the server is stopping; only an abort cuts it.
-                await HandleAsync(channel, sender, frame.Value, kernelSocket).ConfigureAwait(false);
+                await HandleAsync(channel, frame.Value, kernelSocket).ConfigureAwait(false);
             }
 
             // Stopping with the next request unread: the reply held back to travel with its reply still goes out.
@@ -143,7 +143,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask HandleAsync(FrameChannel channel, RangeSender sender, Frame frame, Socket? kernelSocket)
+    private async ValueTask HandleAsync(FrameChannel channel, Frame frame, Socket? kernelSocket)
     {
         // Whatever the request, the file kept from the last one is closed by the end of it (a read of it takes it first).
         (string Path, FileStream File)? kept = _keptOpen;
@@ -179,7 +179,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
                     return;
                 case FrameType.ReadRequest:
                     (path, long offset, long length) = Messages.ReadReadRequest(frame.Body.Span);
-                    await ReadAsync(channel, sender, frame.RequestId, path, offset, length, started, kept is { } open && open.Path == path ? open.File : null).ConfigureAwait(false);
+                    await ReadAsync(channel, frame.RequestId, path, offset, length, started, kept is { } open && open.Path == path ? open.File : null).ConfigureAwait(false);
                     return;
                 default:
                     await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, $"Unknown request type 0x{(byte)frame.Type:X2}.", started).ConfigureAwait(false);
@@ -374,7 +374,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
     /// <param name="kept">The file, already opened and checked by the hash request just before this read.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReadAsync(FrameChannel channel, RangeSender sender, uint requestId, string path, long offset, long length, long started, FileStream? kept)
+    private async ValueTask ReadAsync(FrameChannel channel, uint requestId, string path, long offset, long length, long started, FileStream? kept)
     {
         StatusCode status = StatusCode.Ok;
         string? reason = null;
@@ -437,16 +437,16 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
         try
         {
-            await sender.SendAsync(stream, offset, count, server.Statistics, aborting).ConfigureAwait(false);
+            await _sender.SendAsync(stream, offset, count, server.Statistics, aborting).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // The reply promised bytes it cannot deliver; closing the connection is the only honest signal left.
-            log.WriteAbortedSend(RequestKind.Read, path, sender.Sent, started, e);
+            log.WriteAbortedSend(RequestKind.Read, path, _sender.Sent, started, e);
             throw new TransferAbortedException(e);
         }
 
-        log.Write(RequestKind.Read, path, sender.Sent, started, nameof(StatusCode.Ok));
+        log.Write(RequestKind.Read, path, _sender.Sent, started, nameof(StatusCode.Ok));
     }
 
     /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; a few KiB from the page cache, so synchronously.</summary>
@@ -475,7 +475,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
     /// <summary>Sends the frame begun on <paramref name="channel"/> (and any held back) within the send timeout.</summary>
     private ValueTask SendFrameAsync(FrameChannel channel, FrameType type, uint requestId, int bodyLength, int trailing = 0) =>
-        _sender!.SendFramesAsync((channel, type, requestId, bodyLength, trailing),
+        _sender.SendFramesAsync((channel, type, requestId, bodyLength, trailing),
             static (frame, token) => frame.channel.SendFrameAsync(frame.type, frame.requestId, frame.bodyLength, token, frame.trailing), aborting);
 
     /// <summary>A sender that trickles a frame is told why (if it still reads) and dropped.</summary>

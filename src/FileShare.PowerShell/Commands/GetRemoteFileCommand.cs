@@ -105,8 +105,10 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
         try
         {
-            // -CleanPartial only looks: a folder that is not there has nothing to clean.
-            if (!CleanPartial && !Directory.Exists(_destinationRoot) && ShouldProcess(_destinationRoot, "Create the destination folder"))
+            // -CleanPartial only looks: a folder that is not there has nothing to clean. A file in the way fails here,
+            // -WhatIf or not, as the real run would.
+            if (!CleanPartial && !Directory.Exists(_destinationRoot)
+                && (File.Exists(_destinationRoot) || ShouldProcess(_destinationRoot, "Create the destination folder")))
             {
                 Directory.CreateDirectory(_destinationRoot);
             }
