@@ -276,6 +276,57 @@ public sealed class StartFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void ReceiveJob_AtALargerBound_DropsTheOldestInBatches_KeepingTheLatestInOrder()
+    {
+        string share = _temp.Folder("share");
+        string[] names = Enumerable.Range(1, 20).Select(i => $"file{i:D2}.txt").ToArray();
+        foreach (string name in names)
+        {
+            TestFiles.Write(share, name, 100);
+        }
+
+        FileShareServerJob job = _session.StartServer(share, "-MaxLogRecords 16");
+        _session.Run("param($Port, $Names, $Dest) Get-RemoteFile -Name $Names -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -ThrottleLimit 1",
+            new { job.Port, Names = names, Dest = _temp.Folder("dest") }).AssertNoErrors();
+
+        (RequestKind, string)[] all = names.SelectMany(name => new[] { (RequestKind.Hash, name), (RequestKind.Read, name) }).ToArray();
+        Eventually.True(() => ReceiveLog(job).LastOrDefault() is { Request: RequestKind.Read } last && last.Path == names[^1], "the last read is logged");
+        (RequestKind, string)[] kept = ReceiveLog(job).Select(r => (r.Request, r.Path)).ToArray();
+        Assert.InRange(kept.Length, 15, 16);
+        Assert.Equal(all[^kept.Length..], kept);
+    }
+
+    [Fact]
+    public async Task ReceiveJob_LogsRequestsServedBeforeTheJobExisted()
+    {
+        string share = _temp.Folder("share");
+        TestFiles.Write(share, "file.txt", 100);
+        int port = Ports.Free();
+        using var stop = new CancellationTokenSource();
+
+        // Original-protocol clients knocking from before the server starts: the first are served while
+        // Start-FileShareServer is still making the job.
+        Task<int> knocking = Task.Run(async () =>
+        {
+            int served = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                served += await SeedDownloadAsync(port) ? 1 : 0;
+            }
+
+            return served;
+        });
+        FileShareServerJob job = _session.Run("param($Port, $Path) Start-FileShareServer -Port $Port -Path $Path -BindAddress 127.0.0.1 -MaxLogRecords 1000000", new { Port = port, Path = share })
+            .AssertNoErrors().Objects<FileShareServerJob>().Single();
+        Eventually.True(() => job.Requests >= 20, "the server serves the knocking clients");
+        stop.Cancel();
+        int served = await knocking;
+
+        Eventually.True(() => job.Requests == served, "every served request is counted");
+        Assert.Equal(served, ReceiveLog(job).Length);
+    }
+
+    [Fact]
     public void Wait_ServesInTheForegroundWritingRequestRecords_UntilStopped_ThenFreesThePort()
     {
         string share = _temp.Folder("share");
@@ -299,6 +350,27 @@ public sealed class StartFileShareServerTests : IDisposable
         Invocation result = serving.Wait(TimeSpan.FromSeconds(5));
         Assert.Empty(result.Errors);
         Assert.Contains(result.Objects<RequestLogRecord>(), r => r is { Request: RequestKind.Read, Path: "file.txt", Bytes: 2_000, Outcome: "Ok" });
+    }
+
+    /// <summary>Asks for file.txt the original program's way; false when nothing listens yet.</summary>
+    private static async Task<bool> SeedDownloadAsync(int port)
+    {
+        using var client = new TcpClient();
+        try
+        {
+            await client.ConnectAsync(IPAddress.Loopback, port);
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+
+        NetworkStream stream = client.GetStream();
+        await stream.WriteAsync("file.txt"u8.ToArray());
+        var reply = new MemoryStream();
+        await stream.CopyToAsync(reply);
+        Assert.Equal(102, reply.Length);
+        return true;
     }
 
     private RequestLogRecord[] ReceiveLog(FileShareServerJob job) =>

@@ -103,9 +103,15 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ResolveCertificate();
         var started = new List<FileShareServer>();
+        var logs = new Dictionary<FileShareServer, RequestLog>();
+        // With -Wait, records wait here for the pipeline thread; never block a connection on a slow console: drop the
+        // record rather than wait.
+        using BlockingCollection<RequestLogRecord>? foregroundRecords = Wait ? new(boundedCapacity: MaxLogRecords) : null;
+        Action<RequestLogRecord> LogOf(FileShareServer server) =>
+            foregroundRecords is { } records ? record => records.TryAdd(record) : (logs[server] = new RequestLog(MaxLogRecords)).Append;
         try
         {
-            StartEach(started, bindAddresses, accessKey, certificate);
+            StartEach(started, bindAddresses, accessKey, certificate, LogOf);
 
             // Said only of servers that run: a port already taken shares nothing.
             if (started.Count > 0)
@@ -135,11 +141,11 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
 
         if (Wait)
         {
-            ServeInForeground(started);
+            ServeInForeground(started, foregroundRecords!);
             return;
         }
 
-        var jobs = started.Select(server => new FileShareServerJob(server, MyInvocation.Line, MaxLogRecords)).ToList();
+        var jobs = started.Select(server => new FileShareServerJob(server, logs[server], MyInvocation.Line)).ToList();
         foreach (FileShareServerJob job in jobs)
         {
             JobRepository.Add(job);
@@ -149,7 +155,8 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         WriteObject(jobs, enumerateCollection: true);
     }
 
-    private void StartEach(List<FileShareServer> started, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate)
+    private void StartEach(List<FileShareServer> started, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate,
+        Func<FileShareServer, Action<RequestLogRecord>> logOf)
     {
         for (int i = 0; i < Port.Length; i++)
         {
@@ -169,6 +176,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 MinDataRateGracePeriod = TimeSpan.FromSeconds(MinDataRateGraceSec),
                 MaxNameBytes = MaxNameBytes,
             });
+            server.RequestCompleted = logOf(server);
             try
             {
                 server.Start();
@@ -190,13 +198,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     }
 
     /// <summary>Writes each request record as it happens until Ctrl+C, then stops every server before returning.</summary>
-    private void ServeInForeground(List<FileShareServer> servers)
+    private void ServeInForeground(List<FileShareServer> servers, BlockingCollection<RequestLogRecord> records)
     {
-        using var records = new BlockingCollection<RequestLogRecord>(boundedCapacity: MaxLogRecords);
         foreach (FileShareServer server in servers)
         {
-            // Never block a connection on a slow console: drop the record rather than wait.
-            server.RequestCompleted = record => records.TryAdd(record);
             string where = server.ListensOnEveryInterface ? $"port {server.Port}" : string.Join(", ", server.LocalEndPoints);
             Host.UI.WriteLine($"FileShare: sharing '{server.Root}' on {where}. Press Ctrl+C to stop.");
         }

@@ -17,19 +17,16 @@ public sealed class FileShareServerJob : Job2
          nameof(RequiresAccessKey), nameof(CertificateThumbprint)];
 
     private readonly FileShareServer _server;
-    private readonly int _maxLogRecords;
-    private readonly object _logLock = new();
     private int _stopStarted;
 
-    internal FileShareServerJob(FileShareServer server, string command, int maxLogRecords)
+    internal FileShareServerJob(FileShareServer server, RequestLog log, string command)
         : base(command, $"FileShare:{server.Port}")
     {
         _server = server;
-        _maxLogRecords = maxLogRecords;
+        Output = log.Records;
         PSJobTypeName = JobTypeName;
         PSBeginTime = DateTime.Now;
         DrainTimeout = TimeSpan.FromSeconds(10);
-        server.RequestCompleted = AppendLog;
         SetJobState(JobState.Running);
     }
 
@@ -177,26 +174,5 @@ public sealed class FileShareServerJob : Job2
         }
 
         base.Dispose(disposing);
-    }
-
-    private void AppendLog(RequestLogRecord record)
-    {
-        lock (_logLock)
-        {
-            try
-            {
-                // Bounded: the oldest records go first so a long-running server never grows without limit.
-                while (Output.Count >= _maxLogRecords)
-                {
-                    Output.RemoveAt(0);
-                }
-
-                Output.Add(PSObject.AsPSObject(record));
-            }
-            catch (InvalidOperationException)
-            {
-                // The job has been stopped and its output closed while the last request finished.
-            }
-        }
     }
 }
