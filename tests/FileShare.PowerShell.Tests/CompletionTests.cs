@@ -71,6 +71,16 @@ public sealed class CompletionTests : IDisposable
         Assert.Equal(["readme.txt"], Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {job.Port} -AccessKeyPath '{keyFile}' -Name read"));
     }
 
+    [Fact]
+    public void RemoteName_ReadsARelativeKeyFileFromTheSessionsLocation()
+    {
+        FileShareServerJob job = _session.StartServer(_share, "-AccessKey (ConvertTo-SecureString 'tab key' -AsPlainText -Force)");
+        File.WriteAllText(Path.Join(_temp.Folder("keys"), "tab.key"), "tab key");
+        _session.Run("param($Path) Set-Location $Path", new { _temp.Path }).AssertNoErrors();
+
+        Assert.Equal(["readme.txt"], Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {job.Port} -AccessKeyPath keys/tab.key -Name read"));
+    }
+
     private List<string> Complete(string input) =>
         _session.Run("param($Text) (TabExpansion2 -inputScript $Text -cursorColumn $Text.Length).CompletionMatches", new { Text = input })
             .AssertNoErrors()

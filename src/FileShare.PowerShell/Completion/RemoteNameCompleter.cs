@@ -43,7 +43,7 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
                 ConnectTimeout = ListTimeout,
                 ReadTimeout = ListTimeout,
                 AccessKey = First<string>(bound, "AccessKeyPath") is { } keyPath
-                    ? Protocol.AccessKey.FromText(File.ReadAllText(keyPath))
+                    ? Protocol.AccessKey.FromText(File.ReadAllText(FromSessionLocation(keyPath)))
                     : Environment.GetEnvironmentVariable(AccessKeyCmdlet.AccessKeyVariable) is { Length: > 0 } fromVariable ? Protocol.AccessKey.FromText(fromVariable) : null,
                 CertificateThumbprint = First<string>(bound, "CertificateThumbprint"),
                 UseTls = bound.Contains("UseTls"),
@@ -64,6 +64,26 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
         using var deadline = new CancellationTokenSource(ListTimeout * 2);
         using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, deadline.Token).ConfigureAwait(false);
         return await connection.ListAsync("", recursive: true, deadline.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A path as the command would read it: relative to the session's location (not the process's directory), with
+    /// PowerShell drives and ~. Asked through a nested command: completion runs inside a pipeline, where the
+    /// runspace's SessionStateProxy refuses calls.
+    /// </summary>
+    private static string FromSessionLocation(string path)
+    {
+        try
+        {
+            using var resolve = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
+            resolve.AddCommand("Microsoft.PowerShell.Management\\Resolve-Path").AddParameter("LiteralPath", path).AddParameter("ErrorAction", ActionPreference.Ignore);
+            return resolve.Invoke<PathInfo>().FirstOrDefault()?.ProviderPath ?? path;
+        }
+        catch (InvalidOperationException)
+        {
+            // Completion asked outside a runspace (an editor's own host): the process's directory is all there is.
+            return path;
+        }
     }
 
     private static T? First<T>(IDictionary parameters, string name)
