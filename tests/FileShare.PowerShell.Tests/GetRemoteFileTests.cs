@@ -81,6 +81,18 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void TheDefaultDestination_FromALocationOnAnotherProvider_IsInvalidDestination_SayingWhy()
+    {
+        Invocation result = _session.Run("param($Port) Push-Location env:; try { Get-RemoteFile 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port } finally { Pop-Location }",
+            new { _server.Port });
+
+        ErrorRecord error = result.SingleError("InvalidDestination", ErrorCategory.InvalidArgument);
+        Assert.Contains("default destination 'localStorage'", error.Exception.Message);
+        Assert.Contains("current location", error.Exception.Message);
+        Assert.Equal(0, _server.Requests);
+    }
+
+    [Fact]
     public void WhatIf_DownloadsNothing_AsksNoServer_AndMakesNoFolder()
     {
         Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse | Get-RemoteFile -Destination $Dest -WhatIf",

@@ -100,7 +100,10 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         {
             // Env:, Variable:, Function: ... would give a bare name, which .NET resolves against the process's folder.
             ThrowTerminatingError(ErrorRecords.Create("InvalidDestination", ErrorCategory.InvalidArgument,
-                $"-Destination '{Destination}' is on the {provider.Name} provider; give a folder of the file system.", Destination));
+                MyInvocation.BoundParameters.ContainsKey(nameof(Destination))
+                    ? $"-Destination '{Destination}' is on the {provider.Name} provider; give a folder of the file system."
+                    : $"The default destination '{Destination}' is relative to the current location, which is on the {provider.Name} provider; give -Destination a folder of the file system, or Set-Location to one.",
+                Destination));
         }
 
         try
