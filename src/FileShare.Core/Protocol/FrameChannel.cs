@@ -111,19 +111,11 @@ public sealed class FrameChannel : IDisposable
         {
             deadline.Allow(ProtocolConstants.FrameHeaderLength);
             await FillAsync(ProtocolConstants.FrameHeaderLength, deadline.Token).ConfigureAwait(false);
-            ReadOnlySpan<byte> header = _receive.AsSpan(_start, ProtocolConstants.FrameHeaderLength);
-            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header);
-            var type = (FrameType)header[4];
-            uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header[5..]);
-            if (bodyLength > (uint)_maxBody)
-            {
-                throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
-            }
-
-            deadline.Allow(bodyLength);
-            int frameLength = ProtocolConstants.FrameHeaderLength + (int)bodyLength;
+            FrameHeader header = ParseHeader(_receive.AsSpan(_start, ProtocolConstants.FrameHeaderLength));
+            deadline.Allow(header.BodyLength);
+            int frameLength = ProtocolConstants.FrameHeaderLength + header.BodyLength;
             await FillAsync(frameLength, deadline.Token).ConfigureAwait(false);
-            var frame = new Frame(type, requestId, _receive.AsMemory(_start + ProtocolConstants.FrameHeaderLength, (int)bodyLength));
+            var frame = new Frame(header.Type, header.RequestId, _receive.AsMemory(_start + ProtocolConstants.FrameHeaderLength, header.BodyLength));
             _start += frameLength;
             return frame;
         }
@@ -179,19 +171,12 @@ public sealed class FrameChannel : IDisposable
         {
             deadline.Allow(ProtocolConstants.FrameHeaderLength);
             await _stream.ReadExactlyAsync(header[first..], deadline.Token).ConfigureAwait(false);
-            uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
-            var type = (FrameType)header.Span[4];
-            uint requestId = BinaryPrimitives.ReadUInt32BigEndian(header.Span[5..]);
-            if (bodyLength > (uint)_maxBody)
-            {
-                throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
-            }
-
-            deadline.Allow(bodyLength);
-            EnsureCapacity(ref _receive, (int)bodyLength);
-            Memory<byte> body = _receive.AsMemory(0, (int)bodyLength);
+            FrameHeader parsed = ParseHeader(header.Span);
+            deadline.Allow(parsed.BodyLength);
+            EnsureCapacity(ref _receive, parsed.BodyLength);
+            Memory<byte> body = _receive.AsMemory(0, parsed.BodyLength);
             await _stream.ReadExactlyAsync(body, deadline.Token).ConfigureAwait(false);
-            return new Frame(type, requestId, body);
+            return new Frame(parsed.Type, parsed.RequestId, body);
         }
         catch (OperationCanceledException) when (deadline.Missed && !cancellationToken.IsCancellationRequested)
         {
@@ -202,6 +187,19 @@ public sealed class FrameChannel : IDisposable
             deadline.Disarm();
         }
     }
+
+    private FrameHeader ParseHeader(ReadOnlySpan<byte> header)
+    {
+        uint bodyLength = BinaryPrimitives.ReadUInt32BigEndian(header);
+        if (bodyLength > (uint)_maxBody)
+        {
+            throw new ProtocolException($"Frame of {bodyLength} bytes exceeds the limit of {_maxBody}.");
+        }
+
+        return new FrameHeader((FrameType)header[4], BinaryPrimitives.ReadUInt32BigEndian(header[5..]), (int)bodyLength);
+    }
+
+    private readonly record struct FrameHeader(FrameType Type, uint RequestId, int BodyLength);
 
     private static DataRateException SlowerThan(DataRate minRate) =>
         new($"A frame arrived slower than the minimum data rate of {minRate.BytesPerSecond} bytes/s.");
