@@ -9,7 +9,7 @@ public sealed class RemoteFileInfo
     {
         Name = entry.Name;
         Length = entry.Length;
-        LastWriteTime = entry.LastWriteTimeUtc;
+        LastWriteTimeUtc = entry.LastWriteTimeUtc;
         ComputerName = computerName;
         Port = port;
         Hash = entry.Sha256 is null ? null : Convert.ToHexString(entry.Sha256);
@@ -25,8 +25,10 @@ public sealed class RemoteFileInfo
 
     public long Length { get; }
 
-    /// <summary>UTC.</summary>
-    public DateTime LastWriteTime { get; }
+    /// <summary>Local time, as FileInfo.LastWriteTime, so it compares rightly with local files' times and Get-Date.</summary>
+    public DateTime LastWriteTime => LastWriteTimeUtc.ToLocalTime();
+
+    public DateTime LastWriteTimeUtc { get; }
 
     public string ComputerName { get; }
 

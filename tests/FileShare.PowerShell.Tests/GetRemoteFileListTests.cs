@@ -38,21 +38,22 @@ public sealed class GetRemoteFileListTests : IDisposable
         Assert.Equal(["data.bin", "empty.txt", "readme.txt"], files.Select(f => f.Name).Order(StringComparer.Ordinal));
         RemoteFileInfo readme = files.Single(f => f.Name == "readme.txt");
         Assert.Equal(1_536, readme.Length);
-        Assert.Equal(new DateTime(2024, 5, 6, 7, 8, 9, DateTimeKind.Utc), readme.LastWriteTime);
+        Assert.Equal(new DateTime(2024, 5, 6, 7, 8, 9, DateTimeKind.Utc), readme.LastWriteTimeUtc);
+        Assert.Equal(new DateTime(2024, 5, 6, 7, 8, 9, DateTimeKind.Utc).ToLocalTime(), readme.LastWriteTime);
         Assert.Equal(0, files.Single(f => f.Name == "empty.txt").Length);
         Assert.All(files, f => Assert.Equal(("127.0.0.1", _server.Port), (f.ComputerName, f.Port)));
     }
 
     [Fact]
-    public void DefaultTable_ShowsServerSizeLocalTimeAndName_WhileTheObjectKeepsUtc()
+    public void DefaultTable_ShowsServerSizeLocalTimeAndName()
     {
         Invocation listed = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Name readme.txt", new { _server.Port }).AssertNoErrors();
         string table = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Name readme.txt | Out-String -Width 200", new { _server.Port })
             .AssertNoErrors().Objects<string>().Single();
 
         RemoteFileInfo file = Assert.Single(listed.Objects<RemoteFileInfo>());
-        Assert.Equal(DateTimeKind.Utc, file.LastWriteTime.Kind);
-        string local = file.LastWriteTime.ToLocalTime().ToString("yyyy-MM-dd HH:mm");
+        Assert.Equal(DateTimeKind.Local, file.LastWriteTime.Kind);
+        string local = file.LastWriteTimeUtc.ToLocalTime().ToString("yyyy-MM-dd HH:mm");
         string[] lines = table.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal(["ComputerName", "Port", "Size", "LastWriteTime", "Name"], lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(["127.0.0.1", _server.Port.ToString(), "1.5", "KiB", .. local.Split(' '), "readme.txt"], lines[2].Split(' ', StringSplitOptions.RemoveEmptyEntries));

@@ -25,10 +25,26 @@ Describe 'Get-RemoteFileList' {
         $files.Name | Should -Be 'top.txt'
         $files[0] | Should -BeOfType FileShare.PowerShell.RemoteFileInfo
         $files[0].Length | Should -Be 3
-        $files[0].LastWriteTime | Should -Be $stamp
-        $files[0].LastWriteTime.Kind | Should -Be Utc
+        $files[0].LastWriteTimeUtc | Should -Be $stamp
+        $files[0].LastWriteTimeUtc.Kind | Should -Be Utc
+        $files[0].LastWriteTime | Should -Be $stamp.ToLocalTime()
+        $files[0].LastWriteTime.Kind | Should -Be Local
         $files[0].ComputerName | Should -Be localhost
         $files[0].Port | Should -Be $jobA.Port
+    }
+
+    It 'gives LastWriteTime in local time, comparable with the downloaded file and Get-Date, outside UTC' {
+        $child = Start-ChildPwsh -Environment @{ TZ = 'America/New_York' } -ArgumentList $jobA.Port, (Join-Path $TestDrive 'tz') -ScriptBlock {
+            param($Port, $Destination)
+            if ([TimeZoneInfo]::Local.BaseUtcOffset -eq [TimeSpan]::Zero) { throw "TZ=America/New_York did not take: local time is UTC, so this test proves nothing" }
+            $listed = Get-RemoteFileList -Port $Port -Name top.txt
+            $file = Get-RemoteFile top.txt -Port $Port -Destination $Destination -PassThru
+            "same=$($listed.LastWriteTime -eq $file.LastWriteTime) utc=$($listed.LastWriteTimeUtc -eq $file.LastWriteTimeUtc) kind=$($listed.LastWriteTime.Kind)"
+        }
+        $result = $child | Wait-TestProcess -TimeoutSec 60
+        $result.StdErr | Should -BeNullOrEmpty
+        $result.ExitCode | Should -Be 0
+        $result.StdOut.Trim() | Should -Be 'same=True utc=True kind=Local'
     }
 
     It 'lists sub-folders with -Recurse as /-separated names and never shows partial downloads' {
