@@ -110,6 +110,7 @@ public sealed class FileDownloader(ConnectionPool pool)
         {
             if (SkipIdentical && await LocalCopy.IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
             {
+                LocalCopy.TakeWriteTime(destinationPath, digest.LastWriteTimeUtc, request.Notice);
                 return new DownloadResult(destinationPath, digest.Length, Stopwatch.GetElapsedTime(started), reference.Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex, Skipped: true);
             }
 

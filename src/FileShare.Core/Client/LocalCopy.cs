@@ -71,6 +71,26 @@ internal static class LocalCopy
     }
 
     /// <summary>
+    /// Gives a local copy with the source's content the source's write time too, as a download would have (rsync -t
+    /// does the same for unchanged files), so a time compared later says what the content says. Not being allowed to
+    /// (another user's file) is only noted: the content is what was asked for.
+    /// </summary>
+    public static void TakeWriteTime(string path, DateTime lastWriteTimeUtc, Action<string>? notice)
+    {
+        try
+        {
+            if (File.GetLastWriteTimeUtc(path) != lastWriteTimeUtc)
+            {
+                File.SetLastWriteTimeUtc(path, lastWriteTimeUtc);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            notice?.Invoke($"'{path}' already has the content but kept its own write time: {e.Message}");
+        }
+    }
+
+    /// <summary>
     /// Marks the pieces of an earlier partial file (held by this download) that still verify, when its record
     /// describes the same content; otherwise says why the download starts over. Returns whether there is anything to
     /// continue from.

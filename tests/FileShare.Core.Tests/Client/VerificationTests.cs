@@ -200,6 +200,22 @@ public sealed class VerificationTests : ServerTestBase
         Assert.Equal(hash, TestFiles.Sha256(Download("same.bin")));
     }
 
+    [Fact]
+    public async Task An_identical_destination_skipped_takes_the_sources_new_write_time()
+    {
+        TestFiles.WriteRandom(Share("same.bin"), 1000);
+        FileShareServer server = StartServer();
+        var downloader = new FileDownloader(Track(new ConnectionPool(ClientOptions()))) { SkipIdentical = true };
+        await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
+        var touched = new DateTime(2024, 6, 1, 12, 0, 0, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(Share("same.bin"), touched);
+
+        DownloadResult again = await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
+
+        Assert.True(again.Skipped);
+        Assert.Equal(touched, File.GetLastWriteTimeUtc(Download("same.bin")));
+    }
+
     [Theory]
     [InlineData(Piece + 7, Piece + 3)]
     [InlineData(1024, 512)]
