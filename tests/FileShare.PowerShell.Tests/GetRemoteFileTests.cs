@@ -168,7 +168,7 @@ public sealed class GetRemoteFileTests : IDisposable
 
         ErrorRecord error = result.SingleError("DestinationWriteFailed", ErrorCategory.WriteError);
         Assert.Equal(blocked, error.TargetObject);
-        Assert.Contains(blocked, error.Exception.Message);
+        Assert.Contains($"'{blocked}' is a file, not a folder", error.Exception.Message);
         Assert.Equal("a file where the folder should be", File.ReadAllText(blocked));
         Assert.Equal(requestsBefore, _server.Requests);
     }

@@ -106,8 +106,22 @@ public sealed class StartFileShareServerTests : IDisposable
         Invocation result = _session.Run("param($Path) Start-FileShareServer -Port 0 -Path $Path -BindAddress 127.0.0.1", new { Path = file });
 
         ErrorRecord error = result.SingleError("ServerStartFailed", ErrorCategory.OpenError);
-        Assert.Contains(file, error.Exception.Message);
+        Assert.Contains($"'{file}' is a file, not a folder", error.Exception.Message);
         Assert.Empty(_session.Jobs());
+    }
+
+    [Fact]
+    public void APortGivenTwice_IsPortGivenTwice_AndStartsNothing()
+    {
+        int port = Ports.Free();
+        Invocation result = _session.Run("param($Port, $A) Start-FileShareServer -Port $Port, 0, $Port -Path $A -BindAddress 127.0.0.1",
+            new { Port = port, A = _temp.Folder("a") });
+
+        ErrorRecord error = result.SingleError("PortGivenTwice", ErrorCategory.InvalidArgument);
+        Assert.Equal(port, error.TargetObject);
+        Assert.Empty(result.Output);
+        Assert.Empty(_session.Jobs());
+        Ports.AssertFree(port);
     }
 
     [Fact]

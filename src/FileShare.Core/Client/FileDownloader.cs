@@ -422,7 +422,7 @@ public sealed class FileDownloader(ConnectionPool pool)
     {
         if (!string.Equals(Volatile.Read(ref _lastFolderMade), folder, StringComparison.Ordinal))
         {
-            Directory.CreateDirectory(folder);
+            Folder.Create(folder);
             Volatile.Write(ref _lastFolderMade, folder);
         }
     }

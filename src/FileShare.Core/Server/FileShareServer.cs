@@ -88,7 +88,7 @@ public sealed class FileShareServer : IAsyncDisposable
         try
         {
             // Only once the port is ours, so a port in use leaves no empty share folder behind.
-            Directory.CreateDirectory(Root);
+            Folder.Create(Root);
         }
         catch
         {

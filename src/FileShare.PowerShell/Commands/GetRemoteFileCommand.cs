@@ -113,7 +113,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             if (!CleanPartial && !Directory.Exists(_destinationRoot)
                 && (File.Exists(_destinationRoot) || ShouldProcess(_destinationRoot, "Create the destination folder")))
             {
-                Directory.CreateDirectory(_destinationRoot);
+                Folder.Create(_destinationRoot);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

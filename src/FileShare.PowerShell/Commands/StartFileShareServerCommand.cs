@@ -93,6 +93,13 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 $"Give one -Path for all ports or one per port: {Path.Length} path(s) for {Port.Length} port(s).", Path));
         }
 
+        if (Port.Where(port => port != 0).GroupBy(port => port).FirstOrDefault(same => same.Count() > 1) is { } repeated)
+        {
+            // Else the second would fail PortInUse against the first, an error about a conflict the user did not have.
+            ThrowTerminatingError(ErrorRecords.Create("PortGivenTwice", ErrorCategory.InvalidArgument,
+                $"Port {repeated.Key} is given more than once; one server serves a port (on several addresses with -BindAddress).", repeated.Key));
+        }
+
         if (Path is null && Port.Contains(0))
         {
             ThrowTerminatingError(ErrorRecords.Create("PathRequiredForPortZero", ErrorCategory.InvalidArgument,
