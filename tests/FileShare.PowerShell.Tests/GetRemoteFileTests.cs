@@ -93,6 +93,15 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void EmptyInput_MakesNoDestinationFolder()
+    {
+        _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Name '*.nothing' | Get-RemoteFile -Destination $Dest; @() | Get-RemoteFile -Destination $Dest",
+            new { _server.Port, Dest = _destination }).AssertNoErrors();
+
+        Assert.False(Directory.Exists(_destination), "a download of nothing made the destination folder");
+    }
+
+    [Fact]
     public void WhatIf_DownloadsNothing_AsksNoServer_AndMakesNoFolder()
     {
         Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -Recurse | Get-RemoteFile -Destination $Dest -WhatIf",

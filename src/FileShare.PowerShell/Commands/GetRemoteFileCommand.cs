@@ -106,21 +106,11 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
                 Destination));
         }
 
-        try
+        // A file in the way fails before any input is taken, -WhatIf or not, as the real run would. -CleanPartial only
+        // looks: a folder that is not there has nothing to clean.
+        if (!CleanPartial && File.Exists(_destinationRoot))
         {
-            // -CleanPartial only looks: a folder that is not there has nothing to clean. A file in the way fails here,
-            // -WhatIf or not, as the real run would.
-            if (!CleanPartial && !Directory.Exists(_destinationRoot)
-                && (File.Exists(_destinationRoot) || ShouldProcess(_destinationRoot, "Create the destination folder")))
-            {
-                Folder.Create(_destinationRoot);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // No download could land anywhere: one terminating error, not one per file.
-            ThrowTerminatingError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
-                $"Could not use '{_destinationRoot}' as the destination folder: {e.Message}", _destinationRoot, e));
+            MakeDestinationFolder();
         }
 
         _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)
@@ -184,8 +174,17 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             return;
         }
 
+        // Nothing to download (empty input, or -WhatIf) makes no folder.
+        if (_batch!.Transfers.Count == 0
+            || (!Directory.Exists(_destinationRoot) && !ShouldProcess(_destinationRoot, "Create the destination folder")))
+        {
+            return;
+        }
+
+        MakeDestinationFolder();
+
         // Every copy of a name is known only once the input has ended, so downloads start here.
-        Volatile.Write(ref _running, _batch!.RunAsync(Cancellation));
+        Volatile.Write(ref _running, _batch.RunAsync(Cancellation));
         PumpUntil(_running!, _progress is null ? null : () => _progress.Report(_batch.Transfers));
         _progress?.Complete(_batch.Transfers);
     }
@@ -196,6 +195,20 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
         // Let every cancelled download record its verified pieces before the pipeline (or the process) goes away.
         Volatile.Read(ref _running)?.ContinueWith(static _ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(10));
+    }
+
+    private void MakeDestinationFolder()
+    {
+        try
+        {
+            Folder.Create(_destinationRoot);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No download could land anywhere: one terminating error, not one per file.
+            ThrowTerminatingError(ErrorRecords.Create("DestinationWriteFailed", ErrorCategory.WriteError,
+                $"Could not use '{_destinationRoot}' as the destination folder: {e.Message}", _destinationRoot, e));
+        }
     }
 
     /// <summary>-WhatIf and -Confirm for each partial file -CleanPartial would remove, asked on the pipeline thread.</summary>
