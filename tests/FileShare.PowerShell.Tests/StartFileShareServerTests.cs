@@ -290,6 +290,25 @@ public sealed class StartFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void ReceiveJob_ShowsEachRecordAsALine_KeepingTheWholePathAndOutcome_At80Columns()
+    {
+        string share = _temp.Folder("share");
+        const string name = "quarterly reports/2026/north-east region summary.csv";
+        TestFiles.Write(share, name, 100);
+        FileShareServerJob job = _session.StartServer(share);
+        _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'quarterly reports/2026/north-east region summary.csv', missing.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { job.Port, Dest = _temp.Folder("dest") });
+        Eventually.True(() => ReceiveLog(job).Length == 3, "the three requests are logged");
+
+        string shown = string.Concat(_session.Run("param($Job) Receive-Job -Job $Job -Keep | Out-String -Width 80", new { Job = job }).AssertNoErrors().Output);
+        string unwrapped = shown.Replace("\n", "");
+
+        Assert.Contains($" Read '{name}' 100 B in ", unwrapped);
+        Assert.Contains(" Hash 'missing.txt' 0 B in ", unwrapped);
+        Assert.Contains("NotFound", unwrapped);
+    }
+
+    [Fact]
     public void ReceiveJob_AtALargerBound_DropsTheOldestInBatches_KeepingTheLatestInOrder()
     {
         string share = _temp.Folder("share");
