@@ -72,6 +72,16 @@ public sealed class CompletionTests : IDisposable
     }
 
     [Fact]
+    public void RemotePath_CompletesTheServersFolders_NotLocalOnes()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        TestFiles.Write(_share, "pics/2024/photo-04.jpg", 10);
+        Directory.CreateDirectory(_temp.Join("pictures-here"));
+
+        Assert.Equal(["pics", "pics/2024"], Complete($"Get-RemoteFileList -ComputerName 127.0.0.1 -Port {job.Port} -Path pi"));
+    }
+
+    [Fact]
     public void RemoteName_ReadsARelativeKeyFileFromTheSessionsLocation()
     {
         FileShareServerJob job = _session.StartServer(_share, "-AccessKey (ConvertTo-SecureString 'tab key' -AsPlainText -Force)");

@@ -27,6 +27,7 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
 
     /// <summary>Folder on the server to list, '/'-separated and relative to the shared folder.</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(RemoteFolderCompleter))]
     public string Path { get; set; } = "";
 
     [Parameter]

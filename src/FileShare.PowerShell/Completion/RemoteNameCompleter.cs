@@ -20,11 +20,19 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
 
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        DownloadSource server = DownloadSource.FromComputerName(First<string>(fakeBoundParameters, "ComputerName") ?? "localhost", First<int?>(fakeBoundParameters, "Port") ?? 5000);
-        string typed = wordToComplete.Trim('\'', '"');
-        return Listing(server.Host, server.Port, fakeBoundParameters)
+        string typed = Typed(wordToComplete);
+        return Listing(fakeBoundParameters)
             .Where(entry => entry.Name.StartsWith(typed, StringComparison.OrdinalIgnoreCase))
             .Select(entry => new CompletionResult(Quote(entry.Name), entry.Name, CompletionResultType.ParameterValue, $"{entry.Name} ({Units.Bytes(entry.Length)})"));
+    }
+
+    internal static string Typed(string wordToComplete) => wordToComplete.Trim('\'', '"');
+
+    /// <summary>The whole share of the server the command line names (-ComputerName, -Port; default localhost:5000), or nothing.</summary>
+    internal static IReadOnlyList<RemoteEntry> Listing(IDictionary bound)
+    {
+        DownloadSource server = DownloadSource.FromComputerName(First<string>(bound, "ComputerName") ?? "localhost", First<int?>(bound, "Port") ?? 5000);
+        return Listing(server.Host, server.Port, bound);
     }
 
     private static IReadOnlyList<RemoteEntry> Listing(string host, int port, IDictionary bound)
@@ -103,7 +111,7 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
         return value is not null && LanguagePrimitives.TryConvertTo(value, out T? converted) ? converted : default;
     }
 
-    private static string Quote(string name) =>
+    internal static string Quote(string name) =>
         name.IndexOfAny([' ', '\'', '"', '$', '`', '(', ')', '{', '}', ';', ',', '&', '@', '#', '|', '<', '>']) >= 0
             ? "'" + name.Replace("'", "''") + "'"
             : name;
