@@ -29,7 +29,12 @@ internal static class ConnectionErrors
             StatusCode.PieceNotAvailable => (FileShareErrorKind.PiecesUnavailable, "piece not held"),
             _ => (FileShareErrorKind.BadRequest, "bad request"),
         };
-        string subject = path is null ? endpoint : $"'{path}' on {endpoint}";
+        string subject = path switch
+        {
+            null => endpoint,
+            "" => $"The shared folder of {endpoint}",
+            _ => $"'{path}' on {endpoint}",
+        };
         // The server says which kind it wanted ("not a folder" to a listing, "not a file" to a read): that alone is clear.
         string detail = kind == FileShareErrorKind.NotAFile && !string.IsNullOrEmpty(message) ? message : $"{what} ({message})";
         throw new FileShareException(kind, $"{subject}: {detail}.", endpoint, path);

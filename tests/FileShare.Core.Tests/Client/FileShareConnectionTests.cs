@@ -197,6 +197,19 @@ public sealed class FileShareConnectionTests : ServerTestBase
     }
 
     [Fact]
+    public async Task Listing_a_share_whose_folder_was_removed_names_the_shared_folder()
+    {
+        FileShareServer server = StartServer();
+        FileShareConnection connection = await ConnectAsync(server);
+        Directory.Delete(Share(""), recursive: true);
+
+        var error = await Assert.ThrowsAsync<FileShareException>(() => connection.ListAsync("", recursive: false, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.NotFound, error.Kind);
+        Assert.StartsWith($"The shared folder of {EndpointOf(server.Port)}: not found", error.Message);
+    }
+
+    [Fact]
     public async Task Hash_and_read_sent_together_give_the_digest_then_the_whole_file_and_leave_the_connection_in_step()
     {
         byte[] content = new byte[(2 * ProtocolConstants.PieceSize) + 7];
