@@ -106,7 +106,7 @@ internal static class LocalCopy
         string name = request.RemotePath;
         PartialState? previous = PartialState.TryRead(PartialState.PathFor(partial.Path));
         string? reason = !request.Resume ? "-Resume is off"
-            : previous is null ? "its partial file has no state record to resume from"
+            : previous is null ? "the state record of its partial file is missing or unreadable"
             : !previous.Describes(digest) ? $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)"
             : null;
         if (reason is not null)

@@ -38,7 +38,7 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, F
             }
 
             PartialState? state = PartialState.TryRead(PartialState.PathFor(partial));
-            string? why = state is null ? "it has no state record, so it cannot be resumed" : await WhyStaleAsync(state, cancellationToken).ConfigureAwait(false);
+            string? why = state is null ? "its state record is missing or unreadable, so it cannot be resumed" : await WhyStaleAsync(state, cancellationToken).ConfigureAwait(false);
             if (why is null || (mayRemove is not null && !await mayRemove(partial, why).ConfigureAwait(false)))
             {
                 continue;
