@@ -74,6 +74,29 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Fact]
+    public void ASourceAppendedToMeanwhile_KeepsTheVerifiedPiecesItStillHas_AndFetchesTheRest()
+    {
+        StopMidFile().Dispose();
+        byte[] appended = new byte[3 << 20];
+        new Random(13).NextBytes(appended);
+        using (FileStream source = File.Open(Path.Join(_share, "data.bin"), FileMode.Append))
+        {
+            source.Write(appended);
+        }
+
+        long sentBefore = _server.BytesSent;
+
+        Invocation second = Download("-PassThru -Verbose").AssertNoErrors();
+
+        long resumed = (long)Assert.Single(second.Output).Properties["BytesResumed"].Value;
+        Assert.InRange(resumed, 4L << 20, Length - 1);
+        Assert.Equal(Length + appended.Length - resumed, _server.BytesSent - sentBefore);
+        Assert.Contains(second.Verbose, v => v.Message.Contains("the source changed since the partial download") && v.Message.Contains("pieces that are still the same"));
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "data.bin")), TestFiles.Sha256(Path.Join(_destination, "data.bin")));
+        Assert.Equal(["data.bin"], TestFiles.List(_destination));
+    }
+
+    [Fact]
     public void CleanPartial_RemovesAPartialWhoseSourceIsGone_ButNotUnderWhatIf_AndKeepsOneStillOffered()
     {
         // The partial file records the relay as its source, so the relay stays up for the source to be asked.

@@ -91,9 +91,10 @@ internal static class LocalCopy
     }
 
     /// <summary>
-    /// Marks the pieces of an earlier partial file (held by this download) that still verify, when its record
-    /// describes the same content; otherwise says why the download starts over. Returns whether there is anything to
-    /// continue from.
+    /// Marks the pieces of an earlier partial file (held by this download) that still verify against the source's
+    /// digest; otherwise says why the download starts over. Returns whether there is anything to continue from. A
+    /// source that changed since keeps the pieces it still has at the same place (a file appended to keeps all but
+    /// its old last piece), as rsync would, since each is checked against the new piece hashes.
     /// </summary>
     public static async Task<bool> TryResumeAsync(DownloadRequest request, FileDigest digest, PartialHold? partial, PieceMap held, CancellationToken cancellationToken)
     {
@@ -105,9 +106,11 @@ internal static class LocalCopy
 
         string name = request.RemotePath;
         PartialState? previous = PartialState.TryRead(PartialState.PathFor(partial.Path));
+        string changed = previous is null || previous.Describes(digest) ? ""
+            : $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)";
         string? reason = !request.Resume ? "-Resume is off"
             : previous is null ? "the state record of its partial file is missing or unreadable"
-            : !previous.Describes(digest) ? $"the source changed since the partial download (SHA-256 {previous.Digest.Sha256Hex} then, {digest.Sha256Hex} now)"
+            : previous.Digest.PieceSize != digest.PieceSize ? changed
             : null;
         if (reason is not null)
         {
@@ -138,6 +141,14 @@ internal static class LocalCopy
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        if (changed.Length > 0)
+        {
+            request.Notice?.Invoke(kept == 0
+                ? $"'{name}': starting over, {changed}, and none of its pieces is left."
+                : $"'{name}': {changed}; resuming with the {kept} of {digest.PieceCount} pieces that are still the same.");
+            return kept > 0;
         }
 
         request.Notice?.Invoke($"'{name}': resuming with {kept} of {digest.PieceCount} pieces already verified here{(kept < claimed ? $" ({claimed - kept} recorded pieces failed the check and will be fetched again)" : "")}.");
