@@ -162,10 +162,13 @@ public sealed class FileDownloader(ConnectionPool pool)
         string remotePath = request.RemotePath;
         string statePath = PartialState.PathFor(partial);
         var state = new PartialState(remotePath, group.Select(p => p.Source.Endpoint).ToList(), digest, new PieceMap(digest.PieceCount));
-        PartialHold? hold = PartialHold.TryTakeExisting(partial, request.Destination);
+        PartialHold? hold = null;
         bool resuming = false, receiving = false;
+        // The connection the whole file was asked on is closed by the piece download once it runs; until then, here.
+        FileShareConnection? unclaimed = opened?.Item1;
         try
         {
+            hold = PartialHold.TryTakeExisting(partial, request.Destination);
             resuming = await LocalCopy.TryResumeAsync(request, digest, hold, state.Held, cancellationToken).ConfigureAwait(false);
             if (resuming)
             {
@@ -189,6 +192,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                 Task saver = saving is null ? Task.CompletedTask : download.SaveStateWhileRunningAsync(state, statePath, saving.Token);
                 try
                 {
+                    unclaimed = null;
                     await download.RunAsync(group, cancellationToken).ConfigureAwait(false);
                 }
                 finally
@@ -246,6 +250,7 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         finally
         {
+            unclaimed?.Dispose();
             hold?.Dispose();
         }
     }

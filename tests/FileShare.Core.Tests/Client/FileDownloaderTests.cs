@@ -54,6 +54,24 @@ public sealed class FileDownloaderTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_partial_file_that_cannot_be_made_closes_the_connection_the_file_was_already_asked_on()
+    {
+        TestFiles.WriteRandom(Share("a.bin"), 100_000);
+        TestFiles.WriteRandom(Share("b.bin"), 100_000);
+        FileShareServer server = StartServer(idleTimeout: TimeSpan.FromMinutes(5));
+        var pool = new ConnectionPool(ClientOptions());
+        var downloader = new FileDownloader(pool);
+        // After one download the pool knows the server answers piece maps, so the next asks for hashes and bytes at once.
+        await downloader.DownloadAsync(Host, server.Port, "a.bin", Download("a.bin"), false, null, CancellationToken.None);
+        Directory.CreateDirectory(PartialFile.PathFor(Download("b.bin")));
+
+        await Assert.ThrowsAsync<IOException>(() => downloader.DownloadAsync(Host, server.Port, "b.bin", Download("b.bin"), false, null, CancellationToken.None));
+        pool.Dispose();
+
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "every connection of the disposed pool is closed");
+    }
+
+    [Fact]
     public async Task From_a_server_known_to_answer_piece_maps_a_file_costs_one_round_trip_and_is_still_verified()
     {
         byte[][] contents = [Random.Shared.GetItems<byte>(Enumerable.Range(0, 256).Select(b => (byte)b).ToArray(), 4096), Random.Shared.GetItems<byte>(Enumerable.Range(0, 256).Select(b => (byte)b).ToArray(), 4096)];
