@@ -294,6 +294,11 @@ internal sealed class ChunkPace : IDisposable
     private long _nextChunk = MinChunk;
     private volatile bool _rateBound;
     private volatile bool _armed;
+    private bool _disposed;
+    // The timer's callback and the sending path both change the fields above, and a callback already running is not
+    // waited for by Timer.Dispose: without the lock it could cancel a disposed deadline (crashing the process from a
+    // timer thread) or the next range's fresh one.
+    private readonly object _gate = new();
 
     /// <param name="acknowledged">Bytes the peer has acknowledged so far (negative if unknown), where the system tells.</param>
     public ChunkPace(TimeSpan stallTimeout, DataRate minRate, Func<long>? acknowledged = null)
@@ -315,66 +320,84 @@ internal sealed class ChunkPace : IDisposable
     /// <summary>Starts a range: first chunk size, a fresh rate clock, and a deadline that <paramref name="cancellationToken"/> also fires.</summary>
     public CancellationTokenRegistration Start(CancellationToken cancellationToken)
     {
-        if (!_deadline.TryReset())
+        lock (_gate)
         {
-            // Only after a range that failed, which ends its connection.
-            _deadline.Dispose();
-            _deadline = new CancellationTokenSource();
-        }
+            if (!_deadline.TryReset())
+            {
+                // Only after a range that failed, which ends its connection.
+                _deadline.Dispose();
+                _deadline = new CancellationTokenSource();
+            }
 
-        _nextChunk = MinChunk;
-        _rateBound = false;
-        _clock?.Restart();
-        _takenAcknowledged = -1;
-        return cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _deadline);
+            _nextChunk = MinChunk;
+            _rateBound = false;
+            _clock?.Restart();
+            _takenAcknowledged = -1;
+            return cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _deadline);
+        }
     }
 
     /// <summary>Disarms the deadline, which would otherwise fire while the connection waits for its next request.</summary>
-    public void Stop() => Disarm();
+    public void Stop()
+    {
+        lock (_gate)
+        {
+            Disarm();
+        }
+    }
 
     public int NextChunk(int max) => (int)Math.Min(max, _nextChunk);
 
     public void Begin(int bytes)
     {
-        long now = Stopwatch.GetTimestamp();
-        TimeSpan allowance = _clock?.AllowanceFor(bytes) ?? TimeSpan.MaxValue;
-        _rateDue = allowance == TimeSpan.MaxValue ? long.MaxValue : now + (long)(allowance.TotalSeconds * Stopwatch.Frequency);
-        // A chunk of 64 KiB fits in any socket buffer at once; only a larger one can outlast a stall timeout while the
-        // client is still taking it, so only then is the system asked (a syscall) where the client stands.
-        _acknowledgedAtCheck = bytes > MinChunk && _acknowledged is not null ? _acknowledged() : -1;
-        if (_takenAcknowledged < 0 && _acknowledgedAtCheck >= 0)
+        lock (_gate)
         {
-            // Counted from here, bytes and time alike: the range's first small chunks are judged by their own allowance.
-            _takenAcknowledged = _acknowledgedAtCheck;
-            _takenDue = now + ToTimestamp(_minRate.Grace);
-        }
+            long now = Stopwatch.GetTimestamp();
+            TimeSpan allowance = _clock?.AllowanceFor(bytes) ?? TimeSpan.MaxValue;
+            _rateDue = allowance == TimeSpan.MaxValue ? long.MaxValue : now + (long)(allowance.TotalSeconds * Stopwatch.Frequency);
+            // A chunk of 64 KiB fits in any socket buffer at once; only a larger one can outlast a stall timeout while the
+            // client is still taking it, so only then is the system asked (a syscall) where the client stands.
+            _acknowledgedAtCheck = bytes > MinChunk && _acknowledged is not null ? _acknowledged() : -1;
+            if (_takenAcknowledged < 0 && _acknowledgedAtCheck >= 0)
+            {
+                // Counted from here, bytes and time alike: the range's first small chunks are judged by their own allowance.
+                _takenAcknowledged = _acknowledgedAtCheck;
+                _takenDue = now + ToTimestamp(_minRate.Grace);
+            }
 
-        _judgeTaken = true;
-        _chunkStarted = _lastProgress = now;
-        _armed = true;
-        Arm(now);
+            _judgeTaken = true;
+            _chunkStarted = _lastProgress = now;
+            _armed = true;
+            Arm(now);
+        }
     }
 
     /// <summary>Arms the stall timeout alone, counted (where the system tells) from the client's last acknowledged byte.</summary>
     public void BeginWithoutRate()
     {
-        long now = Stopwatch.GetTimestamp();
-        _rateDue = long.MaxValue;
-        _acknowledgedAtCheck = _acknowledged?.Invoke() ?? -1;
-        _judgeTaken = false;
-        _chunkStarted = _lastProgress = now;
-        _armed = true;
-        Arm(now);
+        lock (_gate)
+        {
+            long now = Stopwatch.GetTimestamp();
+            _rateDue = long.MaxValue;
+            _acknowledgedAtCheck = _acknowledged?.Invoke() ?? -1;
+            _judgeTaken = false;
+            _chunkStarted = _lastProgress = now;
+            _armed = true;
+            Arm(now);
+        }
     }
 
     public void End(int bytes)
     {
-        Disarm();
-        double seconds = Math.Max(Stopwatch.GetElapsedTime(_chunkStarted).TotalSeconds, 0.001);
-        // At most fourfold: a first chunk swallowed by socket buffers says nothing yet about the client's pace. The
-        // chunk sized after a few swallowed ones can still be far more than a slow client takes within the stall
-        // timeout; where the system tells how much the client has acknowledged, Expired lets it run on while it moves.
-        _nextChunk = Math.Clamp(Math.Min(4L * bytes, (long)(bytes / seconds)), MinChunk, int.MaxValue);
+        lock (_gate)
+        {
+            Disarm();
+            double seconds = Math.Max(Stopwatch.GetElapsedTime(_chunkStarted).TotalSeconds, 0.001);
+            // At most fourfold: a first chunk swallowed by socket buffers says nothing yet about the client's pace. The
+            // chunk sized after a few swallowed ones can still be far more than a slow client takes within the stall
+            // timeout; where the system tells how much the client has acknowledged, Expired lets it run on while it moves.
+            _nextChunk = Math.Clamp(Math.Min(4L * bytes, (long)(bytes / seconds)), MinChunk, int.MaxValue);
+        }
     }
 
     private void Arm(long now)
@@ -397,50 +420,57 @@ internal sealed class ChunkPace : IDisposable
     /// </summary>
     private void Expired()
     {
-        if (!_armed)
+        lock (_gate)
         {
-            return;
-        }
-
-        if (!_rateBound && _acknowledgedAtCheck >= 0)
-        {
-            long now = Stopwatch.GetTimestamp();
-            long acknowledged = _acknowledged!();
-            if (_judgeTaken && _judgesTaken && _takenAcknowledged >= 0)
+            if (!_armed || _disposed)
             {
-                // Each byte taken buys its time at the floor, but the client is never more than the grace period
-                // ahead: what socket buffers swallowed at the start buys no more than a fast start does.
-                _takenDue = Math.Min(_takenDue + ToTimestamp(_minRate.TimeFor(Math.Max(0, acknowledged - _takenAcknowledged))), now + ToTimestamp(_minRate.Grace));
-                _takenAcknowledged = acknowledged;
-                if (_takenDue < now)
+                return;
+            }
+
+            if (!_rateBound && _acknowledgedAtCheck >= 0)
+            {
+                long now = Stopwatch.GetTimestamp();
+                long acknowledged = _acknowledged!();
+                if (_judgeTaken && _judgesTaken && _takenAcknowledged >= 0)
                 {
-                    _rateBound = true;
-                    _deadline.Cancel();
+                    // Each byte taken buys its time at the floor, but the client is never more than the grace period
+                    // ahead: what socket buffers swallowed at the start buys no more than a fast start does.
+                    _takenDue = Math.Min(_takenDue + ToTimestamp(_minRate.TimeFor(Math.Max(0, acknowledged - _takenAcknowledged))), now + ToTimestamp(_minRate.Grace));
+                    _takenAcknowledged = acknowledged;
+                    if (_takenDue < now)
+                    {
+                        _rateBound = true;
+                        _deadline.Cancel();
+                        return;
+                    }
+                }
+
+                if (acknowledged > _acknowledgedAtCheck)
+                {
+                    _acknowledgedAtCheck = acknowledged;
+                    _lastProgress = now;
+                }
+
+                if (Stopwatch.GetElapsedTime(_lastProgress, now) < _stallTimeout)
+                {
+                    Arm(now);
                     return;
                 }
             }
 
-            if (acknowledged > _acknowledgedAtCheck)
-            {
-                _acknowledgedAtCheck = acknowledged;
-                _lastProgress = now;
-            }
-
-            if (Stopwatch.GetElapsedTime(_lastProgress, now) < _stallTimeout)
-            {
-                Arm(now);
-                return;
-            }
+            _deadline.Cancel();
         }
-
-        _deadline.Cancel();
     }
 
     private static long ToTimestamp(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);
 
     public void Dispose()
     {
-        _timer.Dispose();
-        _deadline.Dispose();
+        lock (_gate)
+        {
+            _disposed = true;
+            _timer.Dispose();
+            _deadline.Dispose();
+        }
     }
 }
