@@ -263,6 +263,24 @@ public sealed class StopFileShareServerTests : IDisposable
     }
 
     [Fact]
+    public void TimeoutZero_WhileALongDrainRuns_CutsTheTransferAtOnce()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+        using SlowDownload slow = BeginSlowDownload(job, 64 << 20, bytesPerSecond: 1 << 20);
+        using (RunningInvocation patient = _session.Begin("param($Port) Stop-FileShareServer -Port $Port -Timeout 600", new { job.Port }))
+        {
+            Eventually.True(() => job.JobStateInfo.State == JobState.Stopping, "the server is draining");
+            Eventually.Within(patient.Shell.Stop, TimeSpan.FromSeconds(10), "Ctrl+C on the patient Stop-FileShareServer");
+        }
+
+        _session.Run("param($Port) Stop-FileShareServer -Port $Port -Timeout 0", new { job.Port }, StopTimeout).AssertNoErrors();
+
+        Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
+        Assert.Equal(0, job.ActiveConnections);
+        slow.Download.Wait(PowerShellSession.DefaultTimeout).SingleError("IncompleteTransfer", System.Management.Automation.ErrorCategory.ConnectionError);
+    }
+
+    [Fact]
     public void ReceiveJob_StillYieldsTheLogOfAStoppedServer()
     {
         FileShareServerJob job = _session.StartServer(_share);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -19,6 +20,8 @@ public sealed class FileShareServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly object _cutGate = new();
+    private long _cutDue = long.MaxValue;
     private Socket[] _listeners = [];
     private Task _acceptLoops = Task.CompletedTask;
     private long _nextConnectionId;
@@ -109,6 +112,8 @@ public sealed class FileShareServer : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _stopRequested, 1) == 1)
         {
+            // A later stop asking for a shorter drain (Stop-Job -Force during a patient Stop-Job) cuts sooner.
+            CutAfter(drainTimeout);
             await Completion.ConfigureAwait(false);
             return;
         }
@@ -125,14 +130,9 @@ public sealed class FileShareServer : IAsyncDisposable
                 DisposeAll(_listeners);
             }
 
+            CutAfter(drainTimeout);
             await _acceptLoops.ConfigureAwait(false);
-
-            Task drained = Task.WhenAll(_connections.Values.Select(c => c.Completion));
-            if (await Task.WhenAny(drained, Task.Delay(drainTimeout)).ConfigureAwait(false) != drained)
-            {
-                _aborting.Cancel();
-                await drained.ConfigureAwait(false);
-            }
+            await Task.WhenAll(_connections.Values.Select(c => c.Completion)).ConfigureAwait(false);
         }
         finally
         {
@@ -141,6 +141,34 @@ public sealed class FileShareServer : IAsyncDisposable
 
             // Whatever failed, a later stop (or Stop-Job) must not wait for this one forever.
             _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>Cuts the connections still running <paramref name="drainTimeout"/> from now, unless a stop asked for sooner.</summary>
+    private void CutAfter(TimeSpan drainTimeout)
+    {
+        if (drainTimeout == Timeout.InfiniteTimeSpan)
+        {
+            return;
+        }
+
+        lock (_cutGate)
+        {
+            long due = Stopwatch.GetTimestamp() + (long)(Math.Max(0, drainTimeout.TotalSeconds) * Stopwatch.Frequency);
+            if (due >= _cutDue)
+            {
+                return;
+            }
+
+            _cutDue = due;
+            if (drainTimeout <= TimeSpan.Zero)
+            {
+                _aborting.Cancel();
+            }
+            else
+            {
+                _aborting.CancelAfter(drainTimeout);
+            }
         }
     }
 

@@ -37,8 +37,9 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
 
     protected override void ProcessRecord()
     {
+        // A server still draining may be stopped again: a shorter -Timeout cuts its transfers sooner.
         List<FileShareServerJob> running = JobRepository.Jobs.OfType<FileShareServerJob>()
-            .Where(job => job.JobStateInfo.State == JobState.Running)
+            .Where(job => job.JobStateInfo.State is JobState.Running or JobState.Stopping)
             .ToList();
         switch (ParameterSetName)
         {

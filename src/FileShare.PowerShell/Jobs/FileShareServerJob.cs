@@ -123,14 +123,15 @@ public sealed class FileShareServerJob : Job2
     /// <summary>Stops accepting (the port is free when this returns), drains for up to <paramref name="drainTimeout"/>, then cuts the rest.</summary>
     public async Task StopAsync(TimeSpan drainTimeout)
     {
+        // StopAsync unbinds before it first yields, so by the time the job says Stopping the port is free. A later stop
+        // with a shorter drain (Stop-Job -Force, Remove-Job -Force during a patient Stop-Job) cuts the transfers sooner.
+        Task stopping = _server.StopAsync(drainTimeout);
         if (Interlocked.Exchange(ref _stopStarted, 1) == 1)
         {
-            await _server.Completion.ConfigureAwait(false);
+            await stopping.ConfigureAwait(false);
             return;
         }
 
-        // StopAsync unbinds before it first yields, so by the time the job says Stopping the port is free.
-        Task stopping = _server.StopAsync(drainTimeout);
         SetJobState(JobState.Stopping);
         try
         {
@@ -168,7 +169,7 @@ public sealed class FileShareServerJob : Job2
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && Interlocked.CompareExchange(ref _stopStarted, 0, 0) == 0)
+        if (disposing && JobStateInfo.State is JobState.Running or JobState.Stopping)
         {
             StopJob(force: true, reason: "disposed");
         }

@@ -94,6 +94,24 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_stop_without_drain_during_a_long_draining_stop_cuts_the_transfers_at_once()
+    {
+        TestFiles.WriteRandom(Share("big.bin"), 64L * TestFiles.MiB);
+        FileShareServer server = StartServer(sendTimeout: TimeSpan.FromMinutes(5));
+        FileShareConnection connection = await ConnectAsync(server);
+        await connection.RequestRangeAsync("big.bin", 0, -1, CancellationToken.None);
+        await Eventually.TrueAsync(() => server.Statistics.BytesSent > 0, "the transfer started");
+
+        // Nothing is read, so the transfer stays in flight: a patient stop (Stop-Job), then an impatient one (-Force).
+        Task draining = server.StopAsync(TimeSpan.FromMinutes(5));
+        Task cutting = server.StopAsync(TimeSpan.Zero);
+
+        await Eventually.WithinAsync(cutting, TimeSpan.FromSeconds(15), "the stop without drain");
+        await Eventually.WithinAsync(draining, TimeSpan.FromSeconds(15), "the patient stop, ended by the impatient one");
+        Assert.Equal(0, server.Statistics.ActiveConnections);
+    }
+
+    [Fact]
     public async Task Stopping_serves_the_rest_of_a_file_asked_for_in_parts_and_nothing_new()
     {
         // A rate-capped or multi-source download asks for one file in several reads on one connection.
