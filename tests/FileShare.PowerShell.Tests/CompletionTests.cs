@@ -56,7 +56,7 @@ public sealed class CompletionTests : IDisposable
         var clock = System.Diagnostics.Stopwatch.StartNew();
         List<string> matches = Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {port} -Name pho");
 
-        Assert.DoesNotContain(matches, m => m.Contains("photo"));
+        Assert.Empty(matches);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"completion took {clock.Elapsed}");
     }
 
