@@ -120,7 +120,7 @@ public sealed class GetRemoteFileTests : IDisposable
         Invocation result = _session.Run("param($Port, $Dest, $Name) Get-RemoteFile -Name $Name -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
             new { _server.Port, Dest = _destination, Name = name });
 
-        ErrorRecord error = Assert.Single(result.Errors);
+        ErrorRecord error = result.SingleError("InvalidRemotePath", ErrorCategory.InvalidData);
         Assert.Contains(spelled, error.Exception.Message);
         Assert.DoesNotContain(error.Exception.Message, c => char.IsControl(c) || FileShare.SharePath.IsBidiControl(c));
     }
@@ -320,17 +320,22 @@ public sealed class GetRemoteFileTests : IDisposable
     {
         Download(["medium.bin"]).AssertNoErrors();
         long served = _server.BytesSent;
-        DateTime firstWrite = File.GetLastWriteTimeUtc(Path.Join(_destination, "medium.bin"));
+        // A download gives the file the server's write time; this one no download would give it, so it shows
+        // whether the local file was left alone or replaced.
+        string local = Path.Join(_destination, "medium.bin");
+        var untouched = new DateTime(2001, 2, 3, 4, 5, 6, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(local, untouched);
 
         Invocation again = Download(["medium.bin"], "-Verbose").AssertNoErrors();
 
         Assert.Contains(again.Verbose, v => v.Message.Contains("Skipped") && v.Message.Contains(TestFiles.Sha256(Path.Join(_share, "medium.bin"))));
         Assert.Equal(served, _server.BytesSent);
+        Assert.Equal(untouched, File.GetLastWriteTimeUtc(local));
 
         Download(["medium.bin"], "-Force").AssertNoErrors();
         Eventually.True(() => _server.BytesSent == 2 * served, "-Force downloaded the file again");
-        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "medium.bin")), TestFiles.Sha256(Path.Join(_destination, "medium.bin")));
-        Assert.True(File.GetLastWriteTimeUtc(Path.Join(_destination, "medium.bin")) >= firstWrite);
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "medium.bin")), TestFiles.Sha256(local));
+        Assert.Equal(File.GetLastWriteTimeUtc(Path.Join(_share, "medium.bin")), File.GetLastWriteTimeUtc(local));
     }
 
     [Fact]

@@ -195,9 +195,9 @@ public sealed class HostileServerTests : IDisposable
         using RunningInvocation listing = _session.Begin("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port", new { server.Port });
         Support.Eventually.True(() => Volatile.Read(ref sent) > 5, "the listing is under way");
 
-        TimeSpan stopping = Support.Eventually.Within(listing.Shell.Stop, TimeSpan.FromSeconds(10), "PowerShell.Stop()");
+        // A hang guard: the listing never ends, so a Stop that did not cut it would never return.
+        Support.Eventually.Within(listing.Shell.Stop, TimeSpan.FromSeconds(15), "PowerShell.Stop()");
 
-        Assert.True(stopping < TimeSpan.FromSeconds(5), $"Stop took {stopping.TotalSeconds:0.0} s.");
         Assert.Equal(PSInvocationState.Stopped, listing.Shell.InvocationStateInfo.State);
         Assert.Empty(listing.Wait(TimeSpan.FromSeconds(1)).Errors);
     }

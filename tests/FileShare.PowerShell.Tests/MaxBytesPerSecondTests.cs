@@ -95,7 +95,9 @@ public sealed class MaxBytesPerSecondTests : IDisposable
     [Fact]
     public void UnderErrorActionStop_TheFirstErrorEndsTheWholeCall_AndNoDownloadGoesOnAfterIt()
     {
-        TestFiles.Write(_share, "slow.bin", 4 * MiB);
+        // At 1 MiB/s slow.bin would take over four minutes: a call that waited for it cannot end within the bound
+        // below, while one that ends at the error does so in well under it even on a loaded machine.
+        TestFiles.Sparse(_share, "slow.bin", 256L * MiB);
         FileShareServerJob server = _session.StartServer(_share);
         // From a second server, so its error is not queued behind slow.bin's body on one connection.
         FileShareServerJob other = _session.StartServer(_temp.Folder("other"));
@@ -104,11 +106,12 @@ public sealed class MaxBytesPerSecondTests : IDisposable
             param($Port, $OtherPort, $Dest)
             [pscustomobject]@{ Name = 'slow.bin'; Port = $Port }, [pscustomobject]@{ Name = 'missing.bin'; Port = $OtherPort } |
                 Get-RemoteFile -ComputerName 127.0.0.1 -Destination $Dest -ThrottleLimit 2 -MaxBytesPerSecond 1MB -ErrorAction Stop
-            """, new { server.Port, OtherPort = other.Port, Dest = _destination });
+            """, new { server.Port, OtherPort = other.Port, Dest = _destination }, timeout: TimeSpan.FromSeconds(90));
 
         ErrorRecord error = Assert.Single(result.Errors, e => e.FullyQualifiedErrorId.StartsWith("RemoteFileNotFound", StringComparison.Ordinal));
+        Invocation.AssertError(error, "RemoteFileNotFound", ErrorCategory.ObjectNotFound);
         Assert.Contains("missing.bin", error.Exception.Message);
-        Assert.True(result.Duration < TimeSpan.FromSeconds(3), $"the call took {result.Duration.TotalSeconds:0.0} s: it waited for slow.bin instead of ending at the error");
+        Assert.True(result.Duration < TimeSpan.FromSeconds(60), $"the call took {result.Duration.TotalSeconds:0.0} s: it waited for slow.bin instead of ending at the error");
         Assert.DoesNotContain("slow.bin", TestFiles.List(_destination));
 
         // The call has ended, so nothing of it may still hold (and write) slow.bin's partial file.

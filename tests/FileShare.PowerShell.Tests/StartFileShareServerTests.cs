@@ -165,7 +165,8 @@ public sealed class StartFileShareServerTests : IDisposable
                 "param($First, $Busy, $Path) Start-FileShareServer -Port $First, $Busy -Path $Path -BindAddress 127.0.0.1 -ErrorAction Stop; 'after'",
                 new { First = first, Busy = busy, Path = _temp.Folder("share") });
 
-            Assert.Contains(result.Errors, e => e.FullyQualifiedErrorId.StartsWith("PortInUse", StringComparison.Ordinal));
+            ErrorRecord error = result.SingleError("PortInUse", ErrorCategory.ResourceBusy);
+            Assert.Contains(busy.ToString(), error.Exception.Message);
             Assert.Empty(result.Output);
             Assert.Empty(_session.Jobs());
             Ports.AssertFree(first);

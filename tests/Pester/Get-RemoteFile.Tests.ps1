@@ -1,17 +1,18 @@
 BeforeAll {
     . $PSScriptRoot/common.ps1
 
-    # One share for most tests: small files, and sparse big ones that take seconds to download, so a test can act
-    # while a transfer is under way (the .partial file exists) long before it could end.
+    # One share for most tests: small files, random ones, and a sparse big one that takes seconds to download, so a
+    # test can act while a transfer is under way (the .partial file exists) long before it could end. big.bin has
+    # distinct random bytes in every 4 MiB piece, so a piece missing or written in the wrong place changes its hash.
     $share = Join-Path $TestDrive 'share'
     $hashes = @{
         'hello.txt'           = New-TestFile (Join-Path $share 'hello.txt') -Length 12
         'empty.bin'           = New-TestFile (Join-Path $share 'empty.bin') -Length 0
         'sub/with space ü.md' = New-TestFile (Join-Path $share 'sub/with space ü.md') -Length 70000
     }
-    New-SparseFile (Join-Path $share 'big.bin') -Length 2GB -DataAt 0, (1GB - 100)
-    New-SparseFile (Join-Path $share 'quarter.bin') -Length 256MB -DataAt 0
-    $hashes['quarter.bin'] = Get-Sha256 (Join-Path $share 'quarter.bin')
+    New-SparseFile (Join-Path $share 'big.bin') -Length 2GB -DataAt (@(0, (1GB - 100)) + @(1..511 | ForEach-Object { $_ * 4MB + 12345 }))
+    # Random throughout: every byte of a copy is checked by its hash.
+    $hashes['quarter.bin'] = New-TestFile (Join-Path $share 'quarter.bin') -Length 256MB -Seed 4
 
     function Get-PartialFiles([string] $Folder) {
         if (Test-Path -LiteralPath $Folder) { Get-ChildItem -LiteralPath $Folder -Recurse -Force -File -Filter '.*.partial' }
@@ -76,7 +77,8 @@ Describe 'Get-RemoteFile' {
             $null = New-Item -ItemType Directory -Path $destination
             Set-Content -LiteralPath $target -Value 'mine'
 
-            { Get-RemoteFile hello.txt -Port $job.Port -Destination $destination -NoClobber -ErrorAction Stop } | Should -Throw -ErrorId 'DestinationExists,*'
+            $failure = { Get-RemoteFile hello.txt -Port $job.Port -Destination $destination -NoClobber -ErrorAction Stop } | Should -Throw -ErrorId 'DestinationExists,*' -PassThru
+            $failure.CategoryInfo.Category | Should -Be ResourceExists
             (Get-Content -LiteralPath $target) | Should -Be 'mine'
 
             Get-RemoteFile hello.txt -Port $job.Port -Destination $destination
@@ -94,6 +96,7 @@ Describe 'Get-RemoteFile' {
 
             $getErrors.Count | Should -Be 1
             $getErrors[0].FullyQualifiedErrorId | Should -BeLike 'ServerUnreachable,*'
+            $getErrors[0].CategoryInfo.Category | Should -Be ConnectionError
             $getErrors[0].Exception.Message | Should -Match ([regex]::Escape("localhost:$dead"))
             Test-Path (Join-Path $destination 'lost.txt') | Should -BeFalse
             Get-Sha256 (Join-Path $destination 'hello.txt') | Should -Be $hashes['hello.txt']
@@ -102,6 +105,7 @@ Describe 'Get-RemoteFile' {
         It 'refuses a name that would leave the destination folder, before asking the server' {
             $failure = { Get-RemoteFile '../escape.txt' -Port $job.Port -Destination $destination -ErrorAction Stop } | Should -Throw -PassThru
             $failure.FullyQualifiedErrorId | Should -BeLike 'InvalidRemotePath,*'
+            $failure.CategoryInfo.Category | Should -Be InvalidData
             $job.Requests | Should -Be 0
             Test-Path (Join-Path $TestDrive 'escape.txt') | Should -BeFalse
         }
@@ -119,6 +123,7 @@ Describe 'Get-RemoteFile' {
 
             $getErrors.Count | Should -Be 1
             $getErrors[0].FullyQualifiedErrorId | Should -BeLike 'DestinationConflict,*'
+            $getErrors[0].CategoryInfo.Category | Should -Be ResourceExists
             $getErrors[0].Exception.Message | Should -BeLike "*localhost:$($other.Port)*localhost:$($job.Port)*"
             Get-Sha256 (Join-Path $destination 'hello.txt') | Should -Be $hashes['hello.txt']
         }
@@ -132,6 +137,8 @@ Describe 'Get-RemoteFile' {
             $file.Sha256 | Should -Be $hashes['quarter.bin']
             Get-Sha256 $file.FullName | Should -Be $hashes['quarter.bin']
             @($file.Sources).Count | Should -Be 2
+            # Sources lists every server asked, even one that sent nothing: each must have sent a share.
+            foreach ($source in $file.Sources) { $source.Bytes | Should -BeGreaterThan 0 -Because "$($source.Endpoint) is one of the two sources: $($file.Sources | Out-String)" }
             ($file.Sources | Measure-Object Bytes -Sum).Sum | Should -Be 256MB
             $null = Wait-Until -Because 'each byte to come from one of the two servers, once' { $job.BytesSent + $other.BytesSent -eq 256MB }
         }
@@ -176,7 +183,8 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
             $result.StdErr | Should -Match 'missing\.txt'
             $result.StdErr | Should -Not -Match 'of \d+ files|/s\b' -Because 'progress is not reported when nobody watches'
             Get-Sha256 (Join-Path $destination 'quarter.bin') | Should -Be $hashes['quarter.bin']
-            (Get-Item (Join-Path $destination 'big.bin')).Length | Should -Be 2GB
+            $sourceHash, $downloadedHash = Get-Sha256 (Join-Path $share 'big.bin'), (Join-Path $destination 'big.bin')
+            $downloadedHash | Should -Be $sourceHash
             Test-Path (Join-Path $destination 'missing.txt') | Should -BeFalse
         }
     }
@@ -299,9 +307,11 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
             $killed = [Diagnostics.Stopwatch]::StartNew()
             $result = Wait-InRunspace $download -TimeoutSec 30
 
-            $killed.Elapsed.TotalSeconds | Should -BeLessThan 5
+            # A hang guard: well inside the -TimeoutSec 30 a client that missed the closed connection would wait out.
+            $killed.Elapsed.TotalSeconds | Should -BeLessThan 15
             $result.Errors.Count | Should -Be 1
             $result.Errors[0].FullyQualifiedErrorId | Should -Match '^(IncompleteTransfer|ServerUnreachable),'
+            $result.Errors[0].CategoryInfo.Category | Should -Be ConnectionError
             $result.Errors[0].Exception.Message | Should -Match "localhost:$($serverHost.Ports[0])"
             Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
 

@@ -79,7 +79,8 @@ Describe 'Get-RemoteFileList' {
     }
 
     It 'refuses a -Path that leaves the share with RemotePathRefused' {
-        { Get-RemoteFileList -Port $jobA.Port -Path '../..' -ErrorAction Stop } | Should -Throw -ErrorId 'RemotePathRefused,*'
+        $failure = { Get-RemoteFileList -Port $jobA.Port -Path '../..' -ErrorAction Stop } | Should -Throw -ErrorId 'RemotePathRefused,*' -PassThru
+        $failure.CategoryInfo.Category | Should -Be PermissionDenied
     }
 
     It 'feeds Get-RemoteFile through the pipeline, binding Name, ComputerName and Port by property name' {

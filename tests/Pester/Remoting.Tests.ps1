@@ -66,7 +66,10 @@ BeforeAll {
         Get-Sha256 @($names | ForEach-Object { Join-Path $Destination $_ }) | Should -Be @($names | ForEach-Object { $Layout.Unique[$_] })
 
         @($failures).Count | Should -Be 2 -Because "same.txt comes from three hosts: $(@($failures) -join '; ')"
-        foreach ($failure in $failures) { $failure.FullyQualifiedErrorId | Should -BeLike 'DestinationConflict,*' }
+        foreach ($failure in $failures) {
+            $failure.FullyQualifiedErrorId | Should -BeLike 'DestinationConflict,*'
+            $failure.CategoryInfo.Category | Should -Be ResourceExists
+        }
         $losers = @($failures | ForEach-Object { $_.Exception.Endpoint.Split(':')[0] })
         $kept = @($addresses | Where-Object { $_ -notin $losers })
         $kept.Count | Should -Be 1 -Because "the conflicts name two different hosts ($($losers -join ', '))"
@@ -78,7 +81,8 @@ BeforeAll {
     # SSH: a private sshd, started by the test, listening on the three addresses with a throw-away host key and an
     # authorized key of its own (nothing outside $TestDrive is configured). It runs as the current user; as root it
     # also needs its privilege separation folder /run/sshd, which the test never creates: when it is missing, sshd
-    # runs in a private mount namespace with its own /run (unshare). $sshSkip says why SSH cannot be tried here.
+    # runs in a private mount namespace with its own /run (unshare). A machine without what that takes fails the SSH
+    # tests, saying what to install: a skip would let a run without them pass.
     function Find-Tool([string] $Name) {
         $command = Get-Command $Name -CommandType Application -ErrorAction Ignore | Select-Object -First 1
         if ($command) { return $command.Source }
@@ -89,14 +93,14 @@ BeforeAll {
         param([Parameter(Mandatory)] [string] $Folder, [Parameter(Mandatory)] [int] $Port)
         $sshd = Find-Tool sshd
         $keygen = Find-Tool ssh-keygen
-        if (-not $sshd) { return @{ Skip = 'no sshd on this machine (Debian/Ubuntu: apt-get install openssh-server)' } }
-        if (-not (Find-Tool ssh) -or -not $keygen) { return @{ Skip = 'no ssh client (Debian/Ubuntu: apt-get install openssh-client)' } }
+        if (-not $sshd) { throw 'The SSH remoting tests need sshd, and this machine has none (Debian/Ubuntu: apt-get install openssh-server).' }
+        if (-not (Find-Tool ssh) -or -not $keygen) { throw 'The SSH remoting tests need the ssh client and ssh-keygen, and this machine lacks them (Debian/Ubuntu: apt-get install openssh-client).' }
         $launcher = @()
         $isRoot = (& id -u) -eq '0'
         if ($isRoot -and -not (Test-Path /run/sshd)) {
             $unshare = Find-Tool unshare
             if (-not $unshare -or $(& $unshare --mount --propagation private true 2>$null; $LASTEXITCODE -ne 0)) {
-                return @{ Skip = 'sshd as root needs /run/sshd (mkdir -m 755 /run/sshd), or a private mount namespace (unshare --mount), which is not permitted here' }
+                throw 'The SSH remoting tests run sshd as root, which needs /run/sshd (mkdir -m 755 /run/sshd) or a private mount namespace (unshare --mount), and neither is available here.'
             }
             $launcher = @($unshare, '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o mode=755 tmpfs /run && mkdir /run/sshd && exec "$0" "$@"')
         }
@@ -146,7 +150,6 @@ BeforeAll {
             }
         }
         @{
-            Skip       = $null
             Process    = $process
             Connection = @{
                 Port        = $Port
@@ -205,6 +208,7 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
         $failures = $null
         $null = Get-RemoteFileList -ComputerName 127.0.0.1 -Port $port -TimeoutSec 5 -ErrorAction SilentlyContinue -ErrorVariable failures
         $failures[0].FullyQualifiedErrorId | Should -BeLike 'ServerUnreachable,*' -Because 'each server listens on its own address only'
+        $failures[0].CategoryInfo.Category | Should -Be ConnectionError
 
         Invoke-PullAndAssert -Port $port -Layout $layout -Destination $destination
 
@@ -222,9 +226,9 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
 
     Context 'through SSH remoting (Invoke-Command -HostName, New-PSSession -HostName) to a private sshd' {
         BeforeAll {
+            # Throws, and so fails every test here, when the machine cannot run a private sshd.
             $ssh = Start-TestSshd -Folder (Join-Path $TestDrive 'sshd') -Port (Get-FreePort)
-            $sshSkip = $ssh.Skip
-            if (-not $sshSkip) { $connection = $ssh.Connection }
+            $connection = $ssh.Connection
         }
 
         AfterAll {
@@ -232,8 +236,6 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
         }
 
         It 'Invoke-Command -HostName a,b,c -AsJob serves in the foreground on each host, and Stop-Job stops them and frees the ports' {
-            if ($sshSkip) { Set-ItResult -Skipped -Because $sshSkip; return }
-
             $job = Invoke-Command -HostName $addresses @connection -AsJob -ArgumentList $manifest, $port, (Join-Path $root 'shares') -ScriptBlock {
                 param([string] $Manifest, [int] $Port, [string] $Root)
                 Import-Module $Manifest -ErrorAction Stop
@@ -259,8 +261,6 @@ Describe 'Servers on several hosts, one client pulling from all of them' -Skip:$
         }
 
         It 'New-PSSession -HostName keeps the servers as jobs in persistent sessions until Stop-FileShareServer' {
-            if ($sshSkip) { Set-ItResult -Skipped -Because $sshSkip; return }
-
             $sessions = New-PSSession -HostName $addresses @connection
             try {
                 $servers = @(Invoke-Command -Session $sessions -ArgumentList $manifest, $port, (Join-Path $root 'shares') -ScriptBlock {

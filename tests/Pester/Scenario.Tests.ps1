@@ -211,14 +211,16 @@ Describe 'The original (seed) protocol' {
     }
 
     It 'reports a file the seed server lacks as RemoteFileNotFound' {
-        { Get-RemoteFile -Name nope.txt -ComputerName 127.0.0.1 -Port $seedPort -Destination (Join-Path $TestDrive 'seed-none') -Protocol Seed -ErrorAction Stop } |
-            Should -Throw -ErrorId 'RemoteFileNotFound,*'
+        $failure = { Get-RemoteFile -Name nope.txt -ComputerName 127.0.0.1 -Port $seedPort -Destination (Join-Path $TestDrive 'seed-none') -Protocol Seed -ErrorAction Stop } |
+            Should -Throw -ErrorId 'RemoteFileNotFound,*' -PassThru
+        $failure.CategoryInfo.Category | Should -Be ObjectNotFound
     }
 
     It 'Get-RemoteFileList against the seed server fails with SeedServerCannotList' {
         $failure = { Get-RemoteFileList -ComputerName 127.0.0.1 -Port $seedPort -ErrorAction Stop } | Should -Throw -PassThru
 
         $failure.FullyQualifiedErrorId | Should -BeLike 'SeedServerCannotList,*'
+        $failure.CategoryInfo.Category | Should -Be NotImplemented
         $failure.Exception.Message | Should -Match ([regex]::Escape("127.0.0.1:$seedPort"))
     }
 

@@ -114,7 +114,8 @@ Describe 'Start-FileShareServer' {
 
         Wait-Until -TimeoutSec 10 { $job.State -eq 'Stopped' } | Should -BeTrue
         Test-PortFree $port | Should -BeTrue
-        { Get-RemoteFileList -Port $port -ErrorAction Stop } | Should -Throw -ErrorId 'ServerUnreachable,*'
+        $failure = { Get-RemoteFileList -Port $port -ErrorAction Stop } | Should -Throw -ErrorId 'ServerUnreachable,*' -PassThru
+        $failure.CategoryInfo.Category | Should -Be ConnectionError
         $next = Start-FileShareServer -Port $port -Path $share -ErrorAction Stop
         $next.Port | Should -Be $port
     }

@@ -88,6 +88,7 @@ Describe 'Stop-FileShareServer' {
         $result = Wait-InRunspace $download -TimeoutSec 15
         $result.Errors.Count | Should -Be 1
         $result.Errors[0].FullyQualifiedErrorId | Should -Match '^(IncompleteTransfer|ServerUnreachable),'
+        $result.Errors[0].CategoryInfo.Category | Should -Be ConnectionError
         Test-Path -LiteralPath (Join-Path $destination 'big.bin') | Should -BeFalse
         Test-Path -LiteralPath "$partial.state" | Should -BeTrue -Because 'the cut download keeps its verified pieces for a resume'
     }

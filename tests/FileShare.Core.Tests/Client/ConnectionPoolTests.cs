@@ -31,8 +31,10 @@ public sealed class ConnectionPoolTests : ServerTestBase
         FileShareServer server = StartServer();
         FileDownloader downloader = NewDownloader();
 
-        await Assert.ThrowsAsync<FileShareException>(() => downloader.DownloadAsync(Host, server.Port, "gone.txt", Download("gone.txt"), false, null, CancellationToken.None));
-        await Assert.ThrowsAsync<FileShareException>(() => downloader.DownloadAsync(Host, server.Port, "../x", Download("x"), false, null, CancellationToken.None));
+        var missing = await Assert.ThrowsAsync<FileShareException>(() => downloader.DownloadAsync(Host, server.Port, "gone.txt", Download("gone.txt"), false, null, CancellationToken.None));
+        Assert.Equal(FileShareErrorKind.NotFound, missing.Kind);
+        var outside = await Assert.ThrowsAsync<FileShareException>(() => downloader.DownloadAsync(Host, server.Port, "../x", Download("x"), false, null, CancellationToken.None));
+        Assert.Equal(FileShareErrorKind.PathRefused, outside.Kind);
         await downloader.DownloadAsync(Host, server.Port, "here.txt", Download("here.txt"), false, null, CancellationToken.None);
 
         Assert.Equal("here", File.ReadAllText(Download("here.txt")));

@@ -108,14 +108,17 @@ public sealed class DownloadBatchTests : ServerTestBase
         FileShareServer server = StartServer();
         var expectedWhileReporting = new Dictionary<string, long> { ["f0.bin"] = 2, ["f1.bin"] = 6, ["f2.bin"] = 8, ["f3.bin"] = 8 };
         var requestsWhileReporting = new ConcurrentDictionary<string, long>();
+        var reachedWhileReporting = new ConcurrentDictionary<string, bool>();
         var batch = NewBatch(NewDownloader(), [], throttleLimit: 1, (t, _) =>
         {
             // The worker waits here, so only requests already sent for the next file can still reach the server. The
             // first file learns that the server answers piece maps; from the second on, each one's digest and read
             // (2 requests) go out for the next file before the current one is written.
             long expected = expectedWhileReporting[t.Name];
-            SpinWait.SpinUntil(() => server.Statistics.Requests >= expected, TimeSpan.FromSeconds(10));
+            // A wait that runs out leaves the count short of the expected one, which the assertion below reports.
+            bool reached = SpinWait.SpinUntil(() => server.Statistics.Requests >= expected, TimeSpan.FromSeconds(30));
             requestsWhileReporting[t.Name] = server.Statistics.Requests;
+            reachedWhileReporting[t.Name] = reached;
         }, (_, e) => Assert.Fail(e.Message));
         for (int i = 0; i < 4; i++)
         {
@@ -124,6 +127,7 @@ public sealed class DownloadBatchTests : ServerTestBase
 
         await batch.RunAsync(CancellationToken.None);
 
+        Assert.Equal(expectedWhileReporting.Keys.Order().Select(name => (name, true)), reachedWhileReporting.OrderBy(r => r.Key).Select(r => (r.Key, r.Value)));
         Assert.Equal(expectedWhileReporting, requestsWhileReporting.ToDictionary());
     }
 

@@ -339,6 +339,7 @@ public sealed class FileShareConnectionTests : ServerTestBase
 
             Assert.Equal("aaa", await ReadTextAsync(connection, "a.txt"));
             var error = await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("nope", CancellationToken.None));
+            Assert.Equal(FileShareErrorKind.NotFound, error.Kind);
             Assert.Equal($"[::1]:{server.Port}", error.Endpoint);
         }
     }

@@ -149,11 +149,21 @@ public sealed class FileShareServerTests : ServerTestBase
     public async Task A_client_that_stops_reading_mid_transfer_is_cut_off_after_the_send_timeout()
     {
         MakeSparseFile("huge.bin", 256L * TestFiles.MiB);
-        FileShareServer server = StartServer(sendTimeout: TimeSpan.FromMilliseconds(500));
+        // No minimum data rate: the send timeout is the only thing left that can cut a client that takes nothing.
+        FileShareServer server = StartServer(new FileShareServerOptions { Port = 0, Root = ShareRoot, BindAddress = IPAddress.Loopback, SendTimeout = TimeSpan.FromMilliseconds(500), MinDataRate = 0 });
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
         FileShareConnection stalled = await ConnectAsync(server);
         await stalled.RequestRangeAsync("huge.bin", 0, -1, CancellationToken.None);
 
         await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "the server gave up on the stalled client");
+        // The read was cut (logged as aborted, with what little the client took), not refused or finished. (Unlike a
+        // listing's, a read's log record does not name the send timeout; it says "The operation was canceled.")
+        await Eventually.TrueAsync(() => !records.IsEmpty, "the read is logged");
+        RequestLogRecord cut = Assert.Single(records);
+        Assert.Equal((RequestKind.Read, "huge.bin"), (cut.Request, cut.Path));
+        Assert.StartsWith("Aborted: ", cut.Outcome);
+        Assert.True(cut.Bytes < 256L * TestFiles.MiB, $"the log says {cut.Bytes:N0} bytes were sent: the whole file");
     }
 
     [Fact]
@@ -195,7 +205,8 @@ public sealed class FileShareServerTests : ServerTestBase
         await Eventually.WithinAsync(server.StopAsync(TimeSpan.Zero), TimeSpan.FromSeconds(10), "the stop");
 
         await Eventually.TrueAsync(() => !TestFiles.IsOpenHere(Share("huge.bin")), "the file was closed");
-        await Assert.ThrowsAsync<FileShareException>(() => hashing);
+        var cut = await Assert.ThrowsAsync<FileShareException>(() => hashing);
+        Assert.Equal(FileShareErrorKind.ConnectionFailed, cut.Kind);
     }
 
     [Fact]
@@ -499,7 +510,8 @@ public sealed class FileShareServerTests : ServerTestBase
         server.RequestCompleted = records.Enqueue;
         FileShareConnection connection = await ConnectAsync(server);
 
-        await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("a\u001b[2Jb\u0007\u009b\u202Ec", CancellationToken.None));
+        var refused = await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("a\u001b[2Jb\u0007\u009b\u202Ec", CancellationToken.None));
+        Assert.Equal(FileShareErrorKind.PathRefused, refused.Kind);
 
         await Eventually.TrueAsync(() => !records.IsEmpty, "the request was logged");
         RequestLogRecord record = Assert.Single(records);

@@ -15,7 +15,9 @@ public sealed class ThrottledRelay : IDisposable
     private readonly CancellationTokenSource _closing = new();
     private readonly int _targetPort;
     private readonly long _bytesPerSecond;
+    private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _toClients;
+    private long _holdAt = long.MaxValue;
 
     public ThrottledRelay(int targetPort, long bytesPerSecond)
     {
@@ -30,6 +32,18 @@ public sealed class ThrottledRelay : IDisposable
 
     /// <summary>Bytes passed on from the server to clients so far.</summary>
     public long BytesToClients => Interlocked.Read(ref _toClients);
+
+    /// <summary>
+    /// From the moment <paramref name="bytes"/> have been passed on to clients, passes on nothing more until
+    /// <see cref="Release"/>: a transfer through the relay then surely stays in flight, however loaded the machine.
+    /// </summary>
+    public void HoldAfter(long bytes) => Interlocked.Exchange(ref _holdAt, bytes);
+
+    /// <summary>Lets bytes flow again after <see cref="HoldAfter"/>.</summary>
+    public void Release() => _released.TrySetResult();
+
+    /// <summary>True once the relay holds back the rest (see <see cref="HoldAfter"/>).</summary>
+    public bool Holding => BytesToClients >= Interlocked.Read(ref _holdAt) && !_released.Task.IsCompleted;
 
     public void Dispose()
     {
@@ -86,6 +100,11 @@ public sealed class ThrottledRelay : IDisposable
                 {
                     to.Shutdown(SocketShutdown.Send);
                     return;
+                }
+
+                if (bytesPerSecond is not null && BytesToClients >= Interlocked.Read(ref _holdAt))
+                {
+                    await _released.Task.WaitAsync(_closing.Token);
                 }
 
                 for (int sent = 0; sent < read;)
