@@ -77,9 +77,11 @@ internal sealed class RangeSender : IDisposable
                 await SendWithCopyAsync(file, offset, count).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (_pace.RateExpired && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or SocketException or ObjectDisposedException)
+        catch (Exception e) when (_pace.DeadlinePassed && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
-            throw new DataRateException($"The client took the data slower than the minimum data rate of {_minRate.BytesPerSecond} bytes/s.");
+            throw _pace.RateExpired
+                ? new DataRateException($"The client took the data slower than the minimum data rate of {_minRate.BytesPerSecond} bytes/s.")
+                : new TimeoutException("The client took nothing of the file within the send timeout.");
         }
         finally
         {
@@ -313,6 +315,9 @@ internal sealed class ChunkPace : IDisposable
     }
 
     public CancellationToken Token => _deadline.Token;
+
+    /// <summary>True when the deadline fired: the data rate's or the stall timeout's, not the caller's.</summary>
+    public bool DeadlinePassed => _deadline.IsCancellationRequested;
 
     /// <summary>True when the deadline that fired was the data rate's rather than the stall timeout's.</summary>
     public bool RateExpired => _rateBound && _deadline.IsCancellationRequested;
