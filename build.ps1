@@ -101,6 +101,25 @@ function Get-TrxCounts([string] $Path) {
     [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
 }
 
+# The Pester scenarios run real peers: the original program's protocol (python3), SSH remoting to a private sshd,
+# and a full disk in a namespace of their own (unshare). On a fresh Debian or Ubuntu machine, as root, the missing
+# ones are installed; elsewhere the tests that need them fail and say what to install.
+function Install-TestTools {
+    if (-not $IsLinux) { return }
+    $wanted = [ordered]@{ python3 = 'python3'; sshd = 'openssh-server'; ssh = 'openssh-client'; 'ssh-keygen' = 'openssh-client'; unshare = 'util-linux' }
+    $missing = @($wanted.Keys | Where-Object { -not (Get-Command $_ -CommandType Application -ErrorAction Ignore) -and -not (Test-Path "/usr/sbin/$_") } |
+        ForEach-Object { $wanted[$_] } | Select-Object -Unique)
+    if ($missing.Count -eq 0) { return }
+    if ((id -u) -ne '0' -or -not (Get-Command apt-get -ErrorAction Ignore)) {
+        Write-Warning "Tests that need $($missing -join ', ') will fail: install them (apt-get install $($missing -join ' '))."
+        return
+    }
+    Write-Host "Installing $($missing -join ', ') with apt-get for the Pester scenarios"
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get update -qq | Out-Null
+    & apt-get install -y -qq @missing | Out-Null
+}
+
 function Invoke-Test {
     Invoke-Build
     $results = Join-Path $outRoot 'test-results'
@@ -118,6 +137,7 @@ function Invoke-Test {
     }
 
     Write-Host '== Pester'
+    Install-TestTools
     Invoke-Native dotnet @('restore', "$repo/tests/Pester/Pester.Restore.csproj", '--nologo', '-v', 'quiet')
     $pesterSummary = Join-Path $results 'pester.json'
     $pwsh = Get-PwshCommand
