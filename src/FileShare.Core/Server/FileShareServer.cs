@@ -305,7 +305,8 @@ public sealed class FileShareServer : IAsyncDisposable
         long id = Interlocked.Increment(ref _nextConnectionId);
         IPAddress? address = (client.RemoteEndPoint as IPEndPoint)?.Address;
         int fromAddress = address is null ? 0 : _perAddress.AddOrUpdate(address, 1, static (_, count) => count + 1);
-        bool busy = Volatile.Read(ref _serving) >= Options.MaxConnections || fromAddress > Options.MaxConnectionsPerAddress;
+        // The slot is taken in the same step as the count is checked: each bind address has its own accept loop.
+        bool busy = fromAddress > Options.MaxConnectionsPerAddress || !TryTakeSlot(ref _serving, Options.MaxConnections);
         // Past as many again, a connection is told at once, without a task, a buffer or a wait for its hello.
         if (busy && (Volatile.Read(ref _turnedAway) >= Options.MaxConnections || fromAddress > 2 * Options.MaxConnectionsPerAddress))
         {
@@ -315,7 +316,11 @@ public sealed class FileShareServer : IAsyncDisposable
             return;
         }
 
-        Interlocked.Increment(ref busy ? ref _turnedAway : ref _serving);
+        if (busy)
+        {
+            Interlocked.Increment(ref _turnedAway);
+        }
+
         var connection = new ServerConnection(this, client, busy, _stopping.Token, _aborting.Token);
         _connections[id] = connection;
         connection.Start(() =>
@@ -324,6 +329,23 @@ public sealed class FileShareServer : IAsyncDisposable
             Interlocked.Decrement(ref busy ? ref _turnedAway : ref _serving);
             Release(address);
         });
+    }
+
+    private static bool TryTakeSlot(ref int taken, int limit)
+    {
+        int seen = Volatile.Read(ref taken);
+        while (seen < limit)
+        {
+            int before = Interlocked.CompareExchange(ref taken, seen + 1, seen);
+            if (before == seen)
+            {
+                return true;
+            }
+
+            seen = before;
+        }
+
+        return false;
     }
 
     /// <summary>

@@ -69,13 +69,14 @@ internal sealed class ServerConnection
             return;
         }
 
-        _socket.NoDelay = true;
         using var stream = new NetworkStream(_socket, ownsSocket: true);
         byte[] dialect = new byte[1];
         long connected = Stopwatch.GetTimestamp();
         using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
         try
         {
+            // Inside: a client that reset at once (or an abort just now) makes it throw, and the stream must close the socket.
+            _socket.NoDelay = true;
             handshake.CancelAfter(Options.HandshakeTimeout);
             int peeked = await _socket.ReceiveAsync(dialect, SocketFlags.Peek, handshake.Token).ConfigureAwait(false);
             if (peeked == 0)
