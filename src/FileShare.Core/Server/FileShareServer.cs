@@ -87,6 +87,12 @@ public sealed class FileShareServer : IAsyncDisposable
             throw new InvalidOperationException("The server is already started.");
         }
 
+        if (Volatile.Read(ref _stopRequested) == 1)
+        {
+            // Its accept loops and stop are spent: started again, it would hold the port with nothing to free it.
+            throw new InvalidOperationException("A stopped server cannot be started again; make a new one.");
+        }
+
         Socket[] listeners = ListenAll();
         try
         {
@@ -401,7 +407,12 @@ public sealed class FileShareServer : IAsyncDisposable
 
     internal void Report(RequestLogRecord record)
     {
-        Statistics.RequestServed();
+        // Handshake and connection records (busy, timed out, refused key) are logged, but they are not requests.
+        if (record.Request is not (RequestKind.Handshake or RequestKind.Connection))
+        {
+            Statistics.RequestServed();
+        }
+
         try
         {
             RequestCompleted?.Invoke(record);

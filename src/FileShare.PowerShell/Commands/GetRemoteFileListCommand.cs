@@ -108,9 +108,11 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
 
     private async Task<IReadOnlyList<RemoteEntry>> ListAsync(string host, int port, FileShareClientOptions options)
     {
-        using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, Cancellation).ConfigureAwait(false);
+        // Taken before the first await: a query still running after the command ended must not touch the disposed cmdlet.
+        CancellationToken cancellation = Cancellation;
+        using FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, options, cancellation).ConfigureAwait(false);
         // Piece maps always: partial copies are listed (IsPartial) so Get-RemoteFile can draw pieces from them too.
         ListOptions listing = ListOptions.WithPieceMaps | (Recurse ? ListOptions.Recursive : ListOptions.None) | (Hash ? ListOptions.WithHashes : ListOptions.None);
-        return await connection.ListAsync(Path, listing, Cancellation).ConfigureAwait(false);
+        return await connection.ListAsync(Path, listing, cancellation).ConfigureAwait(false);
     }
 }

@@ -167,6 +167,32 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_stopped_server_refuses_to_start_again_and_leaves_its_port_free()
+    {
+        FileShareServer server = StartServer();
+        int port = server.Port;
+        await server.StopAsync(TimeSpan.Zero);
+
+        Assert.Throws<InvalidOperationException>(server.Start);
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, port);
+        listener.Start();
+    }
+
+    [Fact]
+    public async Task A_connection_that_never_says_hello_is_logged_but_not_counted_as_a_request()
+    {
+        FileShareServer server = StartServer(handshakeTimeout: TimeSpan.FromMilliseconds(200));
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
+        using var silent = new System.Net.Sockets.TcpClient();
+        await silent.ConnectAsync(IPAddress.Loopback, server.Port);
+
+        await Eventually.TrueAsync(() => !records.IsEmpty, "the silent connection is logged");
+        Assert.Equal((RequestKind.Handshake, "TimedOut"), (Assert.Single(records).Request, records.Single().Outcome));
+        Assert.Equal(0, server.Statistics.Requests);
+    }
+
+    [Fact]
     public async Task A_client_that_asks_for_listings_and_never_reads_them_is_cut_off_after_the_send_timeout()
     {
         // About 110 KB of listing per request: twenty unread replies are far more than the socket buffers hold.
