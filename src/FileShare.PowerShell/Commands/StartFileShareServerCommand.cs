@@ -65,8 +65,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
     public int MaxNameBytes { get; set; } = 4096;
 
     /// <summary>How many request records each job keeps for Receive-Job; older ones are dropped first.</summary>
+    /// <remarks>At most 100,000: a full log moves every record to drop its oldest, 0.7 µs per request at 1,000 records
+    /// but 35 µs at 100,000 and 0.5 ms at a million. A longer log belongs in a file (-Wait, redirected).</remarks>
     [Parameter]
-    [ValidateRange(1, 1_000_000)]
+    [ValidateRange(1, 100_000)]
     public int MaxLogRecords { get; set; } = 1000;
 
     [Parameter]

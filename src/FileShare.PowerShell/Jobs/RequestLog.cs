@@ -1,4 +1,3 @@
-using System.Collections.ObjectModel;
 using System.Management.Automation;
 using FileShare.Server;
 
@@ -20,9 +19,11 @@ internal sealed class RequestLog(int maxRecords)
         {
             try
             {
-                if (Records.Count >= maxRecords)
+                // The oldest goes first. One at a time, though that moves every other record: the collection has no
+                // ring, and taking out a batch (read all, add back the newest) measured 5-20 times slower still.
+                while (Records.Count >= maxRecords)
                 {
-                    DropOldest();
+                    Records.RemoveAt(0);
                 }
 
                 Records.Add(PSObject.AsPSObject(record));
@@ -31,20 +32,6 @@ internal sealed class RequestLog(int maxRecords)
             {
                 // The job has been stopped and its output closed while the last request finished.
             }
-        }
-    }
-
-    /// <summary>
-    /// Drops the oldest eighth at once (one record below 16): the collection has no ring, and removing its first
-    /// record moves every other one, which at a million records cost each request 0.6 ms.
-    /// </summary>
-    private void DropOldest()
-    {
-        Collection<PSObject> records = Records.ReadAll();
-        int dropped = Math.Max(records.Count - maxRecords + 1, Math.Max(1, maxRecords / 8));
-        for (int index = dropped; index < records.Count; index++)
-        {
-            Records.Add(records[index]);
         }
     }
 }
