@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Net;
 using System.Security;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using FileShare.Protocol;
 using FileShare.PowerShell.Jobs;
@@ -110,7 +109,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
 
         IReadOnlyList<IPAddress> bindAddresses = ResolveBindAddresses();
         AccessKey? accessKey = ResolveAccessKey();
-        X509Certificate2? certificate = ResolveCertificate();
+        X509Certificate2? certificate = ServerCertificateArgument.Resolve(this, Certificate, CertificatePassword, SelfSigned);
         var started = new List<FileShareServer>();
         var logs = new Dictionary<FileShareServer, RequestLog>();
         // With -Wait, records wait here for the pipeline thread; never block a connection on a slow console: drop the
@@ -229,48 +228,6 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         finally
         {
             Task.WhenAll(servers.Select(s => s.StopAsync(TimeSpan.FromSeconds(5)))).GetAwaiter().GetResult();
-        }
-    }
-
-    private X509Certificate2? ResolveCertificate()
-    {
-        if (Certificate is not null && SelfSigned)
-        {
-            ThrowTerminatingError(ErrorRecords.Create("CertificateConflict", ErrorCategory.InvalidArgument, "Give -Certificate or -SelfSigned, not both.", Certificate));
-        }
-
-        object? given = Certificate is PSObject wrapped ? wrapped.BaseObject : Certificate;
-        string source = given?.ToString() ?? "-SelfSigned";
-        try
-        {
-            switch (given)
-            {
-                case X509Certificate2 certificate:
-                    ServerCertificate.RequirePrivateKey(certificate, certificate.Subject);
-                    return certificate;
-                case string path:
-                    source = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out ProviderInfo provider, out _);
-                    if (provider.Name != "FileSystem")
-                    {
-                        throw new IOException($"'{path}' is not a file; pass the certificate itself, for example -Certificate (Get-Item '{path}').");
-                    }
-
-                    return ServerCertificate.Load(source, CertificatePassword is null ? null : new NetworkCredential("", CertificatePassword).Password);
-                case null when SelfSigned:
-                    source = ServerCertificate.SelfSignedFolder;
-                    return ServerCertificate.LoadOrCreateSelfSigned(Dns.GetHostName(), source, WriteWarning);
-                case null:
-                    return null;
-                default:
-                    ThrowTerminatingError(ErrorRecords.Create("CertificateInvalid", ErrorCategory.InvalidArgument,
-                        $"-Certificate takes an X509Certificate2 or the path of a PFX or PEM file, not a {given.GetType().Name}.", given));
-                    return null;
-            }
-        }
-        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
-        {
-            ThrowTerminatingError(ErrorRecords.Create("CertificateInvalid", ErrorCategory.InvalidArgument, $"Cannot use the certificate from {source}: {e.Message}", given, e));
-            return null;
         }
     }
 
