@@ -120,9 +120,19 @@ public sealed class TransferRateLimit
         }
     }
 
-    private static async ValueTask<int> WaitAsync(int granted, TimeSpan wait, CancellationToken cancellationToken)
+    private async ValueTask<int> WaitAsync(int granted, TimeSpan wait, CancellationToken cancellationToken)
     {
-        await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Never read: the grant goes back, or every other receive under the cap would wait it out.
+            Unused(granted);
+            throw;
+        }
+
         return granted;
     }
 

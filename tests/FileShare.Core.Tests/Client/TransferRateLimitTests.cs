@@ -167,6 +167,21 @@ public sealed class TransferRateLimitTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_reservation_cancelled_while_it_waits_hands_its_grant_back()
+    {
+        var limit = new TransferRateLimit(TransferRateLimit.MinimumBytesPerSecond);
+        Assert.True(limit.ReserveAsync(limit.Burst, CancellationToken.None).IsCompletedSuccessfully);
+        using var cancel = new CancellationTokenSource();
+        Task<int> waiting = limit.ReserveAsync(limit.Burst, cancel.Token).AsTask();
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
+        limit.Unused(limit.Burst);
+
+        Assert.True(limit.ReserveAsync(limit.Burst, CancellationToken.None).IsCompletedSuccessfully, "a cancelled wait still held its bytes against the cap");
+    }
+
+    [Fact]
     public void What_a_short_read_did_not_use_is_granted_again_at_once()
     {
         var limit = new TransferRateLimit(TransferRateLimit.MinimumBytesPerSecond);
