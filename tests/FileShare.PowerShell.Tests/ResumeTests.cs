@@ -73,11 +73,13 @@ public sealed class ResumeTests : IDisposable
         Assert.Equal(TestFiles.Sha256(Path.Join(_share, "data.bin")), TestFiles.Sha256(Path.Join(_destination, "data.bin")));
     }
 
-    [Fact]
-    public void ASourceAppendedToMeanwhile_KeepsTheVerifiedPiecesItStillHas_AndFetchesTheRest()
+    [Theory]
+    [InlineData(3 << 20)]
+    [InlineData(100 << 20)] // past the old record's 32-piece word of its piece map
+    public void ASourceAppendedToMeanwhile_KeepsTheVerifiedPiecesItStillHas_AndFetchesTheRest(int appendedBytes)
     {
         StopMidFile().Dispose();
-        byte[] appended = new byte[3 << 20];
+        byte[] appended = new byte[appendedBytes];
         new Random(13).NextBytes(appended);
         using (FileStream source = File.Open(Path.Join(_share, "data.bin"), FileMode.Append))
         {

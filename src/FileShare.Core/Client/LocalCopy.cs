@@ -123,9 +123,10 @@ internal static class LocalCopy
         byte[] buffer = ArrayPool<byte>.Shared.Rent(digest.PieceSize);
         try
         {
-            for (int piece = 0; piece < digest.PieceCount; piece++)
+            // A source that grew has pieces the old record never covered.
+            for (int piece = 0; piece < Math.Min(digest.PieceCount, previous!.Held.Count); piece++)
             {
-                if (!previous!.Held.Has(piece))
+                if (!previous.Held.Has(piece))
                 {
                     continue;
                 }
