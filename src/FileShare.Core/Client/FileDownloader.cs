@@ -110,7 +110,12 @@ public sealed class FileDownloader(ConnectionPool pool)
         {
             if (SkipIdentical && await LocalCopy.IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
             {
-                LocalCopy.TakeWriteTime(destinationPath, digest.LastWriteTimeUtc, request.Notice);
+                if (request.Overwrite)
+                {
+                    // -NoClobber leaves an existing file alone altogether.
+                    LocalCopy.TakeWriteTime(destinationPath, digest.LastWriteTimeUtc, request.Notice);
+                }
+
                 return new DownloadResult(destinationPath, digest.Length, Stopwatch.GetElapsedTime(started), reference.Source.Endpoint, WireProtocol.FileShare, digest.Sha256Hex, Skipped: true);
             }
 

@@ -79,9 +79,11 @@ internal static class LocalCopy
     {
         try
         {
-            if (File.GetLastWriteTimeUtc(path) != lastWriteTimeUtc)
+            // The file a link leads to, whose content was compared: .NET would set the link's own time.
+            string file = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path;
+            if (File.GetLastWriteTimeUtc(file) != lastWriteTimeUtc)
             {
-                File.SetLastWriteTimeUtc(path, lastWriteTimeUtc);
+                File.SetLastWriteTimeUtc(file, lastWriteTimeUtc);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

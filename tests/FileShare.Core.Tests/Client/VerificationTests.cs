@@ -200,20 +200,41 @@ public sealed class VerificationTests : ServerTestBase
         Assert.Equal(hash, TestFiles.Sha256(Download("same.bin")));
     }
 
-    [Fact]
-    public async Task An_identical_destination_skipped_takes_the_sources_new_write_time()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)] // -NoClobber: an existing file is left alone altogether
+    public async Task An_identical_destination_skipped_takes_the_sources_new_write_time_unless_no_clobber(bool overwrite)
     {
         TestFiles.WriteRandom(Share("same.bin"), 1000);
         FileShareServer server = StartServer();
         var downloader = new FileDownloader(Track(new ConnectionPool(ClientOptions()))) { SkipIdentical = true };
         await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
+        DateTime before = File.GetLastWriteTimeUtc(Download("same.bin"));
+        var touched = new DateTime(2024, 6, 1, 12, 0, 0, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(Share("same.bin"), touched);
+
+        DownloadResult again = await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), overwrite, null, CancellationToken.None);
+
+        Assert.True(again.Skipped);
+        Assert.Equal(overwrite ? touched : before, File.GetLastWriteTimeUtc(Download("same.bin")));
+    }
+
+    [Fact]
+    public async Task An_identical_destination_that_is_a_link_gives_the_file_it_leads_to_the_sources_time()
+    {
+        TestFiles.WriteRandom(Share("same.bin"), 1000);
+        FileShareServer server = StartServer();
+        var downloader = new FileDownloader(Track(new ConnectionPool(ClientOptions()))) { SkipIdentical = true };
+        string real = Download("real.bin");
+        await downloader.DownloadAsync(Host, server.Port, "same.bin", real, true, null, CancellationToken.None);
+        File.CreateSymbolicLink(Download("same.bin"), real);
         var touched = new DateTime(2024, 6, 1, 12, 0, 0, DateTimeKind.Utc);
         File.SetLastWriteTimeUtc(Share("same.bin"), touched);
 
         DownloadResult again = await downloader.DownloadAsync(Host, server.Port, "same.bin", Download("same.bin"), true, null, CancellationToken.None);
 
         Assert.True(again.Skipped);
-        Assert.Equal(touched, File.GetLastWriteTimeUtc(Download("same.bin")));
+        Assert.Equal(touched, File.GetLastWriteTimeUtc(real));
     }
 
     [Theory]
