@@ -131,7 +131,7 @@ public sealed class FileDownloader(ConnectionPool pool)
             // Without piece hashes nothing can be resumed or split: one stream from one server, as before.
             if (File.Exists(partial))
             {
-                request.Notice?.Invoke($"'{remotePath}' from {reference.Source.Endpoint} cannot resume: {(digest is null ? "the server offers no hashes" : "the file is too large for piece hashes")}; starting over.");
+                request.Notice?.Invoke($"'{remotePath}' from {reference.Source.Endpoint} cannot resume: {(digest is null ? "the server offers no hashes" : digest.Length == 0 ? "the file is empty now" : "the file is too large for piece hashes")}; starting over.");
             }
 
             // The whole file already asked for (an empty file has no pieces) is the one stream: not asked for twice.
