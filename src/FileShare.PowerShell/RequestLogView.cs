@@ -4,8 +4,8 @@ namespace FileShare.PowerShell;
 
 /// <summary>
 /// A request record as one log line for the default view. Not a table: a table gives the path and the outcome what
-/// the fixed columns leave of the console's width, which at 80 columns (and in a -Wait log redirected to a file) cut
-/// them to a few characters. A line keeps both whole, the outcome (which may be a sentence) last.
+/// the fixed columns leave of the console's width, which at 80 columns (the width of redirected output too) cut them
+/// to a few characters. A line keeps both, wrapped where it must be, the outcome (which may be a sentence) last.
 /// </summary>
 public static class RequestLogView
 {
