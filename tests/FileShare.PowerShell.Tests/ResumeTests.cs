@@ -142,6 +142,23 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Fact]
+    public void CleanPartial_RemovesAPartialNameWithoutAStateRecord_OnlyWithForce_AndPassThruNamesIt()
+    {
+        Directory.CreateDirectory(_destination);
+        string unrecorded = Path.Join(_destination, ".settings.json.tmp.partial");
+        File.WriteAllText(unrecorded, "maybe another program's");
+
+        Invocation kept = CleanPartial();
+        Assert.True(File.Exists(unrecorded));
+        Assert.Contains(kept.Verbose, v => v.Message.Contains(unrecorded) && v.Message.Contains("-Force"));
+
+        Invocation forced = _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest -Force -PassThru", new { Dest = _destination }).AssertNoErrors();
+
+        Assert.Equal([unrecorded], forced.Objects<string>());
+        Assert.Empty(TestFiles.List(_destination));
+    }
+
+    [Fact]
     public void AnInterruptedDownload_SharedByAServer_IsListedAsAPartialCopy_AndItsTableRowSaysSo()
     {
         StopMidFile().Dispose();

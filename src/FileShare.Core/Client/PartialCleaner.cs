@@ -3,13 +3,16 @@ using FileShare.Protocol;
 namespace FileShare.Client;
 
 /// <summary>
-/// Removes partial downloads nobody can finish: those without a state record (nothing to resume from) and those
-/// whose recorded sources all answer that the file is gone or now has other content. A partial file whose sources
-/// cannot be reached is kept, since it may still be resumed once they are back.
+/// Removes partial downloads nobody can finish: those whose recorded sources all answer that the file is gone or now
+/// has other content, and state records whose partial file is gone. A partial file whose sources cannot be reached is
+/// kept, since it may still be resumed once they are back. A partial-looking name without a state record (a download
+/// killed outright leaves one, but so may another program's temporary file) goes only with <see cref="RemoveUnrecorded"/>.
 /// </summary>
 /// <param name="mayRemove">Asked before each removal with the partial file and why it would go (the PowerShell layer's -WhatIf and -Confirm).</param>
 public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, Func<string, string, Task<bool>>? mayRemove = null)
 {
+    public bool RemoveUnrecorded { get; init; }
+
     /// <summary>Cleans <paramref name="root"/> and its subfolders; returns the partial files removed.</summary>
     public async Task<IReadOnlyList<string>> CleanAsync(string root, CancellationToken cancellationToken)
     {
@@ -37,7 +40,19 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, F
                 continue;
             }
 
+            if (PartialHold.IsLink(partial))
+            {
+                notice($"Kept '{partial}': it is a link, not a partial file a download made.");
+                continue;
+            }
+
             PartialState? state = PartialState.TryRead(PartialState.PathFor(partial));
+            if (state is null && !RemoveUnrecorded)
+            {
+                notice($"Kept '{partial}': it has no readable state record, so it may not be a download's (another program's temporary file can have such a name); -Force removes it.");
+                continue;
+            }
+
             string? why = state is null ? "its state record is missing or unreadable, so it cannot be resumed" : await WhyStaleAsync(state, cancellationToken).ConfigureAwait(false);
             if (why is null || (mayRemove is not null && !await mayRemove(partial, why).ConfigureAwait(false)))
             {
@@ -57,6 +72,11 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, F
             catch (FileShareException e) when (e.Kind == FileShareErrorKind.DestinationInUse)
             {
                 notice($"Kept '{partial}': a download is writing it.");
+                continue;
+            }
+            catch (FileShareException e) when (e.Kind == FileShareErrorKind.LocalWriteFailed)
+            {
+                notice($"Kept '{partial}': it could not be held ({e.Message})");
                 continue;
             }
 

@@ -15,6 +15,12 @@ internal sealed class PartialHold : IDisposable
     // (11 on Linux, 35 on macOS and the BSDs), ERROR_SHARING_VIOLATION on Windows.
     private static readonly int LockedByAnother = OperatingSystem.IsWindows() ? unchecked((int)0x80070020) : OperatingSystem.IsLinux() ? 11 : 35;
 
+    /// <summary>
+    /// How often a partial file that vanishes, is replaced or cannot be removed between two steps is tried again:
+    /// a race with another download ends within a couple of tries; anything longer is a file that will not go away.
+    /// </summary>
+    private const int Attempts = 4;
+
     private bool _released;
 
     private PartialHold(string path, string destination, SafeFileHandle handle)
@@ -33,11 +39,18 @@ internal sealed class PartialHold : IDisposable
 
     /// <summary>Holds the partial file an earlier download left, as it is; null when there is none.</summary>
     /// <exception cref="FileShareException">Another download holds it (<see cref="FileShareErrorKind.DestinationInUse"/>).</exception>
+    /// <exception cref="FileShareException">The name is a link, or keeps naming another file than the one opened (<see cref="FileShareErrorKind.LocalWriteFailed"/>).</exception>
     public static PartialHold? TryTakeExisting(string partial, string destination)
     {
         // Most downloads find none: a stat says so without the cost of an exception per file.
-        while (File.Exists(partial))
+        for (int attempt = 1; File.Exists(partial); attempt++)
         {
+            RefuseLink(partial, destination);
+            if (attempt > Attempts)
+            {
+                throw Unusable(partial, destination, "it was replaced each time it was opened");
+            }
+
             SafeFileHandle handle;
             try
             {
@@ -70,7 +83,7 @@ internal sealed class PartialHold : IDisposable
     /// </summary>
     public static PartialHold CreateNew(string partial, string destination, long length)
     {
-        while (true)
+        for (int attempt = 1; ; attempt++)
         {
             try
             {
@@ -85,6 +98,11 @@ internal sealed class PartialHold : IDisposable
             }
             catch (IOException e) when (e is not (DirectoryNotFoundException or FileNotFoundException) && File.Exists(partial))
             {
+                if (attempt > Attempts)
+                {
+                    throw Unusable(partial, destination, "an earlier partial file under that name could not be removed", e);
+                }
+
                 TryTakeExisting(partial, destination)?.Discard();
             }
         }
@@ -124,6 +142,23 @@ internal sealed class PartialHold : IDisposable
 
     private static FileShareException InUse(string partial, string destination) =>
         new(FileShareErrorKind.DestinationInUse, $"'{destination}' is being downloaded by another Get-RemoteFile (its partial file '{partial}' is locked); nothing was changed. Try again once that download ends.", path: destination);
+
+    /// <summary>
+    /// A link under a partial name is not a partial file of ours: writing through it would change whatever it leads
+    /// to, and removing it would not be ours to do either.
+    /// </summary>
+    private static void RefuseLink(string partial, string destination)
+    {
+        if (IsLink(partial))
+        {
+            throw Unusable(partial, destination, "it is a link, not a partial file Get-RemoteFile made; nothing was written through it");
+        }
+    }
+
+    public static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;
+
+    private static FileShareException Unusable(string partial, string destination, string why, Exception? inner = null) =>
+        new(FileShareErrorKind.LocalWriteFailed, $"Could not download into '{destination}': its partial file '{partial}' cannot be used ({why}). Remove it and try again.", path: destination, inner: inner);
 
     /// <summary>Whether <paramref name="path"/> still names the file <paramref name="handle"/> has open.</summary>
     private static bool StillNamedBy(SafeFileHandle handle, string path)

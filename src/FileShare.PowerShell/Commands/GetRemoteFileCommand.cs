@@ -10,7 +10,8 @@ namespace FileShare.PowerShell.Commands;
 /// one name from several servers become one download that draws pieces from all of them.
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "RemoteFile", DefaultParameterSetName = DownloadSet, SupportsShouldProcess = true)]
-[OutputType(typeof(FileInfo))]
+[OutputType(typeof(FileInfo), ParameterSetName = [DownloadSet])]
+[OutputType(typeof(string), ParameterSetName = [CleanSet])]
 public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 {
     private const string DownloadSet = "Download";
@@ -45,11 +46,12 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     [Parameter(ParameterSetName = DownloadSet)]
     public SwitchParameter NoClobber { get; set; }
 
-    [Parameter(ParameterSetName = DownloadSet)]
+    /// <summary>Writes each downloaded file, or with -CleanPartial each removed partial file.</summary>
+    [Parameter]
     public SwitchParameter PassThru { get; set; }
 
-    /// <summary>Download even when the destination already holds a file with the server's SHA-256.</summary>
-    [Parameter(ParameterSetName = DownloadSet)]
+    /// <summary>Download even when the destination already holds a file with the server's SHA-256; with -CleanPartial, also remove partial-looking files without a state record.</summary>
+    [Parameter]
     public SwitchParameter Force { get; set; }
 
     /// <summary>Continue an interrupted download from its verified pieces (on by default; -Resume:$false starts over).</summary>
@@ -170,7 +172,14 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     {
         if (CleanPartial)
         {
-            Await(new PartialCleaner(_pool!, message => Post(() => WriteVerbose(message)), MayRemoveAsync).CleanAsync(_destinationRoot, Cancellation));
+            var cleaner = new PartialCleaner(_pool!, message => Post(() => WriteVerbose(message)), MayRemoveAsync) { RemoveUnrecorded = Force };
+            IReadOnlyList<string> removed = Await(cleaner.CleanAsync(_destinationRoot, Cancellation));
+            if (PassThru)
+            {
+                // The files are gone, so their paths rather than FileInfo objects.
+                WriteObject(removed, enumerateCollection: true);
+            }
+
             return;
         }
 

@@ -63,4 +63,55 @@ public sealed class SharedDestinationTests : ServerTestBase
         Assert.Equal(hash, TestFiles.Sha256(Download("big.bin")));
         Assert.Equal([Download("big.bin")], TestFiles.Leftovers(Downloads));
     }
+
+    [Theory]
+    [InlineData(10_000, true)]
+    [InlineData(10_000, false)]
+    [InlineData(2 * ProtocolConstants.PieceSize + 1, true)]
+    [InlineData(2 * ProtocolConstants.PieceSize + 1, false)]
+    public async Task A_link_under_the_partial_name_fails_the_download_and_nothing_is_written_through_it(int length, bool leadsToAFile)
+    {
+        TestFiles.WriteRandom(Share("a.bin"), length);
+        FileShareServer server = StartServer();
+        string target = Path.Join(Temp.Path, "elsewhere.txt");
+        if (leadsToAFile)
+        {
+            File.WriteAllText(target, "not a download");
+        }
+
+        File.CreateSymbolicLink(Download(".a.bin.partial"), target);
+
+        var refused = await Assert.ThrowsAsync<FileShareException>(() => Eventually.WithinAsync(
+            NewDownloader().DownloadAsync(Host, server.Port, "a.bin", Download("a.bin"), false, null, CancellationToken.None), TimeSpan.FromSeconds(15), "the download"));
+
+        Assert.Equal(FileShareErrorKind.LocalWriteFailed, refused.Kind);
+        Assert.Contains(Download(".a.bin.partial"), refused.Message);
+        Assert.Contains("is a link", refused.Message);
+        Assert.Equal(leadsToAFile ? "not a download" : null, File.Exists(target) ? File.ReadAllText(target) : null);
+        Assert.Equal(target, new FileInfo(Download(".a.bin.partial")).LinkTarget);
+        Assert.False(File.Exists(Download("a.bin")));
+    }
+
+    [Fact]
+    public async Task Cleaning_keeps_links_and_unrecorded_partial_names_unless_told_to_remove_the_unrecorded()
+    {
+        string target = Path.Join(Temp.Path, "elsewhere.txt");
+        File.WriteAllText(target, "not a download");
+        File.CreateSymbolicLink(Download(".link.bin.partial"), target);
+        Directory.CreateDirectory(Download("deep"));
+        File.WriteAllText(Download("deep/.config.json.a1b2c3.partial"), "another program's temporary file");
+        var pool = Track(new ConnectionPool(ClientOptions()));
+        var notices = new List<string>();
+
+        IReadOnlyList<string> kept = await new PartialCleaner(pool, notices.Add).CleanAsync(Downloads, CancellationToken.None);
+        IReadOnlyList<string> removed = await new PartialCleaner(pool, notices.Add) { RemoveUnrecorded = true }.CleanAsync(Downloads, CancellationToken.None);
+
+        Assert.Empty(kept);
+        Assert.Contains(notices, n => n.Contains(Download("deep/.config.json.a1b2c3.partial")) && n.Contains("-Force removes it"));
+        Assert.Equal([Download("deep/.config.json.a1b2c3.partial")], removed);
+        Assert.False(File.Exists(Download("deep/.config.json.a1b2c3.partial")));
+        Assert.Equal(target, new FileInfo(Download(".link.bin.partial")).LinkTarget);
+        Assert.Equal("not a download", File.ReadAllText(target));
+        Assert.Contains(notices, n => n.Contains(Download(".link.bin.partial")) && n.Contains("is a link"));
+    }
 }
