@@ -49,7 +49,7 @@ public abstract class AccessKeyCmdlet : FileShareCmdlet
 
     private string ReadAccessKeyFile(string path)
     {
-        string fullPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+        string fullPath = FileSystemPath(path, nameof(AccessKeyPath), "InvalidAccessKeyPath");
         try
         {
             return File.ReadAllText(fullPath);

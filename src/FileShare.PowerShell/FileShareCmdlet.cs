@@ -89,6 +89,27 @@ public abstract class FileShareCmdlet : PSCmdlet, IDisposable
         }
     }
 
+    /// <summary>
+    /// <paramref name="path"/> (the value of -<paramref name="parameter"/>, or its default) as a file-system path,
+    /// resolved against the current location. On another provider (Env:, Function:, or any relative path while the
+    /// location is there) it is a terminating <paramref name="errorId"/>: the provider would give a bare name, which
+    /// .NET resolves against the process's working folder, a place the user never named.
+    /// </summary>
+    internal string FileSystemPath(string path, string parameter, string errorId, string? instead = null)
+    {
+        string fullPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out ProviderInfo provider, out _);
+        if (provider.ImplementingType != typeof(Microsoft.PowerShell.Commands.FileSystemProvider))
+        {
+            ThrowTerminatingError(ErrorRecords.Create(errorId, ErrorCategory.InvalidArgument,
+                MyInvocation.BoundParameters.ContainsKey(parameter)
+                    ? $"-{parameter} '{path}' is on the {provider.Name} provider; give a path of the file system{instead}."
+                    : $"The default {parameter.ToLowerInvariant()} '{path}' is relative to the current location, which is on the {provider.Name} provider; give -{parameter} a path of the file system, or Set-Location to one.",
+                path));
+        }
+
+        return fullPath;
+    }
+
     /// <summary>Pumps posted work until <paramref name="task"/> ends, then returns its result; Ctrl+C surfaces as a stopped pipeline.</summary>
     protected T Await<T>(Task<T> task)
     {

@@ -13,7 +13,7 @@ namespace FileShare.PowerShell;
 /// </summary>
 internal static class ServerCertificateArgument
 {
-    public static X509Certificate2? Resolve(PSCmdlet cmdlet, object? argument, SecureString? password, bool selfSigned)
+    public static X509Certificate2? Resolve(FileShareCmdlet cmdlet, object? argument, SecureString? password, bool selfSigned)
     {
         if (argument is not null && selfSigned)
         {
@@ -30,12 +30,7 @@ internal static class ServerCertificateArgument
                     ServerCertificate.RequirePrivateKey(certificate, certificate.Subject);
                     return certificate;
                 case string path:
-                    source = cmdlet.SessionState.Path.GetUnresolvedProviderPathFromPSPath(path, out ProviderInfo provider, out _);
-                    if (provider.Name != "FileSystem")
-                    {
-                        throw new IOException($"'{path}' is not a file; pass the certificate itself, for example -Certificate (Get-Item '{path}').");
-                    }
-
+                    source = cmdlet.FileSystemPath(path, "Certificate", "CertificateInvalid", $", or the certificate itself: -Certificate (Get-Item '{path}')");
                     return ServerCertificate.Load(source, password is null ? null : new NetworkCredential("", password).Password);
                 case null when selfSigned:
                     source = ServerCertificate.SelfSignedFolder;

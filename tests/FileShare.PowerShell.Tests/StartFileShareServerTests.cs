@@ -124,6 +124,25 @@ public sealed class StartFileShareServerTests : IDisposable
         Ports.AssertFree(port);
     }
 
+    [Theory]
+    [InlineData("Push-Location env:; try { Start-FileShareServer -Port $Port -BindAddress 127.0.0.1 } finally { Pop-Location }", "InvalidSharePath", "default path 'd")]
+    [InlineData("Start-FileShareServer -Port $Port -Path env:/shared -BindAddress 127.0.0.1", "InvalidSharePath", "-Path 'env:/shared' is on the Environment provider")]
+    [InlineData("Push-Location env:; try { Start-FileShareServer -Port $Port -Path $Share -AccessKeyPath key.txt -BindAddress 127.0.0.1 } finally { Pop-Location }", "InvalidAccessKeyPath", "-AccessKeyPath 'key.txt' is on the Environment provider")]
+    public void APathOnAnotherProvider_IsOneTerminatingError_AndNothingIsCreatedOrStarted(string script, string errorId, string said)
+    {
+        // Such a path used to become a bare name, which .NET resolves against the process's own working folder.
+        int port = Ports.Free();
+
+        Invocation result = _session.Run("param($Port, $Share) " + script, new { Port = port, Share = _temp.Folder("share") });
+
+        ErrorRecord error = result.SingleError(errorId, ErrorCategory.InvalidArgument);
+        Assert.Contains(said, error.Exception.Message);
+        Assert.False(Directory.Exists(Path.Join(Environment.CurrentDirectory, $"d{port}")), "a folder was made in the process's own folder");
+        Assert.False(Directory.Exists(Path.Join(Environment.CurrentDirectory, "shared")), "a folder was made in the process's own folder");
+        Assert.Empty(_session.Jobs());
+        Ports.AssertFree(port);
+    }
+
     [Fact]
     public void PathCountOtherThanOneOrOnePerPort_IsPathCountMismatch_AndStartsNothing()
     {

@@ -97,16 +97,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         }
 
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
-        _destinationRoot = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Destination, out ProviderInfo provider, out _);
-        if (provider.ImplementingType != typeof(Microsoft.PowerShell.Commands.FileSystemProvider))
-        {
-            // Env:, Variable:, Function: ... would give a bare name, which .NET resolves against the process's folder.
-            ThrowTerminatingError(ErrorRecords.Create("InvalidDestination", ErrorCategory.InvalidArgument,
-                MyInvocation.BoundParameters.ContainsKey(nameof(Destination))
-                    ? $"-Destination '{Destination}' is on the {provider.Name} provider; give a folder of the file system."
-                    : $"The default destination '{Destination}' is relative to the current location, which is on the {provider.Name} provider; give -Destination a folder of the file system, or Set-Location to one.",
-                Destination));
-        }
+        _destinationRoot = FileSystemPath(Destination, nameof(Destination), "InvalidDestination");
 
         // A file in the way fails before any input is taken, -WhatIf or not, as the real run would. -CleanPartial only
         // looks: a folder that is not there has nothing to clean.

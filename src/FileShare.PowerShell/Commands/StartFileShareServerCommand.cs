@@ -107,6 +107,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
                 "-Port 0 lets the system choose the port, so the default folder ./d<PORT> is unknown in advance; give -Path.", 0));
         }
 
+        string[] roots = Port.Select((port, i) => FileSystemPath(Path is null ? $"d{port}" : Path[Path.Length == 1 ? 0 : i], nameof(Path), "InvalidSharePath")).ToArray();
         IReadOnlyList<IPAddress> bindAddresses = ResolveBindAddresses();
         AccessKey? accessKey = ResolveAccessKey();
         X509Certificate2? certificate = ServerCertificateArgument.Resolve(this, Certificate, CertificatePassword, SelfSigned);
@@ -119,7 +120,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             foregroundRecords is { } records ? record => records.TryAdd(record) : (logs[server] = new RequestLog(MaxLogRecords)).Append;
         try
         {
-            StartEach(started, bindAddresses, accessKey, certificate, LogOf);
+            StartEach(started, roots, bindAddresses, accessKey, certificate, LogOf);
 
             // Said only of servers that run: a port already taken shares nothing.
             if (started.Count > 0)
@@ -141,7 +142,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         }
         catch
         {
-            // The command ends in an error (-ErrorAction Stop on a busy port, Ctrl+C, a -Path it cannot resolve): the
+            // The command ends in an error (-ErrorAction Stop on a busy port, Ctrl+C): the
             // servers it started have no job yet, so nothing could ever stop them. It starts nothing instead.
             Task.WhenAll(started.Select(server => server.StopAsync(TimeSpan.Zero))).GetAwaiter().GetResult();
             throw;
@@ -163,12 +164,12 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         WriteObject(jobs, enumerateCollection: true);
     }
 
-    private void StartEach(List<FileShareServer> started, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate,
+    private void StartEach(List<FileShareServer> started, string[] roots, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate,
         Func<FileShareServer, Action<RequestLogRecord>> logOf)
     {
         for (int i = 0; i < Port.Length; i++)
         {
-            string root = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path is null ? $"d{Port[i]}" : Path[Path.Length == 1 ? 0 : i]);
+            string root = roots[i];
             var server = new FileShareServer(new FileShareServerOptions
             {
                 Port = Port[i],
