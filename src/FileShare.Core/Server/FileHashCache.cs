@@ -25,6 +25,12 @@ internal sealed class FileHashCache
     private const int DefaultReadBuffer = 512 * 1024;
     private const int MaxEntries = 100_000;
 
+    /// <summary>
+    /// Piece hashes kept before the cache starts afresh: a count of entries alone does not bound memory, since a
+    /// 1 TiB file's piece hashes take 16 MiB (BLAKE3 and XXH3-128 together, 32 bytes each per piece).
+    /// </summary>
+    internal const long DefaultMaxPieceHashBytes = 256L << 20;
+
     private readonly string _root;
     private readonly int _pieceSize;
     private readonly int _readBuffer;
@@ -33,6 +39,8 @@ internal sealed class FileHashCache
 
     private readonly ConcurrentDictionary<(string Path, bool Legacy), (FileVersion Version, Lazy<Task<FileDigest[]>> Digests)> _entries = new();
     private readonly CancellationToken _lifetime;
+    private readonly long _maxPieceHashBytes;
+    private long _pieceHashBytes;
     private int _computations;
     // Process-wide, as the CPU is: ten servers in one pwsh hash at most this many files at once between them. At least
     // two, so small files are not held up behind one large file's first hash.
@@ -44,9 +52,10 @@ internal sealed class FileHashCache
     private static readonly ArrayPool<byte> s_buffers = ArrayPool<byte>.Create(DefaultReadBuffer, 2 * s_concurrentFiles);
 
     /// <param name="lifetime">Ends every hash still running: the server has stopped, and nobody is left to ask.</param>
-    public FileHashCache(string root, int pieceSize = ProtocolConstants.PieceSize, int readBuffer = DefaultReadBuffer, CancellationToken lifetime = default)
+    public FileHashCache(string root, int pieceSize = ProtocolConstants.PieceSize, int readBuffer = DefaultReadBuffer, CancellationToken lifetime = default, long maxPieceHashBytes = DefaultMaxPieceHashBytes)
     {
         _root = root;
+        _maxPieceHashBytes = maxPieceHashBytes;
         _lifetime = lifetime;
         _pieceSize = pieceSize;
         _readBuffer = Math.Min(readBuffer, DefaultReadBuffer);
@@ -66,9 +75,10 @@ internal sealed class FileHashCache
             return SelectAsync(cached.Digests.Value, index, cancellationToken);
         }
 
-        if (_entries.Count >= MaxEntries)
+        if (_entries.Count >= MaxEntries || Volatile.Read(ref _pieceHashBytes) >= _maxPieceHashBytes)
         {
             _entries.Clear();
+            Volatile.Write(ref _pieceHashBytes, 0);
         }
 
         // Not tied to the caller's token: one impatient client must not cancel the work others share. Callers that
@@ -102,11 +112,7 @@ internal sealed class FileHashCache
         var pieces = new PieceDigests[algorithms.Length];
         try
         {
-            using FileStream file = ShareFile.OpenRead(fullPath, FileOptions.Asynchronous | FileOptions.SequentialScan);
-            if (!SharePath.IsOpenedInside(_root, file.SafeFileHandle))
-            {
-                throw new UnauthorizedAccessException($"'{fullPath}' leads outside the shared folder.");
-            }
+            using FileStream file = ShareFile.OpenConfined(_root, fullPath, FileOptions.Asynchronous | FileOptions.SequentialScan);
 
             int pieceCount = FileDigest.PieceCountFor(length, _pieceSize);
             for (int i = 0; i < algorithms.Length; i++)
@@ -135,9 +141,17 @@ internal sealed class FileHashCache
 
                 ReadOnlyMemory<byte> data = hashing.AsMemory(0, read);
                 Task wholeAppend = whole is null ? Task.CompletedTask : Task.Run(() => whole.AppendData(data.Span));
-                foreach (PieceDigests piece in pieces)
+                try
                 {
-                    piece.Append(data.Span);
+                    foreach (PieceDigests piece in pieces)
+                    {
+                        piece.Append(data.Span);
+                    }
+                }
+                finally
+                {
+                    // Even when a piece hash fails: the SHA-256 beside it reads this buffer and uses `whole`, both let go of below.
+                    await wholeAppend.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 }
 
                 await wholeAppend.ConfigureAwait(false);
@@ -152,6 +166,7 @@ internal sealed class FileHashCache
             }
 
             byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieces[0].Hashes[..ProtocolConstants.Sha256Length]);
+            Interlocked.Add(ref _pieceHashBytes, pieces.Sum(p => (long)p.Hashes.Length));
             return Array.ConvertAll(pieces, p => new FileDigest(length, version.LastWriteUtc, sha256, _pieceSize, p.Hashes, p.Algorithm));
         }
         finally

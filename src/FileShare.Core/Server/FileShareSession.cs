@@ -380,7 +380,18 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         string? reason = null;
         FileStream? opened = kept ?? share.TryOpenForRead(path, out status, out reason);
         PartialCopy? copy = opened is null && status == StatusCode.NotFound ? share.FindPartialCopy(path) : null;
-        using FileStream? stream = opened ?? copy?.OpenRead(server.Root);
+        if (copy is not null)
+        {
+            opened = share.TryOpenConfined(copy.DataPath, out status, out reason);
+            if (opened is null && status == StatusCode.NotFound)
+            {
+                // Its download finished and renamed it into place (or gave up) since the lookup: the whole file, if there now.
+                copy = null;
+                opened = share.TryOpenForRead(path, out status, out reason);
+            }
+        }
+
+        using FileStream? stream = opened;
         if (stream is null)
         {
             await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, status, reason!, started).ConfigureAwait(false);

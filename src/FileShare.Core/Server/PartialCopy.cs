@@ -34,17 +34,4 @@ internal sealed record PartialCopy(string DataPath, PartialState State)
 
     public RemoteEntry Entry(string name) =>
         new(name, Digest.Length, Digest.LastWriteTimeUtc, EntryKind.File, Digest.Sha256, new PieceAvailability(Digest.PieceSize, State.Held));
-
-    /// <summary>Opens the data, or null when the opened file turns out to lie outside <paramref name="root"/> (a folder swapped for a link after the lookup).</summary>
-    public FileStream? OpenRead(string root)
-    {
-        FileStream stream = ShareFile.OpenRead(DataPath);
-        if (SharePath.IsOpenedInside(root, stream.SafeFileHandle))
-        {
-            return stream;
-        }
-
-        stream.Dispose();
-        return null;
-    }
 }

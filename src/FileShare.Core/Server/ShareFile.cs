@@ -40,6 +40,23 @@ internal static class ShareFile
     }
 
     /// <summary>
+    /// Opens <paramref name="fullPath"/> as <see cref="OpenRead"/> does, then checks the opened file lies inside
+    /// <paramref name="root"/>: a folder swapped for a link after the path was resolved cannot lead outside.
+    /// </summary>
+    /// <exception cref="UnauthorizedAccessException">The opened file lies outside the share.</exception>
+    public static FileStream OpenConfined(string root, string fullPath, FileOptions options = FileOptions.Asynchronous)
+    {
+        FileStream stream = OpenRead(fullPath, options);
+        if (!SharePath.IsOpenedInside(root, stream.SafeFileHandle))
+        {
+            stream.Dispose();
+            throw new UnauthorizedAccessException("The path leads outside the shared folder.");
+        }
+
+        return stream;
+    }
+
+    /// <summary>
     /// Whether a path (symlinks followed) is a regular file, where the system says so without opening it (Linux);
     /// true where it cannot tell, since opening it for a download still refuses anything else.
     /// </summary>

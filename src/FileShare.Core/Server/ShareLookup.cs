@@ -30,22 +30,16 @@ internal sealed class ShareLookup(FileShareServer server)
 
     public FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason)
     {
-        if (!TryFindFile(path, out FileInfo? file, out status, out reason))
-        {
-            return null;
-        }
+        return TryFindFile(path, out FileInfo? file, out status, out reason) ? TryOpenConfined(file!.FullName, out status, out reason) : null;
+    }
 
+    /// <summary>Opens a file of the share; null with the status and reason to refuse it with when it cannot be.</summary>
+    public FileStream? TryOpenConfined(string fullPath, out StatusCode status, out string? reason)
+    {
         try
         {
-            FileStream stream = ShareFile.OpenRead(file!.FullName);
-            if (!SharePath.IsOpenedInside(server.Root, stream.SafeFileHandle))
-            {
-                stream.Dispose();
-                (status, reason) = (StatusCode.PathRefused, "the path leads outside the shared folder");
-                return null;
-            }
-
-            return stream;
+            (status, reason) = (StatusCode.Ok, null);
+            return ShareFile.OpenConfined(server.Root, fullPath);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

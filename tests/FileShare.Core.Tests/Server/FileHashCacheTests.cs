@@ -164,6 +164,30 @@ public sealed class FileHashCacheTests : IDisposable
         AssertDigestMatches(path, SmallPiece, PieceHashAlgorithm.Blake3, second);
     }
 
+    [Fact]
+    public async Task Piece_hashes_past_the_cache_s_byte_budget_start_it_afresh()
+    {
+        // 25 pieces of each file take 25 x (32 + 32) = 1,600 bytes of BLAKE3 and XXH3-128 hashes (each in a 32-byte slot).
+        string[] paths = Enumerable.Range(0, 3).Select(i => Path.Join(_share.Path, $"file{i}.bin")).ToArray();
+        foreach (string path in paths)
+        {
+            TestFiles.WriteRandom(path, 25L * SmallPiece);
+        }
+
+        var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer, maxPieceHashBytes: 2_000);
+        await cache.GetAsync(paths[0], PieceHashAlgorithm.Blake3, CancellationToken.None);
+        await cache.GetAsync(paths[1], PieceHashAlgorithm.Blake3, CancellationToken.None);
+        await cache.GetAsync(paths[0], PieceHashAlgorithm.Blake3, CancellationToken.None);
+        Assert.Equal(2, cache.Computations);
+
+        // 3,200 bytes kept: the next miss clears the cache, so the first file is hashed again.
+        await cache.GetAsync(paths[2], PieceHashAlgorithm.Blake3, CancellationToken.None);
+        FileDigest again = await cache.GetAsync(paths[0], PieceHashAlgorithm.Blake3, CancellationToken.None);
+
+        Assert.Equal(4, cache.Computations);
+        AssertDigestMatches(paths[0], SmallPiece, PieceHashAlgorithm.Blake3, again);
+    }
+
     public void Dispose() => _share.Dispose();
 
     private static TheoryData<long, PieceHashAlgorithm> Combine(params long[] lengths)
