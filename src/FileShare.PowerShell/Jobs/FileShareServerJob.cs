@@ -19,6 +19,9 @@ public sealed class FileShareServerJob : Job2
     private readonly FileShareServer _server;
     private int _stopStarted;
 
+    /// <summary>Done once the first stop has set the job's final state, which every later stop waits for too.</summary>
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     internal FileShareServerJob(FileShareServer server, RequestLog log, string command)
         : base(command, $"FileShare:{server.Port}")
     {
@@ -128,7 +131,9 @@ public sealed class FileShareServerJob : Job2
         Task stopping = _server.StopAsync(drainTimeout);
         if (Interlocked.Exchange(ref _stopStarted, 1) == 1)
         {
-            await stopping.ConfigureAwait(false);
+            // Else Stop-Job could report completion while the first stop has yet to say Stopped, and Remove-Job fail.
+            await stopping.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await _ended.Task.ConfigureAwait(false);
             return;
         }
 
@@ -148,6 +153,7 @@ public sealed class FileShareServerJob : Job2
         {
             Output.Complete();
             Error.Complete();
+            _ended.SetResult();
         }
     }
 
