@@ -135,6 +135,5 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
     /// algorithm cannot be compared; the pieces a resume keeps are checked against the new digest anyway.
     /// </summary>
     public bool Describes(FileDigest digest) =>
-        Digest.Length == digest.Length && Digest.PieceSize == digest.PieceSize && Digest.Sha256.AsSpan().SequenceEqual(digest.Sha256)
-        && (Digest.PieceAlgorithm != digest.PieceAlgorithm || Digest.PieceHashes.AsSpan().SequenceEqual(digest.PieceHashes));
+        Digest.SameContentAs(digest) && (Digest.PieceAlgorithm != digest.PieceAlgorithm || Digest.PieceHashes.AsSpan().SequenceEqual(digest.PieceHashes));
 }

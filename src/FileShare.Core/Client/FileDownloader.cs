@@ -93,7 +93,7 @@ public sealed class FileDownloader(ConnectionPool pool)
             {
                 request.SourceProblem?.Invoke(probe.Error);
             }
-            else if (probe == reference || (reference.Digest is not null && probe.Digest is not null && SameContent(probe.Digest, reference.Digest)))
+            else if (probe == reference || (reference.Digest is not null && probe.Digest is not null && probe.Digest.SameContentAs(reference.Digest)))
             {
                 group.Add(probe);
             }
@@ -143,9 +143,6 @@ public sealed class FileDownloader(ConnectionPool pool)
         return await PiecesAsync(request, group, digest, checkWhole, partial, progress, started, reference.Opened is null ? null : (takeOpened(), reference.Range), cancellationToken).ConfigureAwait(false);
     }
 
-    private static bool SameContent(FileDigest a, FileDigest b) =>
-        a.Length == b.Length && a.PieceSize == b.PieceSize && a.Sha256.AsSpan().SequenceEqual(b.Sha256);
-
     /// <summary>
     /// The digest every source's pieces are checked against. A sole source's may be XXH3-128; several sources need
     /// pieces no one of them can forge, so another source's BLAKE3 digest is taken (partial copies recorded by a
@@ -186,7 +183,7 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
 
             progress.SetTotal(digest.Length);
-            long resumed = state.Held.HeldCount == 0 ? 0 : Enumerable.Range(0, digest.PieceCount).Where(state.Held.Has).Sum(p => Math.Min(digest.PieceSize, digest.Length - ((long)p * digest.PieceSize)));
+            long resumed = state.Held.HeldCount == 0 ? 0 : Enumerable.Range(0, digest.PieceCount).Where(state.Held.Has).Sum(digest.PieceLength);
             progress.AddResumed(resumed);
 
             var download = new PieceDownload(pool, remotePath, digest, hold.Handle, state.Held, progress, opened is ({ } connection, RangeReply range) ? (connection, range) : null);

@@ -162,7 +162,7 @@ internal static class LocalCopy
     private static async ValueTask<bool> PieceMatchesAsync(SafeFileHandle file, FileDigest digest, int piece, byte[] buffer, CancellationToken cancellationToken)
     {
         long offset = (long)piece * digest.PieceSize;
-        int length = (int)Math.Min(digest.PieceSize, digest.Length - offset);
+        int length = (int)digest.PieceLength(piece);
         int read = 0;
         while (read < length)
         {

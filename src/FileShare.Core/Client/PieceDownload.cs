@@ -212,7 +212,7 @@ internal sealed class PieceDownload
         {
             using var verifier = new PieceVerifier(_digest, _remotePath, connection.Endpoint, segment.First, piece =>
             {
-                Interlocked.Add(ref verified, PieceLength(piece));
+                Interlocked.Add(ref verified, _digest.PieceLength(piece));
                 MarkDone(piece);
             });
             for (long done = 0, part; done < length; done += part)
@@ -235,8 +235,6 @@ internal sealed class PieceDownload
             throw;
         }
     }
-
-    private long PieceLength(int piece) => Math.Min(_digest.PieceSize, _digest.Length - ((long)piece * _digest.PieceSize));
 
     /// <summary>
     /// The next run of missing pieces this source holds, marked in flight. When there is none now but another source

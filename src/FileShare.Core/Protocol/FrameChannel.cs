@@ -45,8 +45,6 @@ public sealed class FrameChannel : IDisposable
         _send = ArrayPool<byte>.Shared.Rent(InitialBuffer);
     }
 
-    public Stream Stream => _stream;
-
     /// <summary>Whether (with read-ahead) bytes of the next frame have already arrived.</summary>
     public bool HasReadAhead => _end > _start;
 

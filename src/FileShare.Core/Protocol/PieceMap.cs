@@ -20,17 +20,6 @@ public sealed class PieceMap
 
     public static int ByteLength(int count) => (count + 7) / 8;
 
-    public static PieceMap Full(int count)
-    {
-        var map = new PieceMap(count);
-        for (int i = 0; i < count; i++)
-        {
-            map.Set(i);
-        }
-
-        return map;
-    }
-
     public static PieceMap FromBytes(ReadOnlySpan<byte> bits, int count)
     {
         if (bits.Length != ByteLength(count))

@@ -26,6 +26,13 @@ public sealed record FileDigest(long Length, DateTime LastWriteTimeUtc, byte[] S
 
     public ReadOnlySpan<byte> PieceHash(int index) => PieceHashes.AsSpan(index * ProtocolConstants.Sha256Length, ProtocolConstants.Sha256Length);
 
+    /// <summary>Bytes in piece <paramref name="index"/>: the piece size, except for a shorter last piece.</summary>
+    public long PieceLength(int index) => Math.Min(PieceSize, Length - ((long)index * PieceSize));
+
+    /// <summary>The same content in the same piece layout, whatever the piece algorithm: pieces of one can stand for pieces of the other.</summary>
+    public bool SameContentAs(FileDigest other) =>
+        Length == other.Length && PieceSize == other.PieceSize && Sha256.AsSpan().SequenceEqual(other.Sha256);
+
     /// <summary>Upper-case hex, as Get-FileHash prints it.</summary>
     public string Sha256Hex => Convert.ToHexString(Sha256);
 }

@@ -129,6 +129,8 @@ public sealed class MultiSourceTests : ServerTestBase
 
         RemoteEntry listed = Assert.Single(await connection.ListAsync("", ListOptions.WithPieceMaps, CancellationToken.None));
         IReadOnlyList<RemoteEntry> plain = await connection.ListAsync("", recursive: false, CancellationToken.None);
+        RemoteEntry stat = await connection.StatWithPiecesAsync("spread.bin", CancellationToken.None);
+        var plainStat = await Assert.ThrowsAsync<FileShareException>(() => connection.StatAsync("spread.bin", CancellationToken.None));
         RangeReply held = await connection.RequestRangeAsync("spread.bin", 2L * Piece, Piece, CancellationToken.None);
         await connection.ReceiveRangeAsync("spread.bin", Track(File.OpenHandle(Download("piece2"), FileMode.Create, FileAccess.Write)), 0, null, CancellationToken.None);
         var refused = await Assert.ThrowsAsync<FileShareException>(() => connection.RequestRangeAsync("spread.bin", Piece, 10, CancellationToken.None));
@@ -136,6 +138,8 @@ public sealed class MultiSourceTests : ServerTestBase
         Assert.Equal(("spread.bin", NinePieces, 2, 9), (listed.Name, listed.Length, listed.Pieces!.Held.HeldCount, listed.Pieces.Held.Count));
         Assert.True(listed.Pieces.Held.Has(0) && listed.Pieces.Held.Has(2));
         Assert.Empty(plain);
+        Assert.Equal(("spread.bin", NinePieces, 2), (stat.Name, stat.Length, stat.Pieces!.Held.HeldCount));
+        Assert.Equal(FileShareErrorKind.NotFound, plainStat.Kind);
         Assert.Equal(Piece, held.DataLength);
         Assert.Equal(FileShareErrorKind.PiecesUnavailable, refused.Kind);
         Assert.True(connection.IsReusable);
