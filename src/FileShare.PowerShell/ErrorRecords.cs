@@ -11,8 +11,21 @@ public static class ErrorRecords
         return new ErrorRecord(exception, id, category, target ?? exception.RemotePath ?? exception.Endpoint);
     }
 
-    public static ErrorRecord Create(string id, ErrorCategory category, string message, object? target, Exception? inner = null) =>
-        new(new InvalidOperationException(SharePath.Printable(message), inner), id, category, target);
+    /// <summary>
+    /// An error of the cmdlets' own, carrying an exception a script's <c>catch [type]</c> would expect: an
+    /// ArgumentException for a bad argument, an IOException for a local file that could not be read or written.
+    /// </summary>
+    public static ErrorRecord Create(string id, ErrorCategory category, string message, object? target, Exception? inner = null)
+    {
+        string text = SharePath.Printable(message);
+        Exception exception = category switch
+        {
+            ErrorCategory.InvalidArgument => new PSArgumentException(text, inner!),
+            ErrorCategory.ReadError or ErrorCategory.WriteError when inner is IOException or UnauthorizedAccessException => new IOException(text, inner),
+            _ => new InvalidOperationException(text, inner),
+        };
+        return new ErrorRecord(exception, id, category, target);
+    }
 
     /// <summary>Why one file of Get-RemoteFile failed: the server's or protocol's error, or a local write that failed.</summary>
     public static ErrorRecord ForDownload(FileShare.Client.FileTransfer transfer, Exception error) => error switch

@@ -74,6 +74,7 @@ public sealed class GetRemoteFileTests : IDisposable
             new { _server.Port, Dest = destination });
 
         ErrorRecord error = result.SingleError("InvalidDestination", ErrorCategory.InvalidArgument);
+        Assert.IsAssignableFrom<ArgumentException>(error.Exception);
         Assert.Equal(destination, error.TargetObject);
         Assert.False(Directory.Exists(Path.Join(Environment.CurrentDirectory, "fetched")), "a folder was made in the process's own folder");
         Assert.False(Directory.Exists(_temp.Join("fetched")), "a folder was made in the session's folder");
@@ -176,6 +177,7 @@ public sealed class GetRemoteFileTests : IDisposable
             new { _server.Port, Dest = blocked });
 
         ErrorRecord error = result.SingleError("DestinationWriteFailed", ErrorCategory.WriteError);
+        Assert.IsAssignableFrom<IOException>(error.Exception);
         Assert.Equal(blocked, error.TargetObject);
         Assert.Contains($"'{blocked}' is a file, not a folder", error.Exception.Message);
         Assert.Equal("a file where the folder should be", File.ReadAllText(blocked));

@@ -158,11 +158,14 @@ public sealed class SecurityTests : IDisposable
     }
 
     [Theory]
-    [InlineData("-AccessKeyPath ./missing.key", "AccessKeyFileUnreadable", ErrorCategory.ReadError)]
-    [InlineData("-CertificateThumbprint 1234", "InvalidCertificateThumbprint", ErrorCategory.InvalidArgument)]
-    public void Bad_security_arguments_fail_the_client_before_it_connects(string arguments, string id, ErrorCategory category)
+    [InlineData("-AccessKeyPath ./missing.key", "AccessKeyFileUnreadable", ErrorCategory.ReadError, typeof(IOException))]
+    [InlineData("-CertificateThumbprint 1234", "InvalidCertificateThumbprint", ErrorCategory.InvalidArgument, typeof(ArgumentException))]
+    public void Bad_security_arguments_fail_the_client_before_it_connects(string arguments, string id, ErrorCategory category, Type exception)
     {
-        _session.Run($"Get-RemoteFileList -ComputerName 127.0.0.1 -Port 1 {arguments}").SingleError(id, category);
+        ErrorRecord error = _session.Run($"Get-RemoteFileList -ComputerName 127.0.0.1 -Port 1 {arguments}").SingleError(id, category);
+
+        // What a script's catch [System.IO.IOException] or catch [System.ArgumentException] would take.
+        Assert.IsAssignableFrom(exception, error.Exception);
     }
 
     [Fact]
