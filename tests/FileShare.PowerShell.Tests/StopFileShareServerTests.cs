@@ -233,7 +233,7 @@ public sealed class StopFileShareServerTests : IDisposable
         using SlowDownload slow = BeginSlowDownload(job, 64 << 20, bytesPerSecond: 2 << 20);
         var (relay, download, destination) = (slow.Relay, slow.Download, slow.Destination);
 
-        _session.Run("param($Port) Stop-FileShareServer -Port $Port -Timeout 0", new { job.Port }, StopTimeout).AssertNoErrors();
+        _session.Run("param($Port) Stop-FileShareServer -Port $Port -TimeoutSec 0", new { job.Port }, StopTimeout).AssertNoErrors();
 
         Assert.Equal(JobState.Stopped, job.JobStateInfo.State);
         Ports.AssertFree(job.Port);

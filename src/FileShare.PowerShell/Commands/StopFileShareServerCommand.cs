@@ -27,6 +27,7 @@ public sealed class StopFileShareServerCommand : FileShareCmdlet
 
     /// <summary>Seconds that transfers in flight may take to finish before they are cut.</summary>
     [Parameter]
+    [Alias("TimeoutSec")]
     [ValidateRange(0, 3600)]
     public int Timeout { get; set; } = 10;
 
