@@ -8,7 +8,7 @@ public sealed class FileShareServerStatus
     internal FileShareServerStatus(FileShareServerJob job)
     {
         JobId = job.Id;
-        State = job.JobStateInfo.State.ToString();
+        State = job.JobStateInfo.State;
         Port = job.Port;
         Root = job.Root;
         BindAddress = job.BindAddress;
@@ -25,7 +25,8 @@ public sealed class FileShareServerStatus
 
     public int JobId { get; }
 
-    public string State { get; }
+    /// <summary>The job's state, as Get-Job shows it; compares with 'Running' as text too.</summary>
+    public System.Management.Automation.JobState State { get; }
 
     public int Port { get; }
 

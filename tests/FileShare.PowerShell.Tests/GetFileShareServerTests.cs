@@ -1,3 +1,4 @@
+using System.Management.Automation;
 using FileShare.PowerShell.Jobs;
 using FileShare.PowerShell.Tests.Support;
 
@@ -58,7 +59,7 @@ public sealed class GetFileShareServerTests : IDisposable
         Assert.Equal([second.Port], _session.Run("Get-FileShareServer").Objects<FileShareServerStatus>().Select(s => s.Port));
         var all = _session.Run("Get-FileShareServer -IncludeStopped").Objects<FileShareServerStatus>().ToList();
         Assert.Equal(new[] { first.Port, second.Port }.Order(), all.Select(s => s.Port).Order());
-        Assert.Equal("Stopped", all.Single(s => s.Port == first.Port).State);
+        Assert.Equal(JobState.Stopped, all.Single(s => s.Port == first.Port).State);
     }
 
     [Fact]
