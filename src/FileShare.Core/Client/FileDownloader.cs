@@ -125,6 +125,13 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
         }
 
+        if (digest is not null && reference.Opened is not null && reference.Range.FileLength > digest.Length)
+        {
+            // Grown since it was hashed (a log still being written): the whole file asked for is more than the digest
+            // describes. That connection goes, with the bytes pending on it; the hashed bytes are asked for by range.
+            takeOpened()?.Dispose();
+        }
+
         TransferProgress progress = request.Progress ?? new TransferProgress();
         if (digest is null || digest.PieceCount == 0)
         {
@@ -302,13 +309,13 @@ public sealed class FileDownloader(ConnectionPool pool)
             using TransferRateLimit.RangeShare? share = asked is null ? Options.RateLimit?.Share() : null;
             try
             {
-                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, share?.PartLength ?? -1, cancellationToken).ConfigureAwait(false);
-                if (digest is not null && (reply.FileLength != digest.Length || reply.LastWriteTimeUtc != digest.LastWriteTimeUtc))
+                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, share?.PartLength ?? digest?.Length ?? -1, cancellationToken).ConfigureAwait(false);
+                if (digest is not null && !reply.StillHolds(digest.Length, digest.LastWriteTimeUtc))
                 {
                     throw Changed(connection.Endpoint, remotePath);
                 }
 
-                length = share is null ? reply.DataLength : reply.FileLength;
+                length = digest?.Length ?? (share is null ? reply.DataLength : reply.FileLength);
                 progress.SetTotal(length);
                 using PieceVerifier? verifier = digest is null ? null : new PieceVerifier(digest, remotePath, connection.Endpoint);
                 // Without a digest the promise is all there is to go on: the file grows as bytes arrive, never ahead of them.
@@ -318,7 +325,11 @@ public sealed class FileDownloader(ConnectionPool pool)
                 {
                     part = Math.Min(share!.Value.PartLength, length - done);
                     RangeReply next = await connection.RequestRangeAsync(remotePath, done, part, cancellationToken).ConfigureAwait(false);
-                    if (next.FileLength != reply.FileLength || next.LastWriteTimeUtc != reply.LastWriteTimeUtc || next.DataLength != part)
+                    // Without a digest nothing checks the bytes, so the file must stay exactly as first promised.
+                    bool holds = digest is null
+                        ? next.FileLength == reply.FileLength && next.LastWriteTimeUtc == reply.LastWriteTimeUtc
+                        : next.StillHolds(digest.Length, digest.LastWriteTimeUtc);
+                    if (!holds || next.DataLength != part)
                     {
                         throw Changed(connection.Endpoint, remotePath);
                     }
@@ -334,7 +345,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                 pool.Return(connection);
             }
 
-            File.SetLastWriteTimeUtc(hold.Handle, reply.LastWriteTimeUtc);
+            File.SetLastWriteTimeUtc(hold.Handle, digest?.LastWriteTimeUtc ?? reply.LastWriteTimeUtc);
             MoveIntoPlace(hold, overwrite, source.Endpoint, remotePath);
             return new DownloadResult(destinationPath, length, Stopwatch.GetElapsedTime(started), source.Endpoint, WireProtocol.FileShare, digest?.Sha256Hex)
             {

@@ -219,7 +219,7 @@ internal sealed class PieceDownload
             {
                 part = asked is null && share is { } capped ? Math.Min(capped.PartLength, length - done) : length;
                 RangeReply reply = asked ?? await connection.RequestRangeAsync(_remotePath, offset + done, part, cancellationToken).ConfigureAwait(false);
-                if (reply.FileLength != _digest.Length || reply.LastWriteTimeUtc != lastWrite || reply.DataLength != part)
+                if (!reply.StillHolds(_digest.Length, lastWrite) || reply.DataLength != part)
                 {
                     // Taking the promised bytes off the wire is pointless: the connection is dropped with the source.
                     throw FileDownloader.Changed(connection.Endpoint, _remotePath);

@@ -11,7 +11,17 @@ public sealed record RemoteEntry(string Name, long Length, DateTime LastWriteTim
 public sealed record PieceAvailability(int PieceSize, PieceMap Held);
 
 /// <summary>What the server promises before the raw bytes of a range follow its reply.</summary>
-public readonly record struct RangeReply(long DataLength, long FileLength, DateTime LastWriteTimeUtc);
+public readonly record struct RangeReply(long DataLength, long FileLength, DateTime LastWriteTimeUtc)
+{
+    /// <summary>
+    /// Whether the file still holds the version of <paramref name="length"/> bytes written at
+    /// <paramref name="lastWriteTimeUtc"/>, as far as a promise can tell: the same length and time, or a longer file. A
+    /// longer one is a file still being written (a log): its first bytes are the version hashed, and every piece taken
+    /// is checked against that digest, which catches any change within them.
+    /// </summary>
+    public bool StillHolds(long length, DateTime lastWriteTimeUtc) =>
+        FileLength > length || (FileLength == length && LastWriteTimeUtc == lastWriteTimeUtc);
+}
 
 /// <summary>
 /// The content hashes of one version of a file (identified by its length and last write time): SHA-256 of the

@@ -12,6 +12,10 @@ namespace FileShare.Server;
 /// asynchronously and at most a few files at a time, so a large first hash does not hold up the server's other clients.
 /// </summary>
 /// <remarks>
+/// A file that grew while it was hashed (a log still being written) keeps the digest of the bytes it had when the hash
+/// began, as a snapshot: clients download that prefix, and every piece they take is checked against these hashes, so
+/// a change inside the prefix is still caught. Any other change fails the hash.
+///
 /// A first hash reads one buffer ahead while it hashes the one before, and hashes each buffer into the whole-file
 /// SHA-256 and the piece digests on two threads at once: SHA-256 cannot be split within one digest, but the two
 /// are independent, so wall time is about one pass over the file instead of two plus the reads. The same pass makes
@@ -160,7 +164,8 @@ internal sealed class FileHashCache
                 offset = next;
             }
 
-            if (ShareFile.VersionOf(file.SafeFileHandle) != version)
+            FileVersion now = ShareFile.VersionOf(file.SafeFileHandle);
+            if (now != version && !(now.Inode == version.Inode && now.Length > version.Length))
             {
                 throw new IOException($"'{fullPath}' changed while it was being hashed.");
             }

@@ -237,7 +237,10 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         log.Write(RequestKind.List, folder, total, started, nameof(StatusCode.Ok));
     }
 
-    /// <summary>The entry with its SHA-256, or null when the file vanished or changed while it was hashed.</summary>
+    /// <summary>
+    /// The entry with its SHA-256; without one when it could not be hashed (it changed meanwhile, or cannot be read),
+    /// so a listing never leaves out a file it found; null when the file is gone since it was listed.
+    /// </summary>
     private async Task<RemoteEntry?> WithHashAsync(RemoteEntry entry)
     {
         if (!SharePath.TryResolve(server.Root, entry.Name, out string fullPath, out _))
@@ -250,9 +253,13 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             FileDigest digest = await server.Hashes.GetAsync(fullPath, PieceAlgorithm, aborting).ConfigureAwait(false);
             return entry with { Length = digest.Length, LastWriteTimeUtc = digest.LastWriteTimeUtc, Sha256 = digest.Sha256 };
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return entry;
         }
     }
 

@@ -70,6 +70,11 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
                 if (patterns is null || patterns.Any(p => p.IsMatch(entry.Name)))
                 {
                     literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
+                    if (Hash && entry.Kind == EntryKind.File && entry.Sha256 is null)
+                    {
+                        WriteWarning($"{query.Server.Endpoint} could not hash '{entry.Name}' (it changed while it was read, or cannot be read); it is listed without a hash.");
+                    }
+
                     WriteObject(new RemoteFileInfo(entry, query.Server.Host, query.Server.Port));
                     written++;
                 }
