@@ -188,6 +188,39 @@ public sealed class FileHashCacheTests : IDisposable
         AssertDigestMatches(paths[0], SmallPiece, PieceHashAlgorithm.Blake3, again);
     }
 
+    [Fact]
+    public async Task A_file_of_one_piece_is_hashed_at_once_while_large_first_hashes_take_every_slot()
+    {
+        using var lifetime = new CancellationTokenSource();
+        var cache = new FileHashCache(_share.Path, lifetime: lifetime.Token);
+        Task<FileDigest>[] large = Enumerable.Range(0, FileHashCache.ConcurrentFiles).Select(i =>
+        {
+            // Sparse, so it costs no disk, but its hash reads and hashes every byte: tens of seconds.
+            string path = Path.Join(_share.Path, $"large{i}.bin");
+            using (FileStream file = File.Create(path))
+            {
+                file.SetLength(64L << 30);
+            }
+
+            return cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
+        }).ToArray();
+        string tiny = Path.Join(_share.Path, "tiny.txt");
+        File.WriteAllText(tiny, "tiny");
+
+        try
+        {
+            FileDigest digest = await Eventually.WithinAsync(cache.GetAsync(tiny, PieceHashAlgorithm.Blake3, CancellationToken.None), TimeSpan.FromSeconds(10), "the one-piece file's hash");
+
+            Assert.Equal(Convert.ToHexString(SHA256.HashData("tiny"u8)), digest.Sha256Hex);
+            Assert.DoesNotContain(large, hash => hash.IsCompleted);
+        }
+        finally
+        {
+            await lifetime.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Task.WhenAll(large));
+        }
+    }
+
     public void Dispose() => _share.Dispose();
 
     private static TheoryData<long, PieceHashAlgorithm> Combine(params long[] lengths)
