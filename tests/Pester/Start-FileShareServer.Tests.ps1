@@ -160,4 +160,34 @@ Describe 'Start-FileShareServer' {
         $verdict.output | Should -Match "sharing '.+' on 127\.0\.0\.1:$port\. Press Ctrl\+C to stop"
         Test-PortFree $port | Should -BeTrue
     }
+
+    It 'with -Wait, stops on SIGTERM (systemd, docker stop) as on Ctrl+C: the transfer in flight finishes, its record is written, the process exits 0' {
+        $bigHash = New-TestFile (Join-Path $share 'big.bin') -Length (4MB)
+        $port = Get-FreePort
+        $server = Start-ChildPwsh -ArgumentList $port, $share -ScriptBlock {
+            param($Port, $Share)
+            Start-FileShareServer -Port $Port -Path $Share -BindAddress 127.0.0.1 -Wait | ForEach-Object { "served $($_.Request) $($_.Path) $($_.Outcome)" }
+            'after the server'
+        }
+        Wait-ServerListening -Port $port -ComputerName 127.0.0.1
+        $destination = Join-Path $TestDrive 'dl-term'
+        # About two seconds at the cap: the drain (5 s) lets it finish; the runtime's default would cut it at once.
+        $client = Start-ChildPwsh -ArgumentList $port, $destination -ScriptBlock {
+            param($Port, $Destination)
+            Get-RemoteFile -Name big.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Destination -MaxBytesPerSecond 2MB -ErrorAction Stop
+        }
+        $partial = Join-Path $destination '.big.bin.partial'
+        $null = Wait-Until -Because 'the download to be under way' { (Test-Path -LiteralPath $partial) -and (Get-Item -LiteralPath $partial -Force).Length -gt 0 }
+
+        Send-Signal -ProcessId $server.Id -Signal TERM
+        $served = Wait-TestProcess $server -TimeoutSec 20
+        $downloaded = Wait-TestProcess $client -TimeoutSec 20
+
+        $served.ExitCode | Should -Be 0 -Because $served.StdErr
+        $served.StdOut | Should -Match 'served Read big\.bin Ok'
+        $served.StdOut | Should -Match 'after the server'
+        $downloaded.ExitCode | Should -Be 0 -Because $downloaded.StdErr
+        Get-Sha256 (Join-Path $destination 'big.bin') | Should -Be $bigHash
+        Test-PortFree $port | Should -BeTrue
+    }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using System.Net;
+using System.Runtime.InteropServices;
 using System.Security;
 using System.Security.Cryptography.X509Certificates;
 using FileShare.Protocol;
@@ -15,6 +16,9 @@ namespace FileShare.PowerShell.Commands;
 [OutputType(typeof(RequestLogRecord))]
 public sealed class StartFileShareServerCommand : AccessKeyCmdlet
 {
+    /// <summary>How long transfers in flight may go on when a -Wait server is stopped (Ctrl+C, SIGTERM).</summary>
+    private static readonly TimeSpan ForegroundDrain = TimeSpan.FromSeconds(5);
+
     [Parameter(Position = 0)]
     [PortRange]
     [ValidateRange(0, 65535)]
@@ -206,7 +210,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         }
     }
 
-    /// <summary>Writes each request record as it happens until Ctrl+C, then stops every server before returning.</summary>
+    /// <summary>
+    /// Writes each request record as it happens until Ctrl+C or SIGTERM, then stops every server (transfers in flight
+    /// get <see cref="ForegroundDrain"/> to finish) before returning.
+    /// </summary>
     private void ServeInForeground(List<FileShareServer> servers, BlockingCollection<RequestLogRecord> records)
     {
         foreach (FileShareServer server in servers)
@@ -215,20 +222,56 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             Host.UI.WriteLine($"FileShare: sharing '{server.Root}' on {where}. Press Ctrl+C to stop.");
         }
 
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        using PosixSignalRegistration? terminate = StopOnTerminate(ending);
         try
         {
-            foreach (RequestLogRecord record in records.GetConsumingEnumerable(Cancellation))
+            foreach (RequestLogRecord record in records.GetConsumingEnumerable(ending.Token))
             {
                 WriteObject(record);
             }
         }
         catch (OperationCanceledException)
         {
-            // Ctrl+C: fall through to a clean stop.
+            // Ctrl+C or SIGTERM: fall through to a clean stop.
         }
         finally
         {
-            Task.WhenAll(servers.Select(s => s.StopAsync(TimeSpan.FromSeconds(5)))).GetAwaiter().GetResult();
+            Task.WhenAll(servers.Select(s => s.StopAsync(ForegroundDrain))).GetAwaiter().GetResult();
+        }
+
+        // After SIGTERM the pipeline still runs: the records of the transfers that drained (or were cut) go out too.
+        // After Ctrl+C it is stopping, and would take nothing.
+        while (!Cancellation.IsCancellationRequested && records.TryTake(out RequestLogRecord? last))
+        {
+            WriteObject(last);
+        }
+    }
+
+    /// <summary>
+    /// What systemd, <c>docker stop</c> and <c>timeout</c> send to end a service: without this the runtime ends the
+    /// process at once, cutting every transfer and losing the last records. Null where the platform has no SIGTERM.
+    /// </summary>
+    private static PosixSignalRegistration? StopOnTerminate(CancellationTokenSource ending)
+    {
+        try
+        {
+            return PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
+            {
+                signal.Cancel = true;
+                try
+                {
+                    ending.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The signal came as the command was ending anyway; a throw here would end the process.
+                }
+            });
+        }
+        catch (PlatformNotSupportedException)
+        {
+            return null;
         }
     }
 
