@@ -159,6 +159,18 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Fact]
+    public void CleanPartial_OfAFolderThatIsNotThere_IsDestinationNotFound()
+    {
+        string missing = _temp.Join("mistyped");
+
+        Invocation result = _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest", new { Dest = missing });
+
+        ErrorRecord error = result.SingleError("DestinationNotFound", ErrorCategory.ObjectNotFound);
+        Assert.Equal(missing, error.TargetObject);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
     public void AnInterruptedDownload_SharedByAServer_IsListedAsAPartialCopy_AndItsTableRowSaysSo()
     {
         StopMidFile().Dispose();

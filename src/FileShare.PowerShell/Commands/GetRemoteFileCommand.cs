@@ -161,6 +161,14 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
     protected override void EndProcessing()
     {
+        if (CleanPartial && !Directory.Exists(_destinationRoot))
+        {
+            // As Remove-Item or Get-ChildItem would: a mistyped folder in a CI script must not pass as "nothing to clean".
+            WriteError(ErrorRecords.Create("DestinationNotFound", ErrorCategory.ObjectNotFound,
+                $"'{_destinationRoot}' is not a folder; there are no partial downloads to clean there.", _destinationRoot));
+            return;
+        }
+
         if (CleanPartial)
         {
             var cleaner = new PartialCleaner(_pool!, message => Post(() => WriteVerbose(message)), MayRemoveAsync) { RemoveUnrecorded = Force };
