@@ -405,6 +405,13 @@ public sealed class FileDownloader(ConnectionPool pool)
         {
             throw DestinationExists(hold.Destination, endpoint, remotePath);
         }
+        catch (IOException e) when (Directory.Exists(hold.Destination))
+        {
+            // A write failure, not DestinationExists: the verified pieces are kept, so the next run only renames them.
+            throw new FileShareException(FileShareErrorKind.LocalWriteFailed,
+                $"'{hold.Destination}' is a folder, so '{remotePath}' from {endpoint}, downloaded and verified, cannot take its place; it is kept as '{hold.Path}'. Move the folder away and run again.",
+                endpoint, remotePath, e);
+        }
     }
 
     /// <summary>

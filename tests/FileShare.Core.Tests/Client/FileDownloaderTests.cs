@@ -53,6 +53,32 @@ public sealed class FileDownloaderTests : ServerTestBase
         Assert.Equal([Download("file.bin")], TestFiles.Leftovers(Downloads));
     }
 
+    [Theory]
+    [InlineData(10_000)]
+    [InlineData((2 * 4 * TestFiles.MiB) + 1)]
+    public async Task A_folder_where_the_file_belongs_fails_the_download_naming_it_and_the_verified_file_is_kept_for_the_next_run(int length)
+    {
+        string hash = TestFiles.WriteRandom(Share("x.bin"), length);
+        FileShareServer server = StartServer();
+        Directory.CreateDirectory(Download("x.bin"));
+
+        var refused = await Assert.ThrowsAsync<FileShareException>(() =>
+            NewDownloader().DownloadAsync(Host, server.Port, "x.bin", Download("x.bin"), true, null, CancellationToken.None));
+
+        Assert.Equal(FileShareErrorKind.LocalWriteFailed, refused.Kind);
+        Assert.Contains($"'{Download("x.bin")}' is a folder", refused.Message);
+        Assert.True(File.Exists(Download(".x.bin.partial")), "the verified download was not kept");
+        Directory.Delete(Download("x.bin"));
+        long sentBefore = server.Statistics.BytesSent;
+
+        DownloadResult result = await NewDownloader().DownloadAsync(Host, server.Port, "x.bin", Download("x.bin"), true, null, CancellationToken.None);
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("x.bin")));
+        Assert.Equal(length, result.BytesResumed);
+        Assert.Equal(0, server.Statistics.BytesSent - sentBefore);
+        Assert.Equal([Download("x.bin")], TestFiles.Leftovers(Downloads));
+    }
+
     [Fact]
     public async Task A_partial_file_that_cannot_be_made_closes_the_connection_the_file_was_already_asked_on()
     {
