@@ -177,7 +177,8 @@ Describe 'Start-FileShareServer' {
             Get-RemoteFile -Name big.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Destination -MaxBytesPerSecond 2MB -ErrorAction Stop
         }
         $partial = Join-Path $destination '.big.bin.partial'
-        $null = Wait-Until -Because 'the download to be under way' { (Test-Path -LiteralPath $partial) -and (Get-Item -LiteralPath $partial -Force).Length -gt 0 }
+        # A hang guard: a new pwsh, the module's import and the server's first hash can take many seconds on a loaded machine.
+        $null = Wait-Until -TimeoutSec 60 -Because 'the download to be under way' { (Test-Path -LiteralPath $partial) -and (Get-Item -LiteralPath $partial -Force).Length -gt 0 }
 
         Send-Signal -ProcessId $server.Id -Signal TERM
         $served = Wait-TestProcess $server -TimeoutSec 20
