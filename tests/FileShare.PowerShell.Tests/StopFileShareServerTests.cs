@@ -232,6 +232,8 @@ public sealed class StopFileShareServerTests : IDisposable
         // Half a minute of transfer: a stop that waited for it would overrun StopTimeout and fail the Run below.
         using SlowDownload slow = BeginSlowDownload(job, 64 << 20, bytesPerSecond: 2 << 20);
         var (relay, download, destination) = (slow.Relay, slow.Download, slow.Destination);
+        // A verified piece to resume from (a cut before the first would leave nothing: there is nothing to keep).
+        Eventually.True(() => File.Exists(Path.Join(destination, ".slow.bin.partial.state")), "a verified piece is recorded", TimeSpan.FromSeconds(30));
 
         _session.Run("param($Port) Stop-FileShareServer -Port $Port -TimeoutSec 0", new { job.Port }, StopTimeout).AssertNoErrors();
 

@@ -245,7 +245,8 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
                 'download finished'
             }
 
-            $verdict = Start-PtyCtrlC -Script $script -File (Join-Path $destination '.big.bin.partial') | Receive-PtyVerdict
+            # Pressed once a verified piece is recorded: a download stopped before its first piece keeps nothing.
+            $verdict = Start-PtyCtrlC -Script $script -File (Join-Path $destination '.big.bin.partial.state') | Receive-PtyVerdict
 
             $verdict.triggered | Should -BeTrue -Because "the download should have started; output: $($verdict.output)"
             $verdict.exited | Should -BeTrue -Because "pwsh should end after Ctrl+C; output: $($verdict.output)"
@@ -339,7 +340,7 @@ Get-RemoteFile -Name missing.txt -Port $($job.Port) -Destination '$destination' 
                     param($Port, $Destination)
                     Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination -TimeoutSec 3
                 }
-                $null = Wait-Until -TimeoutSec 20 -Because 'the download to start' { Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial') }
+                $null = Wait-Until -TimeoutSec 20 -Because 'a verified piece to be recorded' { Test-Path -LiteralPath (Join-Path $destination '.big.bin.partial.state') }
 
                 Send-Signal -ProcessId $serverHost.Id -Signal STOP
                 $hung = [Diagnostics.Stopwatch]::StartNew()

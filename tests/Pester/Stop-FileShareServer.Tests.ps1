@@ -77,7 +77,7 @@ Describe 'Stop-FileShareServer' {
             Get-RemoteFile -Name big.bin -Port $Port -Destination $Destination
         }
         $partial = Join-Path $destination '.big.bin.partial'
-        $null = Wait-Until -TimeoutSec 20 -Because 'the download to start' { Test-Path -LiteralPath $partial }
+        $null = Wait-Until -TimeoutSec 20 -Because 'a verified piece to be recorded' { Test-Path -LiteralPath "$partial.state" }
 
         $clock = [Diagnostics.Stopwatch]::StartNew()
         Stop-FileShareServer -Port $job.Port -Timeout 1

@@ -243,10 +243,10 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
         catch (Exception e)
         {
-            // After a failed local write, kept only with verified pieces to resume from: otherwise it would just hold
-            // the space a full disk lacked.
-            if (e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists }
-                || (e is FileShareException { Kind: FileShareErrorKind.LocalWriteFailed } && state.Held.HeldCount == 0))
+            // Kept only with verified pieces to resume from: otherwise it would just hold its space (all of it, since it
+            // is preallocated; the very space a full disk lacked) and leave an empty record behind.
+            if (state.Held.HeldCount == 0
+                || e is FileShareException { Kind: FileShareErrorKind.ContentMismatch or FileShareErrorKind.RemoteFileChanged or FileShareErrorKind.DestinationExists })
             {
                 hold?.Discard();
             }

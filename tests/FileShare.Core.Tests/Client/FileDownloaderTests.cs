@@ -53,6 +53,24 @@ public sealed class FileDownloaderTests : ServerTestBase
         Assert.Equal([Download("file.bin")], TestFiles.Leftovers(Downloads));
     }
 
+    [Fact]
+    public async Task A_download_that_fails_before_any_piece_is_verified_leaves_nothing_behind()
+    {
+        TestFiles.WriteRandom(Share("big.bin"), (2 * 4 * TestFiles.MiB) + 1);
+        FileShareServer server = StartServer();
+        // The server's bytes stop a megabyte in, inside the first piece; the client gives up after a second of silence.
+        using var relay = new TamperingRelay(server.Port, holdAt: TestFiles.MiB);
+
+        var failed = await Assert.ThrowsAsync<FileShareException>(() => Eventually.WithinAsync(
+            NewDownloader(ClientOptions(readTimeout: TimeSpan.FromSeconds(1))).DownloadAsync(Host, relay.Port, "big.bin", Download("big.bin"), false, null, CancellationToken.None),
+            TimeSpan.FromSeconds(15), "the stalled download"));
+
+        Assert.Equal(FileShareErrorKind.Timeout, failed.Kind);
+        // No preallocated 8 MiB partial file, no record of nothing: there was nothing to resume from.
+        Assert.Empty(TestFiles.Leftovers(Downloads));
+        relay.Release();
+    }
+
     [Theory]
     [InlineData(10_000)]
     [InlineData((2 * 4 * TestFiles.MiB) + 1)]
