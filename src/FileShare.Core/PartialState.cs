@@ -107,7 +107,13 @@ public sealed record PartialState(string RemotePath, IReadOnlyList<string> Sourc
         string temporary = statePath + ".tmp";
         try
         {
-            File.WriteAllBytes(temporary, bytes);
+            // A stale temporary, or a link planted under its name, goes first: a new file is never written through one.
+            File.Delete(temporary);
+            using (Microsoft.Win32.SafeHandles.SafeFileHandle file = File.OpenHandle(temporary, FileMode.CreateNew, FileAccess.Write))
+            {
+                RandomAccess.Write(file, bytes, 0);
+            }
+
             File.Move(temporary, statePath, overwrite: true);
         }
         catch

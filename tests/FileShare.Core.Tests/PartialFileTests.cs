@@ -77,6 +77,24 @@ public sealed class PartialFileTests
     }
 
     [Fact]
+    public void A_link_planted_under_the_record_s_temporary_name_is_not_written_through()
+    {
+        using var temp = new TempDirectory();
+        string path = Path.Join(temp.Path, ".x.bin.partial.state");
+        string victim = Path.Join(temp.Path, "victim.txt");
+        File.WriteAllText(victim, "not a record");
+        File.CreateSymbolicLink(path + ".tmp", victim);
+        var digest = new FileDigest(5, DateTime.UtcNow, new byte[32], ProtocolConstants.PieceSize, new byte[32], PieceHashAlgorithm.Blake3);
+
+        new PartialState("x.bin", ["a:5000"], digest, new PieceMap(1)).Write(path);
+
+        Assert.Equal("not a record", File.ReadAllText(victim));
+        Assert.Equal("x.bin", PartialState.TryRead(path)!.RemotePath);
+        Assert.Null(new FileInfo(path).LinkTarget);
+        Assert.False(File.Exists(path + ".tmp"));
+    }
+
+    [Fact]
     public void A_record_from_before_piece_algorithms_were_named_reads_as_SHA256_pieces()
     {
         using var temp = new TempDirectory();

@@ -22,7 +22,9 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, F
             return removed;
         }
 
-        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        // Hidden names included (partial files are dot files); links skipped, to folders too: a link could lead the
+        // walk outside the destination, or round a loop, and a linked file is not a partial file a download made.
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
         foreach (string statePath in Directory.EnumerateFiles(root, "*" + PartialFile.Suffix + PartialState.Suffix, options))
         {
             string partial = statePath[..^PartialState.Suffix.Length];
@@ -37,12 +39,6 @@ public sealed class PartialCleaner(ConnectionPool pool, Action<string> notice, F
         {
             if (!PartialFile.IsDataName(Path.GetFileName(partial)))
             {
-                continue;
-            }
-
-            if (PartialHold.IsLink(partial))
-            {
-                notice($"Kept '{partial}': it is a link, not a partial file a download made.");
                 continue;
             }
 

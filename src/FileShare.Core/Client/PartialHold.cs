@@ -96,8 +96,10 @@ internal sealed class PartialHold : IDisposable
 
                 return hold;
             }
-            catch (IOException e) when (e is not (DirectoryNotFoundException or FileNotFoundException) && File.Exists(partial))
+            catch (IOException e) when (e is not (DirectoryNotFoundException or FileNotFoundException) && (File.Exists(partial) || IsLink(partial)))
             {
+                // File.Exists is false for a link to a folder: that one is refused here, with the rest.
+                RefuseLink(partial, destination);
                 if (attempt > Attempts)
                 {
                     throw Unusable(partial, destination, "an earlier partial file under that name could not be removed", e);
@@ -155,7 +157,7 @@ internal sealed class PartialHold : IDisposable
         }
     }
 
-    public static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;
+    private static bool IsLink(string path) => new FileInfo(path).LinkTarget is not null;
 
     private static FileShareException Unusable(string partial, string destination, string why, Exception? inner = null) =>
         new(FileShareErrorKind.LocalWriteFailed, $"Could not download into '{destination}': its partial file '{partial}' cannot be used ({why}). Remove it and try again.", path: destination, inner: inner);

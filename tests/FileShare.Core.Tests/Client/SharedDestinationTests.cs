@@ -65,18 +65,24 @@ public sealed class SharedDestinationTests : ServerTestBase
     }
 
     [Theory]
-    [InlineData(10_000, true)]
-    [InlineData(10_000, false)]
-    [InlineData(2 * ProtocolConstants.PieceSize + 1, true)]
-    [InlineData(2 * ProtocolConstants.PieceSize + 1, false)]
-    public async Task A_link_under_the_partial_name_fails_the_download_and_nothing_is_written_through_it(int length, bool leadsToAFile)
+    [InlineData(10_000, "file")]
+    [InlineData(10_000, "nothing")]
+    [InlineData(10_000, "folder")]
+    [InlineData(2 * ProtocolConstants.PieceSize + 1, "file")]
+    [InlineData(2 * ProtocolConstants.PieceSize + 1, "nothing")]
+    [InlineData(2 * ProtocolConstants.PieceSize + 1, "folder")]
+    public async Task A_link_under_the_partial_name_fails_the_download_and_nothing_is_written_through_it(int length, string leadsTo)
     {
         TestFiles.WriteRandom(Share("a.bin"), length);
         FileShareServer server = StartServer();
         string target = Path.Join(Temp.Path, "elsewhere.txt");
-        if (leadsToAFile)
+        if (leadsTo == "file")
         {
             File.WriteAllText(target, "not a download");
+        }
+        else if (leadsTo == "folder")
+        {
+            Directory.CreateDirectory(target);
         }
 
         File.CreateSymbolicLink(Download(".a.bin.partial"), target);
@@ -87,24 +93,32 @@ public sealed class SharedDestinationTests : ServerTestBase
         Assert.Equal(FileShareErrorKind.LocalWriteFailed, refused.Kind);
         Assert.Contains(Download(".a.bin.partial"), refused.Message);
         Assert.Contains("is a link", refused.Message);
-        Assert.Equal(leadsToAFile ? "not a download" : null, File.Exists(target) ? File.ReadAllText(target) : null);
+        Assert.Equal(leadsTo == "file" ? "not a download" : null, File.Exists(target) ? File.ReadAllText(target) : null);
+        Assert.Equal(leadsTo == "folder", Directory.Exists(target) && !Directory.EnumerateFileSystemEntries(target).Any());
         Assert.Equal(target, new FileInfo(Download(".a.bin.partial")).LinkTarget);
         Assert.False(File.Exists(Download("a.bin")));
     }
 
     [Fact]
-    public async Task Cleaning_keeps_links_and_unrecorded_partial_names_unless_told_to_remove_the_unrecorded()
+    public async Task Cleaning_keeps_links_and_unrecorded_partial_names_unless_told_to_remove_the_unrecorded_and_never_leaves_the_destination()
     {
         string target = Path.Join(Temp.Path, "elsewhere.txt");
         File.WriteAllText(target, "not a download");
         File.CreateSymbolicLink(Download(".link.bin.partial"), target);
         Directory.CreateDirectory(Download("deep"));
         File.WriteAllText(Download("deep/.config.json.a1b2c3.partial"), "another program's temporary file");
+        // A linked folder outside, holding what would be removed inside, and two links that make a loop.
+        string outside = Temp.Create("outside");
+        File.WriteAllText(Path.Join(outside, ".orphan.bin.partial.state"), "a record without its partial file");
+        File.WriteAllText(Path.Join(outside, ".unrecorded.bin.partial"), "a partial file without its record");
+        Directory.CreateSymbolicLink(Download("linked"), outside);
+        Directory.CreateSymbolicLink(Download("deep/a"), Download("deep"));
+        Directory.CreateSymbolicLink(Download("deep/b"), Download("deep"));
         var pool = Track(new ConnectionPool(ClientOptions()));
         var notices = new List<string>();
 
-        IReadOnlyList<string> kept = await new PartialCleaner(pool, notices.Add).CleanAsync(Downloads, CancellationToken.None);
-        IReadOnlyList<string> removed = await new PartialCleaner(pool, notices.Add) { RemoveUnrecorded = true }.CleanAsync(Downloads, CancellationToken.None);
+        IReadOnlyList<string> kept = await Eventually.WithinAsync(new PartialCleaner(pool, notices.Add).CleanAsync(Downloads, CancellationToken.None), TimeSpan.FromSeconds(15), "cleaning");
+        IReadOnlyList<string> removed = await Eventually.WithinAsync(new PartialCleaner(pool, notices.Add) { RemoveUnrecorded = true }.CleanAsync(Downloads, CancellationToken.None), TimeSpan.FromSeconds(15), "cleaning");
 
         Assert.Empty(kept);
         Assert.Contains(notices, n => n.Contains(Download("deep/.config.json.a1b2c3.partial")) && n.Contains("-Force removes it"));
@@ -112,6 +126,7 @@ public sealed class SharedDestinationTests : ServerTestBase
         Assert.False(File.Exists(Download("deep/.config.json.a1b2c3.partial")));
         Assert.Equal(target, new FileInfo(Download(".link.bin.partial")).LinkTarget);
         Assert.Equal("not a download", File.ReadAllText(target));
-        Assert.Contains(notices, n => n.Contains(Download(".link.bin.partial")) && n.Contains("is a link"));
+        Assert.True(File.Exists(Path.Join(outside, ".orphan.bin.partial.state")), "a record outside the destination was removed");
+        Assert.True(File.Exists(Path.Join(outside, ".unrecorded.bin.partial")), "a partial file outside the destination was removed");
     }
 }
