@@ -27,6 +27,8 @@ internal static class ConnectionErrors
             StatusCode.ServerError => (FileShareErrorKind.ServerError, "server error"),
             StatusCode.LimitExceeded => (FileShareErrorKind.LimitExceeded, "server limit exceeded"),
             StatusCode.PieceNotAvailable => (FileShareErrorKind.PiecesUnavailable, "piece not held"),
+            // The client asks only for bytes within the length it was promised: past the end now, the file shrank.
+            StatusCode.RangeNotSatisfiable or StatusCode.FileChanged => (FileShareErrorKind.RemoteFileChanged, "changed on the server"),
             _ => (FileShareErrorKind.BadRequest, "bad request"),
         };
         string subject = path switch

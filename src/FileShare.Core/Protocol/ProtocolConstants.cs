@@ -96,6 +96,9 @@ public enum StatusCode : ushort
     /// <summary>A read asked a partial copy for bytes of pieces it does not hold (yet).</summary>
     PieceNotAvailable = 12,
 
+    /// <summary>The file changed (other than by growing) while the server hashed it; asking again later may succeed.</summary>
+    FileChanged = 13,
+
     /// <summary>The request broke a server limit (e.g. a name longer than the server accepts). Numbered apart from handshake codes.</summary>
     LimitExceeded = 20,
 

@@ -141,7 +141,7 @@ internal sealed class FileHashCache
                 int read = await pendingRead.ConfigureAwait(false);
                 if (read == 0)
                 {
-                    throw new IOException($"'{fullPath}' became shorter while it was being hashed.");
+                    throw new FileChangedException($"'{fullPath}' became shorter while it was being hashed.");
                 }
 
                 long next = offset + read;
@@ -176,7 +176,7 @@ internal sealed class FileHashCache
             FileVersion now = ShareFile.VersionOf(file.SafeFileHandle);
             if (now != version && !(now.Inode == version.Inode && now.Length > version.Length))
             {
-                throw new IOException($"'{fullPath}' changed while it was being hashed.");
+                throw new FileChangedException($"'{fullPath}' changed while it was being hashed.");
             }
 
             byte[] sha256 = whole?.GetHashAndReset() ?? (length == 0 ? SHA256.HashData(ReadOnlySpan<byte>.Empty) : pieces[0].Hashes[..ProtocolConstants.Sha256Length]);

@@ -206,5 +206,8 @@ internal static class ShareFile
 /// </summary>
 internal readonly record struct FileVersion(long Length, DateTime LastWriteUtc, long ChangeTicks, ulong Inode);
 
+/// <summary>A shared file that changed while it was read whole (for its hash), other than by growing.</summary>
+internal sealed class FileChangedException(string message) : IOException(message);
+
 /// <summary>A shared name that leads to a pipe, socket or device rather than a file.</summary>
 internal sealed class NotARegularFileException() : IOException("not a regular file (a pipe, socket or device)");

@@ -55,6 +55,7 @@ internal sealed class ShareLookup(FileShareServer server)
     public static StatusCode Classify(Exception e) => e switch
     {
         NotARegularFileException => StatusCode.NotAFile,
+        FileChangedException => StatusCode.FileChanged,
         FileNotFoundException or DirectoryNotFoundException => StatusCode.NotFound,
         UnauthorizedAccessException => StatusCode.PathRefused,
         _ => StatusCode.ServerError,

@@ -164,6 +164,49 @@ public sealed class VerificationTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_file_rewritten_over_and_over_while_the_server_hashes_it_is_reported_as_changed_not_as_a_server_error()
+    {
+        string source = Share("flapping.bin");
+        byte[] content = new byte[8 * TestFiles.MiB];
+        Random.Shared.NextBytes(content);
+        File.WriteAllBytes(source, content);
+        FileShareServer server = StartServer();
+        using var stop = new CancellationTokenSource();
+        // Truncated and written again, as `head -c 8M src > file` in a loop does.
+        Task rewriting = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                File.WriteAllBytes(source, content);
+            }
+        });
+
+        var errors = new List<FileShareException>();
+        try
+        {
+            for (int attempt = 0; attempt < 20 && errors.Count < 3; attempt++)
+            {
+                try
+                {
+                    await NewDownloader().DownloadAsync(Host, server.Port, "flapping.bin", Download("flapping.bin"), true, null, CancellationToken.None);
+                }
+                catch (FileShareException e)
+                {
+                    errors.Add(e);
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await rewriting;
+        }
+
+        Assert.NotEmpty(errors);
+        Assert.All(errors, e => Assert.Equal(FileShareErrorKind.RemoteFileChanged, e.Kind));
+    }
+
+    [Fact]
     public async Task A_file_cut_short_during_the_transfer_is_reported_as_changed_not_as_a_network_fault()
     {
         // The server runs out of file before it has sent what it promised, and ends the connection.
