@@ -191,4 +191,22 @@ Describe 'Start-FileShareServer' {
         Get-Sha256 (Join-Path $destination 'big.bin') | Should -Be $bigHash
         Test-PortFree $port | Should -BeTrue
     }
+
+    It 'with -Wait in a thread job, leaves SIGTERM to end the whole process' {
+        $port = Get-FreePort
+        $server = Start-ChildPwsh -ArgumentList $port, $share -ScriptBlock {
+            param($Port, $Share)
+            $module = (Get-Module FileShare).Path
+            $null = Start-ThreadJob { Import-Module $using:module; Start-FileShareServer -Port $using:Port -Path $using:Share -BindAddress 127.0.0.1 -Wait }
+            # The foreground would go on for two minutes: a SIGTERM taken by the job's server would leave it running.
+            Start-Sleep -Seconds 120
+        }
+        Wait-ServerListening -Port $port -ComputerName 127.0.0.1
+
+        Send-Signal -ProcessId $server.Id -Signal TERM
+        $ended = Wait-TestProcess $server -TimeoutSec 30
+
+        $ended.ExitCode | Should -Be 143 -Because 'the runtime ends a process on SIGTERM with 128 + 15'
+        Test-PortFree $port | Should -BeTrue
+    }
 }

@@ -223,7 +223,9 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         }
 
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
-        using PosixSignalRegistration? terminate = StopOnTerminate(ending);
+        // Only where the command is the process's own foreground (pwsh -c, -File, a service): a -Wait in a thread job or
+        // another runspace taking SIGTERM would leave the rest of the process running when it was asked to end.
+        using PosixSignalRegistration? terminate = Host.Name == "ConsoleHost" ? StopOnTerminate(ending) : null;
         try
         {
             foreach (RequestLogRecord record in records.GetConsumingEnumerable(ending.Token))
