@@ -13,7 +13,8 @@ public static class ErrorRecords
 
     /// <summary>
     /// An error of the cmdlets' own, carrying an exception a script's <c>catch [type]</c> would expect: an
-    /// ArgumentException for a bad argument, an IOException for a local file that could not be read or written.
+    /// ArgumentException for a bad argument, an ItemNotFoundException for something not there, an IOException for a
+    /// local file that could not be read or written.
     /// </summary>
     public static ErrorRecord Create(string id, ErrorCategory category, string message, object? target, Exception? inner = null)
     {
@@ -21,6 +22,7 @@ public static class ErrorRecords
         Exception exception = category switch
         {
             ErrorCategory.InvalidArgument => new PSArgumentException(text, inner!),
+            ErrorCategory.ObjectNotFound => new ItemNotFoundException(text, inner!),
             ErrorCategory.ReadError or ErrorCategory.WriteError when inner is IOException or UnauthorizedAccessException => new IOException(text, inner),
             _ => new InvalidOperationException(text, inner),
         };

@@ -166,6 +166,7 @@ public sealed class ResumeTests : IDisposable
         Invocation result = _session.Run("param($Dest) Get-RemoteFile -CleanPartial -Destination $Dest", new { Dest = missing });
 
         ErrorRecord error = result.SingleError("DestinationNotFound", ErrorCategory.ObjectNotFound);
+        Assert.IsType<ItemNotFoundException>(error.Exception);
         Assert.Equal(missing, error.TargetObject);
         Assert.False(Directory.Exists(missing));
     }

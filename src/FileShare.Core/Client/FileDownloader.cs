@@ -309,7 +309,9 @@ public sealed class FileDownloader(ConnectionPool pool)
             using TransferRateLimit.RangeShare? share = asked is null ? Options.RateLimit?.Share() : null;
             try
             {
-                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, share?.PartLength ?? digest?.Length ?? -1, cancellationToken).ConfigureAwait(false);
+                // Never past the digest's length: the file may have grown since it was hashed.
+                long firstPart = digest is null ? share?.PartLength ?? -1 : Math.Min(share?.PartLength ?? digest.Length, digest.Length);
+                reply = asked?.Reply ?? await connection.RequestRangeAsync(remotePath, 0, firstPart, cancellationToken).ConfigureAwait(false);
                 if (digest is not null && !reply.StillHolds(digest.Length, digest.LastWriteTimeUtc))
                 {
                     throw Changed(connection.Endpoint, remotePath);
