@@ -170,14 +170,16 @@ public sealed class FileShareConnectionTests : ServerTestBase
     }
 
     [Fact]
-    public async Task A_range_starting_past_the_end_is_refused_and_the_connection_stays_usable()
+    public async Task A_range_starting_past_the_end_is_refused_as_a_changed_file_and_the_connection_stays_usable()
     {
         File.WriteAllBytes(Share("ten.bin"), new byte[10]);
         FileShareConnection connection = await ConnectAsync(StartServer());
 
         var error = await Assert.ThrowsAsync<FileShareException>(() => connection.RequestRangeAsync("ten.bin", 11, -1, CancellationToken.None));
 
-        Assert.Equal(FileShareErrorKind.BadRequest, error.Kind);
+        // The client asks only within a length it was told: a file shorter than that now has changed (shrunk).
+        Assert.Equal(FileShareErrorKind.RemoteFileChanged, error.Kind);
+        Assert.Contains("does not fit a file of 10 bytes", error.Message);
         Assert.Equal(10, (await connection.StatAsync("ten.bin", CancellationToken.None)).Length);
     }
 
