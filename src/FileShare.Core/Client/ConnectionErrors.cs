@@ -44,7 +44,8 @@ internal static class ConnectionErrors
 
     /// <summary>Only a refusal the server sent as a status reply leaves the stream in step for the next request.</summary>
     public static bool LeavesStreamInStep(Exception e) =>
-        e is FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded or FileShareErrorKind.PiecesUnavailable };
+        e is FileShareException { Kind: FileShareErrorKind.NotFound or FileShareErrorKind.PathRefused or FileShareErrorKind.NotAFile or FileShareErrorKind.BadRequest or FileShareErrorKind.ServerError or FileShareErrorKind.LimitExceeded or FileShareErrorKind.PiecesUnavailable
+            or FileShareErrorKind.RemoteFileChanged };
 
     /// <summary>
     /// Turns a transport failure into a FileShareException naming the server; null for what passes through as it is:
