@@ -28,10 +28,8 @@ internal sealed class ShareLookup(FileShareServer server)
         return false;
     }
 
-    public FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason)
-    {
-        return TryFindFile(path, out FileInfo? file, out status, out reason) ? TryOpenConfined(file!.FullName, out status, out reason) : null;
-    }
+    public FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason) =>
+        TryFindFile(path, out FileInfo? file, out status, out reason) ? TryOpenConfined(file!.FullName, out status, out reason) : null;
 
     /// <summary>Opens a file of the share; null with the status and reason to refuse it with when it cannot be.</summary>
     public FileStream? TryOpenConfined(string fullPath, out StatusCode status, out string? reason)
