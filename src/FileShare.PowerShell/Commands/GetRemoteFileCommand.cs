@@ -99,8 +99,8 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
         _destinationRoot = FileSystemPath(Destination, nameof(Destination), "InvalidDestination");
 
-        // A file in the way fails before any input is taken, -WhatIf or not, as the real run would. -CleanPartial only
-        // looks: a folder that is not there has nothing to clean.
+        // A file in the way fails before any input is taken, -WhatIf or not, as the real run would. -CleanPartial makes
+        // no folder; one that is not there is its own error, at the end.
         if (!CleanPartial && File.Exists(_destinationRoot))
         {
             MakeDestinationFolder();

@@ -146,8 +146,8 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         }
         catch
         {
-            // The command ends in an error (-ErrorAction Stop on a busy port, Ctrl+C): the
-            // servers it started have no job yet, so nothing could ever stop them. It starts nothing instead.
+            // The command ends in an error (-ErrorAction Stop on a busy port, Ctrl+C): the servers it started have no
+            // job yet, so nothing could ever stop them. It starts nothing instead.
             Task.WhenAll(started.Select(server => server.StopAsync(TimeSpan.Zero))).GetAwaiter().GetResult();
             throw;
         }
