@@ -96,9 +96,16 @@ function Get-PwshCommand {
     if ((Split-Path $process -Leaf) -match '^dotnet(\.exe)?$') { @($process, (Join-Path $PSHOME 'pwsh.dll')) } else { @($process) }
 }
 
+# Counts, and each failed test's name with the first line of its message: CI logs keep only their tail.
 function Get-TrxCounts([string] $Path) {
-    $counters = ([xml](Get-Content $Path -Raw)).TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted }
+    $run = ([xml](Get-Content $Path -Raw)).TestRun
+    $counters = $run.ResultSummary.Counters
+    $failures = @($run.Results.UnitTestResult | Where-Object outcome -ne 'Passed' | Where-Object outcome -ne 'NotExecuted' |
+        ForEach-Object {
+            $message = $_.SelectSingleNode("*[local-name()='Output']/*[local-name()='ErrorInfo']/*[local-name()='Message']")
+            "$($_.testName): $("$($message.InnerText)".Trim() -split '\r?\n' | Select-Object -First 1)"
+        })
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout; Skipped = [int]$counters.notExecuted; Failures = $failures }
 }
 
 # The Pester scenarios run real peers: the original program's protocol (python3), SSH remoting to a private sshd,
@@ -125,6 +132,7 @@ function Invoke-Test {
     $results = Join-Path $outRoot 'test-results'
     if (Test-Path $results) { Remove-Item $results -Recurse -Force }
     $totals = [ordered]@{ Passed = 0; Failed = 0; Skipped = 0 }
+    $failures = [Collections.Generic.List[string]]::new()
 
     foreach ($project in 'FileShare.Core.Tests', 'FileShare.PowerShell.Tests') {
         Write-Host "== xunit: $project"
@@ -134,6 +142,7 @@ function Invoke-Test {
         if (-not (Test-Path $trx)) { throw "$project produced no results (build failure?)." }
         $counts = Get-TrxCounts $trx
         foreach ($key in 'Passed', 'Failed', 'Skipped') { $totals[$key] += $counts.$key }
+        $failures.AddRange([string[]]$counts.Failures)
     }
 
     Write-Host '== Pester'
@@ -145,7 +154,12 @@ function Invoke-Test {
     if (-not (Test-Path $pesterSummary)) { throw 'Pester produced no summary.' }
     $pester = Get-Content $pesterSummary -Raw | ConvertFrom-Json
     foreach ($key in 'Passed', 'Failed', 'Skipped') { $totals[$key] += $pester.$key }
+    $failures.AddRange([string[]]@($pester.Failures))
 
+    if ($failures.Count -gt 0) {
+        Write-Host 'Failed:'
+        $failures | ForEach-Object { Write-Host "  - $_" }
+    }
     Write-Host "Tests: $($totals.Passed) passed, $($totals.Failed) failed, $($totals.Skipped) skipped"
     if ($totals.Failed -gt 0) { exit 1 }
 }

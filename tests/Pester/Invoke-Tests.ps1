@@ -5,7 +5,7 @@
     Imports Pester 5.7.1 from the NuGet global packages folder (restored from Pester.Restore.csproj, which build.ps1
     Test does; this script restores it too when it is missing), points the tests at -ModulePath through
     $env:FILESHARE_MODULE_PATH, runs every *.Tests.ps1 beside this script with detailed output, and writes
-    {"Passed":n,"Failed":n,"Skipped":n} to -SummaryPath. Exits 1 when anything failed.
+    {"Passed":n,"Failed":n,"Skipped":n,"Failures":[...]} to -SummaryPath. Exits 1 when anything failed.
 .EXAMPLE
     dotnet pwsh -NoProfile -File tests/Pester/Invoke-Tests.ps1 -ModulePath out/FileShare/0.1.0 -SummaryPath /tmp/pester.json
 #>
@@ -66,7 +66,14 @@ $clock.Stop()
 
 # A failing BeforeAll/AfterAll or a file that does not even load fails its block or container, not a test.
 $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
-$summary = [ordered]@{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount }
+# Named with their first error line in the summary: CI logs keep only their tail.
+function Get-FailureLine($Item, [string] $Name) {
+    "${Name}: $("$($Item.ErrorRecord | Select-Object -First 1)".Trim() -split '\r?\n' | Select-Object -First 1)"
+}
+$failures = @($result.Failed | ForEach-Object { Get-FailureLine $_ $_.ExpandedPath }) +
+    @($result.FailedBlocks | ForEach-Object { Get-FailureLine $_ ($_.Path -join '.') }) +
+    @($result.FailedContainers | ForEach-Object { Get-FailureLine $_ $_.Item })
+$summary = [ordered]@{ Passed = $result.PassedCount; Failed = $failed; Skipped = $result.SkippedCount; Failures = $failures }
 $null = New-Item -ItemType Directory -Path (Split-Path $SummaryPath) -Force
 $summary | ConvertTo-Json -Compress | Set-Content -LiteralPath $SummaryPath
 Write-Host ("Pester: {0} passed, {1} failed, {2} skipped in {3:0.0} s" -f $summary.Passed, $summary.Failed, $summary.Skipped, $clock.Elapsed.TotalSeconds)
