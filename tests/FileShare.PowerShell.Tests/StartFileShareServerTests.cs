@@ -55,6 +55,21 @@ public sealed class StartFileShareServerTests : IDisposable
         Assert.True(Directory.Exists(expected), $"'{expected}' was not created.");
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("-Wait")]
+    public void WhatIf_StartsNothing_AndMakesNoFolder(string wait)
+    {
+        int port = Ports.Free();
+
+        Invocation result = _session.Run($"param($Port) Start-FileShareServer -Port $Port -BindAddress 127.0.0.1 -WhatIf {wait}", new { Port = port }).AssertNoErrors();
+
+        Assert.Empty(result.Output);
+        Assert.Empty(_session.Jobs());
+        Assert.False(Directory.Exists(_temp.Join($"d{port}")), "-WhatIf made the share folder");
+        Ports.AssertFree(port);
+    }
+
     [Fact]
     public void OnePath_IsSharedByEveryPort()
     {

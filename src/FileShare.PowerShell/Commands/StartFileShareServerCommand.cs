@@ -11,7 +11,7 @@ using FileShare.Server;
 namespace FileShare.PowerShell.Commands;
 
 /// <summary>Shares folders over TCP, one server per port, as background jobs or in the foreground with -Wait.</summary>
-[Cmdlet(VerbsLifecycle.Start, "FileShareServer")]
+[Cmdlet(VerbsLifecycle.Start, "FileShareServer", SupportsShouldProcess = true)]
 [OutputType(typeof(FileShareServerJob))]
 [OutputType(typeof(RequestLogRecord))]
 public sealed class StartFileShareServerCommand : AccessKeyCmdlet
@@ -114,6 +114,15 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         string[] roots = Port.Select((port, i) => FileSystemPath(Path is null ? $"d{port}" : Path[Path.Length == 1 ? 0 : i], nameof(Path), "InvalidSharePath")).ToArray();
         IReadOnlyList<IPAddress> bindAddresses = ResolveBindAddresses();
         AccessKey? accessKey = ResolveAccessKey();
+        // Asked before anything is made: -WhatIf creates no share folder and no self-signed certificate.
+        int[] approved = Enumerable.Range(0, Port.Length)
+            .Where(i => ShouldProcess($"'{roots[i]}' on {(Port[i] == 0 ? "a port the system chooses" : $"port {Port[i]}")}", "Share"))
+            .ToArray();
+        if (approved.Length == 0)
+        {
+            return;
+        }
+
         X509Certificate2? certificate = ServerCertificateArgument.Resolve(this, Certificate, CertificatePassword, SelfSigned);
         var started = new List<FileShareServer>();
         var logs = new Dictionary<FileShareServer, RequestLog>();
@@ -124,7 +133,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             foregroundRecords is { } records ? record => records.TryAdd(record) : (logs[server] = new RequestLog(MaxLogRecords)).Append;
         try
         {
-            StartEach(started, roots, bindAddresses, accessKey, certificate, LogOf);
+            StartEach(started, approved, roots, bindAddresses, accessKey, certificate, LogOf);
 
             // Said only of servers that run: a port already taken shares nothing.
             if (started.Count > 0)
@@ -168,10 +177,10 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         WriteObject(jobs, enumerateCollection: true);
     }
 
-    private void StartEach(List<FileShareServer> started, string[] roots, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate,
+    private void StartEach(List<FileShareServer> started, int[] approved, string[] roots, IReadOnlyList<IPAddress> bindAddresses, AccessKey? accessKey, X509Certificate2? certificate,
         Func<FileShareServer, Action<RequestLogRecord>> logOf)
     {
-        for (int i = 0; i < Port.Length; i++)
+        foreach (int i in approved)
         {
             string root = roots[i];
             var server = new FileShareServer(new FileShareServerOptions
