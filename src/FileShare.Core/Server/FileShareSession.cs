@@ -11,7 +11,8 @@ namespace FileShare.Server;
 /// client part-way through a file (a rate-capped download asks for it in parts, a multi-source one in runs of pieces)
 /// is served the rest of that file, within the drain timeout: a download in flight is meant to finish.
 /// </summary>
-internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures granted, ShareLookup share, ConnectionLog log, CancellationToken stopping, CancellationToken aborting)
+/// <param name="peer">The connection's socket, under TLS too: watched for the client leaving while an answer takes long.</param>
+internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures granted, ShareLookup share, ConnectionLog log, Socket peer, CancellationToken stopping, CancellationToken aborting)
 {
     // A body this small costs less copied into its reply's write than handed to sendfile in a call of its own.
     private const int InlineBodyLimit = 16 * 1024;
@@ -190,9 +191,9 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         {
             await RefuseAsync(channel, replyType, frame.RequestId, kind, path, StatusCode.BadRequest, e.Message, started).ConfigureAwait(false);
         }
-        catch (TimeoutException e)
+        catch (Exception e) when (e is TimeoutException or ClientLeftException)
         {
-            // A reply the client did not take in time: the connection is cut, as for a file's bytes.
+            // A reply the client did not take in time, or one it left before: the connection is cut, as for a file's bytes.
             log.WriteAbortedSend(kind, path, 0, started, e);
             throw new TransferAbortedException(e);
         }
@@ -250,7 +251,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
         try
         {
-            FileDigest digest = await server.Hashes.GetAsync(fullPath, PieceAlgorithm, aborting).ConfigureAwait(false);
+            FileDigest digest = await server.Hashes.GetAsync(fullPath, PieceAlgorithm, aborting).UnlessPeerLeavesAsync(peer).ConfigureAwait(false);
             return entry with { Length = digest.Length, LastWriteTimeUtc = digest.LastWriteTimeUtc, Sha256 = digest.Sha256 };
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
@@ -286,7 +287,8 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
                 try
                 {
                     // The version through the open handle: one stat of the path fewer than the cache asking itself.
-                    digest = await server.Hashes.GetAsync(file.Name, ShareFile.VersionOf(file.SafeFileHandle), PieceAlgorithmFor(options), aborting).ConfigureAwait(false);
+                    digest = await server.Hashes.GetAsync(file.Name, ShareFile.VersionOf(file.SafeFileHandle), PieceAlgorithmFor(options), aborting)
+                        .UnlessPeerLeavesAsync(peer).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {

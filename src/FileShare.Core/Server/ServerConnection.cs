@@ -155,7 +155,7 @@ internal sealed class ServerConnection
         }
 
         _handshakeDone = true;
-        var session = new FileShareSession(_server, granted, _server.Share, _log, _stopping, _aborting);
+        var session = new FileShareSession(_server, granted, _server.Share, _log, _socket, _stopping, _aborting);
         await session.ServeAsync(transport, tls is null ? _socket : null).ConfigureAwait(false);
     }
 

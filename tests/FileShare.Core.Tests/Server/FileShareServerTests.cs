@@ -237,6 +237,28 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_client_that_leaves_during_a_long_first_hash_is_let_go_at_once_while_the_hash_goes_on_for_the_next()
+    {
+        // Tens of seconds of hashing: the connection must end long before, at the client's close, not at the hash's end.
+        MakeSparseFile("huge.bin", 64L << 30);
+        FileShareServer server = StartServer();
+        var records = new ConcurrentQueue<RequestLogRecord>();
+        server.RequestCompleted = records.Enqueue;
+        FileShareConnection leaving = await ConnectAsync(server);
+        Task<FileDigest> hashing = leaving.HashAsync("huge.bin", CancellationToken.None);
+        await Eventually.TrueAsync(() => TestFiles.IsOpenHere(Share("huge.bin")), "the first hash opened the file");
+
+        leaving.Dispose();
+
+        await Eventually.TrueAsync(() => server.Statistics.ActiveConnections == 0, "the server let go of the client that left");
+        RequestLogRecord cut = Assert.Single(records);
+        Assert.Equal((RequestKind.Hash, "huge.bin"), (cut.Request, cut.Path));
+        Assert.StartsWith("Aborted: ", cut.Outcome);
+        Assert.True(TestFiles.IsOpenHere(Share("huge.bin")), "the hash ended with the client that left: the next client would start it over");
+        await Assert.ThrowsAnyAsync<Exception>(() => hashing);
+    }
+
+    [Fact]
     public async Task A_client_reading_steadily_slower_than_its_chunks_is_not_cut_by_the_send_timeout()
     {
         // The first chunks vanish into socket buffers at once, so the chunk sized after them is more than this reader
