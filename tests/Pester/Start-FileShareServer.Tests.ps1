@@ -193,6 +193,26 @@ Describe 'Start-FileShareServer' {
         Test-PortFree $port | Should -BeTrue
     }
 
+    It 'with -Wait and its output redirected (a service''s log), writes each record as one unwrapped line' {
+        $longName = ('l' * 200) + '.txt'
+        $null = New-TestFile (Join-Path $share $longName) -Length 10
+        $port = Get-FreePort
+        $server = Start-ChildPwsh -ArgumentList $port, $share -ScriptBlock {
+            param($Port, $Share)
+            Start-FileShareServer -Port $Port -Path $Share -BindAddress 127.0.0.1 -Wait
+        }
+        Wait-ServerListening -Port $port -ComputerName 127.0.0.1
+        Get-RemoteFile -Name $longName -ComputerName 127.0.0.1 -Port $port -Destination (Join-Path $TestDrive 'dl-lines') -ErrorAction Stop
+
+        Send-Signal -ProcessId $server.Id -Signal TERM
+        $served = Wait-TestProcess $server -TimeoutSec 20
+
+        $served.ExitCode | Should -Be 0 -Because $served.StdErr
+        $lines = @($served.StdOut -split '\r?\n' | Where-Object { $_ -and $_ -notmatch '^FileShare: sharing ' })
+        $lines | Should -Match '^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ' -Because "every line should begin a record, none continue one, in:`n$($served.StdOut)"
+        $lines -match ' Read ' | Should -Match "^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +$port 127\.0\.0\.1:\d+ +Read '$longName' 10 B in \d+ ms: Ok$"
+    }
+
     It 'with -Wait in a thread job, leaves SIGTERM to end the whole process' {
         $port = Get-FreePort
         $server = Start-ChildPwsh -ArgumentList $port, $share -ScriptBlock {

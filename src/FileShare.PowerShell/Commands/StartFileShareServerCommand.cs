@@ -14,6 +14,7 @@ namespace FileShare.PowerShell.Commands;
 [Cmdlet(VerbsLifecycle.Start, "FileShareServer", SupportsShouldProcess = true)]
 [OutputType(typeof(FileShareServerJob))]
 [OutputType(typeof(RequestLogRecord))]
+[OutputType(typeof(string))]
 public sealed class StartFileShareServerCommand : AccessKeyCmdlet
 {
     /// <summary>How long transfers in flight may go on when a -Wait server is stopped (Ctrl+C, SIGTERM).</summary>
@@ -231,6 +232,11 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
             Host.UI.WriteLine($"FileShare: sharing '{server.Root}' on {where}. Press Ctrl+C to stop.");
         }
 
+        // A service's log (systemd, docker, pwsh ... > server.log): the console formats objects at 80 columns when its
+        // output is redirected, cutting a record into pieces. Where nothing follows in the pipeline, each record goes
+        // out as its one line of text instead; a command after it (Export-Csv, Where-Object) still gets the objects.
+        bool asLines = Host.Name == "ConsoleHost" && Console.IsOutputRedirected && MyInvocation.PipelinePosition == MyInvocation.PipelineLength;
+        void Write(RequestLogRecord record) => WriteObject(asLines ? RequestLogView.Line(record) : record);
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
         // Only where the command is the process's own foreground (pwsh -c, -File, a service): a -Wait in a thread job or
         // another runspace taking SIGTERM would leave the rest of the process running when it was asked to end.
@@ -239,7 +245,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         {
             foreach (RequestLogRecord record in records.GetConsumingEnumerable(ending.Token))
             {
-                WriteObject(record);
+                Write(record);
             }
         }
         catch (OperationCanceledException)
@@ -255,7 +261,7 @@ public sealed class StartFileShareServerCommand : AccessKeyCmdlet
         // After Ctrl+C it is stopping, and would take nothing.
         while (!Cancellation.IsCancellationRequested && records.TryTake(out RequestLogRecord? last))
         {
-            WriteObject(last);
+            Write(last);
         }
     }
 
