@@ -55,6 +55,18 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
+    public void OnlyASource_IsTheOneServerAsked_NotAlsoTheDefaultLocalhost5000()
+    {
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile 'one byte.txt' -Source \"127.0.0.1:$Port\" -Destination $Dest -Verbose 3>&1",
+            new { _server.Port, Dest = _destination }).AssertNoErrors();
+
+        Assert.Empty(result.Objects<WarningRecord>());
+        Assert.DoesNotContain(result.Verbose, record => record.Message.Contains("localhost:5000", StringComparison.Ordinal));
+        Assert.Contains(result.Verbose, record => record.Message.Contains($"from 127.0.0.1:{_server.Port}", StringComparison.Ordinal));
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "one byte.txt")), TestFiles.Sha256(Path.Join(_destination, "one byte.txt")));
+    }
+
+    [Fact]
     public void ASourceThatIsNotHostColonPort_IsOneTerminatingInvalidSource_AndNothingIsAsked()
     {
         Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Source 'no-port-here' -Destination $Dest",

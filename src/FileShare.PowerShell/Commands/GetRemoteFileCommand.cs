@@ -75,6 +75,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     public long? MaxBytesPerSecond { get; set; }
 
     private ConnectionPool? _pool;
+    private List<DownloadSource> _extraSources = [];
     private DownloadBatch? _batch;
     private Task? _running;
     private DownloadProgressReporter? _progress;
@@ -83,7 +84,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     protected override void BeginProcessing()
     {
         // Every argument is checked before anything on the disk changes.
-        var extraSources = new List<DownloadSource>();
+        var extraSources = _extraSources;
         foreach (string text in Source)
         {
             if (DownloadSource.TryParse(text) is not { } source)
@@ -140,7 +141,10 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             return;
         }
 
-        var source = DownloadSource.FromComputerName(ComputerName, Port);
+        // -Source alone names every server: the default localhost:5000 is asked only when nothing says otherwise.
+        DownloadSource source = _extraSources.Count > 0 && !MyInvocation.BoundParameters.ContainsKey(nameof(ComputerName)) && !MyInvocation.BoundParameters.ContainsKey(nameof(Port))
+            ? _extraSources[0]
+            : DownloadSource.FromComputerName(ComputerName, Port);
         foreach (string name in Name)
         {
             if (!ShouldProcess($"'{name}' from {source.Endpoint} into '{_destinationRoot}'", "Download"))
