@@ -26,7 +26,18 @@ internal sealed class ClientHandshake(string host, string endpoint, FileShareCli
         {
             // Both hellos, the client's first: the access-key proofs cover them, so a downgraded feature set fails the proof.
             byte[] hellos = new byte[2 * ProtocolConstants.HelloLength];
-            HandshakeFeatures granted = await ExchangeHellosAsync(stream, hellos, deadline.Token).ConfigureAwait(false);
+            HandshakeFeatures granted;
+            try
+            {
+                granted = await ExchangeHellosAsync(stream, hellos, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // What a service of another kind does (an HTTP server waits for its request line): say so, as for one that answers.
+                throw new FileShareException(FileShareErrorKind.Timeout,
+                    $"No answer from {endpoint} to the FileShare handshake in time (read timeout {options.ReadTimeout.TotalSeconds:0.#} s); is it a FileShare server?", endpoint, null, e);
+            }
+
             byte[] channelBinding = [];
             if (granted.HasFlag(HandshakeFeatures.Tls))
             {

@@ -30,7 +30,7 @@ public sealed class ClientHandshakeTests : ServerTestBase
     }
 
     [Fact]
-    public async Task A_server_silent_after_the_hello_is_a_timeout_naming_it_and_the_connection_is_closed()
+    public async Task A_server_silent_after_the_hello_is_a_timeout_naming_it_asking_whether_it_is_a_FileShare_server_and_the_connection_is_closed()
     {
         using var server = new ScriptedServer(async (_, stream, ct) =>
         {
@@ -43,6 +43,8 @@ public sealed class ClientHandshakeTests : ServerTestBase
         Assert.Equal(FileShareErrorKind.Timeout, silent.Kind);
         Assert.Equal(EndpointOf(server.Port), silent.Endpoint);
         Assert.Contains(EndpointOf(server.Port), silent.Message);
+        // An HTTP server, for one, waits in silence for a request line: the message says what to check.
+        Assert.Contains("is it a FileShare server?", silent.Message);
         await server.Completion.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
