@@ -70,4 +70,7 @@ public sealed class FileShareException : Exception
 
     /// <summary>The file or folder involved, as the request named it.</summary>
     public string? RemotePath { get; }
+
+    /// <summary>No connection to the server could be made at all (refused, unreachable, no such host, connect timeout).</summary>
+    public bool NotReached { get; init; }
 }

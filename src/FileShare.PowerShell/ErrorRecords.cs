@@ -32,11 +32,23 @@ public static class ErrorRecords
     /// <summary>Why one file of Get-RemoteFile failed: the server's or protocol's error, or a local write that failed.</summary>
     public static ErrorRecord ForDownload(FileShare.Client.FileTransfer transfer, Exception error) => error switch
     {
-        FileShareException e => From(e, transfer.Name),
+        FileShareException e => NamingTheFile(From(e, transfer.Name), e, transfer.Name),
         IOException or UnauthorizedAccessException => Create("DestinationWriteFailed", ErrorCategory.WriteError,
             $"Could not write '{transfer.Destination}' for '{transfer.Name}' from {transfer.Endpoint}: {error.Message}", transfer.Destination, error),
         _ => Create("DownloadFailed", ErrorCategory.NotSpecified, $"Downloading '{transfer.Name}' from {transfer.Endpoint} failed: {error.Message}", transfer.Name, error),
     };
+
+    /// <summary>A failure of the connection (refused, timed out) does not say which file it cost; in a batch of thousands the record must.</summary>
+    private static ErrorRecord NamingTheFile(ErrorRecord record, FileShareException e, string name)
+    {
+        string printable = SharePath.Printable(name);
+        if (!e.Message.Contains(printable, StringComparison.Ordinal))
+        {
+            record.ErrorDetails = new ErrorDetails($"'{printable}' was not downloaded: {e.Message}");
+        }
+
+        return record;
+    }
 
     public static (string Id, ErrorCategory Category) Classify(FileShareErrorKind kind) => kind switch
     {

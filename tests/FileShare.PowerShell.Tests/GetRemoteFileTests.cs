@@ -208,15 +208,22 @@ public sealed class GetRemoteFileTests : IDisposable
     }
 
     [Fact]
-    public void UnreachableServer_IsServerUnreachable_NamingTheServer_AndWritesNothing()
+    public void UnreachableServer_IsServerUnreachable_NamingTheServerAndEachFile_AndWritesNothing()
     {
         int dead = Ports.Free();
 
-        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'one byte.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'one byte.txt', 'sub/inner.txt' -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
             new { Port = dead, Dest = _destination });
 
-        ErrorRecord error = result.SingleError("ServerUnreachable", ErrorCategory.ConnectionError);
-        Assert.Contains($"127.0.0.1:{dead}", error.Exception.Message);
+        Assert.Equal(2, result.Errors.Count);
+        Assert.All(result.Errors, error =>
+        {
+            Invocation.AssertError(error, "ServerUnreachable", ErrorCategory.ConnectionError);
+            Assert.Contains($"127.0.0.1:{dead}", error.Exception.Message);
+        });
+        // What the console shows: the file each error cost, not only the server.
+        Assert.Equal(["'one byte.txt' was not downloaded", "'sub/inner.txt' was not downloaded"],
+            result.Errors.Select(error => error.ToString().Split(':')[0]).Order());
         Assert.Empty(TestFiles.List(_destination));
     }
 

@@ -11,6 +11,7 @@ public sealed class ConnectionPool : IDisposable
     private readonly ConcurrentDictionary<string, ConcurrentBag<FileShareConnection>> _idle = new();
     private readonly ConcurrentDictionary<string, bool> _seedServers = new();
     private readonly ConcurrentDictionary<string, bool> _pieceServers = new();
+    private readonly ConcurrentDictionary<string, FileShareException> _notReached = new();
     private volatile bool _disposed;
 
     public ConnectionPool(FileShareClientOptions? options = null) => Options = options ?? FileShareClientOptions.Default;
@@ -27,11 +28,26 @@ public sealed class ConnectionPool : IDisposable
             return (idle, true);
         }
 
+        // A server that could not be reached once is not tried again for every file left: a host gone down in the middle
+        // of thousands of files would cost each of them a connection attempt, and a connect timeout where nothing answers.
+        if (_notReached.TryGetValue(endpoint, out FileShareException? earlier))
+        {
+            throw new FileShareException(earlier.Kind, $"{earlier.Message.TrimEnd('.')}; not tried again in this command.", endpoint, inner: earlier) { NotReached = true };
+        }
+
         // A server that turns this connection away as busy may be full of this pool's own connections (its limit per
         // address): each of those that comes back meanwhile is taken rather than waiting out the server's answer.
         FileShareConnection? freed = null;
-        FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, Options, cancellationToken, () => freed = TakeIdle(endpoint)).ConfigureAwait(false);
-        return (connection, ReferenceEquals(connection, freed));
+        try
+        {
+            FileShareConnection connection = await FileShareConnection.ConnectAsync(host, port, Options, cancellationToken, () => freed = TakeIdle(endpoint)).ConfigureAwait(false);
+            return (connection, ReferenceEquals(connection, freed));
+        }
+        catch (FileShareException e) when (e.NotReached)
+        {
+            _notReached.TryAdd(endpoint, e);
+            throw;
+        }
     }
 
     private FileShareConnection? TakeIdle(string endpoint) =>

@@ -24,12 +24,12 @@ internal static class Endpoint
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             socket.Dispose();
-            throw new FileShareException(FileShareErrorKind.Timeout, $"Could not connect to {Format(host, port)} within {options.ConnectTimeout.TotalSeconds:0.#} s.", Format(host, port));
+            throw new FileShareException(FileShareErrorKind.Timeout, $"Could not connect to {Format(host, port)} within {options.ConnectTimeout.TotalSeconds:0.#} s.", Format(host, port)) { NotReached = true };
         }
         catch (SocketException e)
         {
             socket.Dispose();
-            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"Could not connect to {Format(host, port)}: {e.Message}", Format(host, port), inner: e);
+            throw new FileShareException(FileShareErrorKind.ConnectionFailed, $"Could not connect to {Format(host, port)}: {e.Message}", Format(host, port), inner: e) { NotReached = true };
         }
         catch
         {

@@ -227,6 +227,29 @@ public sealed class DownloadBatchTests : ServerTestBase
         Assert.Equal(hash, TestFiles.Sha256(Download("kept/ok.bin")));
     }
 
+    [Fact]
+    public async Task A_server_that_cannot_be_reached_is_tried_once_per_worker_not_once_per_file()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int closedPort = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var failed = new ConcurrentDictionary<string, FileShareException>();
+        var batch = NewBatch(NewDownloader(), [], throttleLimit: 3, (_, _) => { }, (t, e) => failed[t.Name] = Assert.IsType<FileShareException>(e));
+        for (int i = 0; i < 30; i++)
+        {
+            batch.Add($"f{i}.bin", new DownloadSource(Host, closedPort));
+        }
+
+        await batch.RunAsync(CancellationToken.None);
+
+        Assert.Equal(30, failed.Count);
+        Assert.All(failed.Values, e => Assert.Equal((FileShareErrorKind.ConnectionFailed, $"{Host}:{closedPort}"), (e.Kind, e.Endpoint)));
+        // Only the workers that started together can have found the port closed for themselves.
+        Assert.True(failed.Values.Count(e => e.Message.Contains("not tried again", StringComparison.Ordinal)) >= 30 - 3,
+            string.Join(Environment.NewLine, failed.Values.Select(e => e.Message)));
+    }
+
     private DownloadBatch NewBatch(FileDownloader downloader, IReadOnlyList<DownloadSource> extra, int throttleLimit, Action<FileTransfer, DownloadResult> completed, Action<FileTransfer, Exception> failed) =>
         new(downloader, Downloads, extra, throttleLimit) { Completed = completed, Failed = failed };
 }
