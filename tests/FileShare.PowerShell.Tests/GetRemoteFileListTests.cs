@@ -74,7 +74,9 @@ public sealed class GetRemoteFileListTests : IDisposable
     [InlineData("-Name sub/* -Recurse", new[] { "sub/deeper/deep.bin", "sub/inner.txt" })]
     [InlineData("-Name data.bin, readme*", new[] { "data.bin", "readme.txt" })]
     [InlineData("-Name nothing*", new string[0])]
-    public void Name_FiltersByWildcardOnTheRelativeName(string arguments, string[] expected)
+    [InlineData("-Name deep* -Recurse", new[] { "sub/deeper/deep.bin" })]
+    [InlineData("-Name inner.tx? -Recurse", new[] { "sub/inner.txt" })]
+    public void Name_FiltersByWildcardOnTheRelativeName_OrWithoutASlashOnItsLastPart(string arguments, string[] expected)
     {
         string[] names = List(arguments).AssertNoErrors().Objects<RemoteFileInfo>().Select(f => f.Name).Order(StringComparer.Ordinal).ToArray();
 

@@ -67,7 +67,7 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
             int written = 0;
             foreach (RemoteEntry entry in entries)
             {
-                if (patterns is null || patterns.Any(p => p.IsMatch(entry.Name)))
+                if (patterns is null || Name!.Zip(patterns).Any(p => Matches(p.First, p.Second, entry.Name)))
                 {
                     literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
                     if (Hash && entry.Kind == EntryKind.File && entry.Sha256 is null)
@@ -94,6 +94,14 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
                 $"'{name}' is not listed by {string.Join(", ", answered)}{where}{hint}.", name));
         }
     }
+
+    /// <summary>
+    /// The whole relative name matches, or, for a wildcard pattern without a '/', its last part does, as a pattern in
+    /// rsync's or git's filters: 'report-202?.*' finds reports in every folder, as '*.pdf' always did.
+    /// </summary>
+    private static bool Matches(string name, WildcardPattern pattern, string entryName) =>
+        pattern.IsMatch(entryName)
+        || (!name.Contains('/') && WildcardPattern.ContainsWildcardCharacters(name) && pattern.IsMatch(entryName[(entryName.LastIndexOf('/') + 1)..]));
 
     /// <summary>A -Name pattern, checked before any server is asked: a malformed one ('[a') is one clear error.</summary>
     private WildcardPattern Pattern(string name)
