@@ -6,7 +6,8 @@ namespace FileShare.PowerShell.Tests;
 
 /// <summary>
 /// Get-RemoteFile's progress as a host other than the console sees it: PowerShell.Streams.Progress. Downloads go
-/// through a relay paced so each takes about 1.6 s, several of the reporter's quarter-second ticks, on any machine.
+/// through a relay paced so each takes about 1.6 s, several of the reporter's quarter-second ticks; where a test needs
+/// ticks during the transfer, the relay also holds the rest back until they are seen.
 /// </summary>
 public sealed class DownloadProgressReporterTests : IDisposable
 {
@@ -45,12 +46,26 @@ public sealed class DownloadProgressReporterTests : IDisposable
     [Fact]
     public void LargerDownload_ReportsProgressPerFileAndOverall_EndingWithCompletedRecords()
     {
-        IReadOnlyList<ProgressRecord> progress = Download().Progress;
+        // The relay paces from its connection's start, so time the client spent first (a loaded machine) lets the rest
+        // through in a burst: it holds back after 8 MiB until large.bin's bar has been drawn on two ticks.
+        _relay.HoldAfter(8 << 20);
+        using RunningInvocation download = _session.Begin("param($Port, $Dest) Get-RemoteFile -Name large.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { _relay.Port, Dest = _destination });
+        try
+        {
+            Eventually.True(() => RunningInvocation.Snapshot(download.Shell.Streams.Progress).Count(IsFileTick) >= 2 || download.IsCompleted, "large.bin's progress is drawn on two ticks");
+        }
+        finally
+        {
+            _relay.Release();
+        }
+
+        IReadOnlyList<ProgressRecord> progress = download.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors().Progress;
+        Assert.Equal(_largeSha256, TestFiles.Sha256(Path.Join(_destination, "large.bin")));
 
         ProgressRecord[] overall = progress.Where(p => p.ActivityId == OverallActivity).ToArray();
         ProgressRecord[] file = progress.Where(p => p.ActivityId != OverallActivity).ToArray();
-        Assert.True(file.Count(p => p.RecordType == ProgressRecordType.Processing && p.PercentComplete is >= 0 and < 100) >= 2,
-            $"Expected progress for large.bin on at least two ticks of a 1.6 s download; got {file.Length} record(s).");
+        Assert.True(file.Count(IsFileTick) >= 2, $"Expected progress for large.bin on at least two ticks; got {file.Length} record(s).");
         Assert.All(file, p =>
         {
             Assert.Equal(OverallActivity, p.ParentActivityId);
@@ -71,12 +86,29 @@ public sealed class DownloadProgressReporterTests : IDisposable
     [Fact]
     public void FromTwoSources_TheFileRecordShowsTheBytesOfEach()
     {
+        // Two paced sources halve the download to about 0.8 s, which leaves at most a tick after a file bar's first
+        // half second (none when the relays pass a burst). So each relay holds back the rest after its first 4 MiB
+        // until a file record naming both sources is seen: both are then under way, however fast or loaded the machine.
         using var second = new ThrottledRelay(_server.Port, RelayBytesPerSecond);
+        _relay.HoldAfter(4 << 20);
+        second.HoldAfter(4 << 20);
+        using RunningInvocation download = _session.Begin("param($Port, $Second, $Dest) Get-RemoteFile -Name large.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest -Source 127.0.0.1:$Second",
+            new { _relay.Port, Second = second.Port, Dest = _destination });
+        Func<ProgressRecord, bool> showsBoth = p => p.ActivityId != OverallActivity && p.RecordType == ProgressRecordType.Processing
+            && p.StatusDescription.Contains($"127.0.0.1:{_relay.Port} ") && p.StatusDescription.Contains($"127.0.0.1:{second.Port} ");
+        try
+        {
+            Eventually.True(() => RunningInvocation.Snapshot(download.Shell.Streams.Progress).Any(showsBoth) || download.IsCompleted, "a file record shows the bytes of both sources");
+        }
+        finally
+        {
+            _relay.Release();
+            second.Release();
+        }
 
-        IReadOnlyList<ProgressRecord> progress = Download(suffix: $"-Source 127.0.0.1:{second.Port}").Progress;
-
-        ProgressRecord[] file = progress.Where(p => p.ActivityId != OverallActivity && p.RecordType == ProgressRecordType.Processing).ToArray();
-        Assert.Contains(file, p => p.StatusDescription.Contains($"127.0.0.1:{_relay.Port} ") && p.StatusDescription.Contains($"127.0.0.1:{second.Port} "));
+        IReadOnlyList<ProgressRecord> progress = download.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors().Progress;
+        Assert.Equal(_largeSha256, TestFiles.Sha256(Path.Join(_destination, "large.bin")));
+        Assert.Contains(progress, p => showsBoth(p));
         Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
     }
 
@@ -120,6 +152,9 @@ public sealed class DownloadProgressReporterTests : IDisposable
         Assert.Equal(_largeSha256, TestFiles.Sha256(Path.Join(_destination, "large.bin")));
         return result;
     }
+
+    private static bool IsFileTick(ProgressRecord p) =>
+        p.ActivityId != OverallActivity && p.RecordType == ProgressRecordType.Processing && p.PercentComplete is >= 0 and < 100;
 
     private static void AssertNeverDecreases(IEnumerable<ProgressRecord> records)
     {

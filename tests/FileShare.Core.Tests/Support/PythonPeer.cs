@@ -78,9 +78,23 @@ public sealed class PythonPeer : IDisposable
         return await _stderr;
     }
 
+    // python3 on the PATH may be a version manager's shim (pyenv's is a bash script that runs pyenv, which runs the
+    // interpreter): on a loaded machine that alone took 10 s of the 15 s a peer is given. The interpreter it leads to
+    // is asked for once, and each peer starts it directly.
+    private static readonly Lazy<string> s_python = new(FindInterpreter);
+
+    private static string FindInterpreter()
+    {
+        var ask = new ProcessStartInfo("python3", ["-c", "import sys; print(sys.executable)"]) { RedirectStandardOutput = true, UseShellExecute = false };
+        using Process python = Process.Start(ask)!;
+        string path = python.StandardOutput.ReadToEnd().Trim();
+        python.WaitForExit();
+        return python.ExitCode == 0 && File.Exists(path) ? path : "python3";
+    }
+
     private static Process Start(string script, params string[] arguments)
     {
-        var start = new ProcessStartInfo("python3")
+        var start = new ProcessStartInfo(s_python.Value)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
