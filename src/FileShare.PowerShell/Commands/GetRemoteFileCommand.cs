@@ -75,7 +75,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     public long? MaxBytesPerSecond { get; set; }
 
     private ConnectionPool? _pool;
-    private List<DownloadSource> _extraSources = [];
+    private readonly List<DownloadSource> _extraSources = [];
     private DownloadBatch? _batch;
     private Task? _running;
     private DownloadProgressReporter? _progress;
@@ -84,7 +84,6 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
     protected override void BeginProcessing()
     {
         // Every argument is checked before anything on the disk changes.
-        var extraSources = _extraSources;
         foreach (string text in Source)
         {
             if (DownloadSource.TryParse(text) is not { } source)
@@ -94,7 +93,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
                 return;
             }
 
-            extraSources.Add(source);
+            _extraSources.Add(source);
         }
 
         _pool = new ConnectionPool(ClientOptions(TimeoutSec, Protocol, ThrottleLimit, MaxBytesPerSecond));
@@ -107,7 +106,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             MakeDestinationFolder();
         }
 
-        _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, extraSources, ThrottleLimit)
+        _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, _extraSources, ThrottleLimit)
         {
             Overwrite = !NoClobber,
             Resume = Resume,
