@@ -20,6 +20,8 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
     private const int OverallActivityId = 1;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Dictionary<FileTransfer, int> _activityIds = [];
+    private readonly Dictionary<FileTransfer, RecentRate> _fileRates = [];
+    private readonly RecentRate _overallRate = new();
     private readonly HashSet<FileTransfer> _shown = [];
     private bool _overallShown;
 
@@ -62,14 +64,21 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
                 }
 
                 _shown.Add(transfer);
-                ProgressRecord file = Record(activityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, bytes - transfer.Progress.BytesResumed, running, OverallActivityId);
+                if (!_fileRates.TryGetValue(transfer, out RecentRate? fileRate))
+                {
+                    _fileRates[transfer] = fileRate = new RecentRate();
+                }
+
+                double rate = fileRate.Sample(_clock.Elapsed, bytes - transfer.Progress.BytesResumed);
+                ProgressRecord file = Record(activityId, $"{transfer.Name} from {transfer.Endpoint}", bytes, total, rate, OverallActivityId);
                 file.StatusDescription += PerSource(transfer.Progress);
                 cmdlet.WriteProgress(file);
             }
         }
 
-        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, received, _clock.Elapsed, -1);
-        overall.StatusDescription = $"{done} of {transfers.Count} files; " + overall.StatusDescription;
+        ProgressRecord overall = Record(OverallActivityId, "Get-RemoteFile", received, known, _overallRate.Sample(_clock.Elapsed, received), -1);
+        // Before the first byte a server may be hashing a large file for the first time: "0 B of 0 B" looked like a hang.
+        overall.StatusDescription = $"{done} of {transfers.Count} files; " + (received == 0 ? "waiting for the servers to answer" : overall.StatusDescription);
         cmdlet.WriteProgress(overall);
         _overallShown = true;
     }
@@ -104,19 +113,18 @@ internal sealed class DownloadProgressReporter(Cmdlet cmdlet)
 
     private void CompleteFile(FileTransfer transfer)
     {
+        _fileRates.Remove(transfer);
         if (_shown.Remove(transfer))
         {
             cmdlet.WriteProgress(new ProgressRecord(_activityIds[transfer], transfer.Name, "Done") { RecordType = ProgressRecordType.Completed, ParentActivityId = OverallActivityId });
         }
     }
 
-    /// <param name="fetched">Bytes that came over the network in <paramref name="elapsed"/> (the rate leaves resumed bytes out).</param>
-    private static ProgressRecord Record(int id, string activity, long bytes, long total, long fetched, TimeSpan elapsed, int parent)
+    /// <param name="rate">Bytes per second that came over the network lately (resumed bytes left out); 0 when none did.</param>
+    private static ProgressRecord Record(int id, string activity, long bytes, long total, double rate, int parent)
     {
-        double rate = Math.Max(fetched, 0) / Math.Max(elapsed.TotalSeconds, 0.001);
-        var record = new ProgressRecord(id, activity, total >= 0
-            ? $"{Units.Bytes(bytes)} of {Units.Bytes(total)} at {Units.Bytes((long)rate)}/s"
-            : $"{Units.Bytes(bytes)} at {Units.Bytes((long)rate)}/s")
+        string pace = rate > 0 ? $" at {Units.Bytes((long)rate)}/s" : bytes == 0 ? ", waiting for the server" : "";
+        var record = new ProgressRecord(id, activity, total >= 0 ? $"{Units.Bytes(bytes)} of {Units.Bytes(total)}{pace}" : $"{Units.Bytes(bytes)}{pace}")
         {
             ParentActivityId = parent,
         };

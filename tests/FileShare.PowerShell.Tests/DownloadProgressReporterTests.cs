@@ -112,6 +112,28 @@ public sealed class DownloadProgressReporterTests : IDisposable
         Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
     }
 
+    [Fact]
+    public void Before_the_first_byte_the_overall_bar_says_it_waits_for_the_servers_and_no_rate()
+    {
+        // A server hashing a large file for the first time answers nothing for a while: the relay passes nothing at first.
+        _relay.HoldAfter(0);
+        using RunningInvocation download = _session.Begin("param($Port, $Dest) Get-RemoteFile -Name large.bin -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
+            new { _relay.Port, Dest = _destination });
+        try
+        {
+            Eventually.True(() => RunningInvocation.Snapshot(download.Shell.Streams.Progress).Any(p => p.ActivityId == OverallActivity) || download.IsCompleted, "the overall bar is drawn");
+        }
+        finally
+        {
+            _relay.Release();
+        }
+
+        IReadOnlyList<ProgressRecord> progress = download.Wait(PowerShellSession.DefaultTimeout).AssertNoErrors().Progress;
+        Assert.Equal(_largeSha256, TestFiles.Sha256(Path.Join(_destination, "large.bin")));
+        Assert.Equal("0 of 1 files; waiting for the servers to answer", progress.First(p => p.ActivityId == OverallActivity).StatusDescription);
+        Assert.DoesNotContain(progress, p => p.StatusDescription.Contains("0 B of 0 B", StringComparison.Ordinal) || p.StatusDescription.Contains(" 0 B/s", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("$ProgressPreference = 'SilentlyContinue';", "")]
     [InlineData("", "-ProgressAction SilentlyContinue")]
