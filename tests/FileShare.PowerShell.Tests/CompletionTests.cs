@@ -19,6 +19,7 @@ public sealed class CompletionTests : IDisposable
         TestFiles.Write(_share, "photo-02.jpg", 10);
         TestFiles.Write(_share, "readme.txt", 10);
         TestFiles.Write(_share, "pics/photo-03.jpg", 10);
+        TestFiles.Write(_share, "[draft] photo.jpg", 10);
     }
 
     public void Dispose()
@@ -46,6 +47,18 @@ public sealed class CompletionTests : IDisposable
 
         Assert.Equal(["'photo 01.jpg'", "photo-02.jpg"], matches);
         Assert.Equal(["pics/photo-03.jpg"], Complete($"Get-RemoteFileList 127.0.0.1 -Port {job.Port} -Name pics/"));
+    }
+
+    [Fact]
+    public void RemoteName_OffersANameWithWildcardCharactersEscapedWhereNamesAreWildcards_AndTheCompletedNameMatchesIt()
+    {
+        FileShareServerJob job = _session.StartServer(_share);
+
+        Assert.Equal(["'[draft] photo.jpg'"], Complete($"Get-RemoteFile -ComputerName 127.0.0.1 -Port {job.Port} -Name [d"));
+        string completed = Assert.Single(Complete($"Get-RemoteFileList -ComputerName 127.0.0.1 -Port {job.Port} -Name [d"));
+        Assert.Equal("'`[draft`] photo.jpg'", completed);
+        Invocation listed = _session.Run($"Get-RemoteFileList -ComputerName 127.0.0.1 -Port {job.Port} -Name {completed}").AssertNoErrors();
+        Assert.Equal(["[draft] photo.jpg"], listed.Objects<RemoteFileInfo>().Select(f => f.Name));
     }
 
     [Fact]

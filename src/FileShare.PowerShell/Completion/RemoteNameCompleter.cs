@@ -21,9 +21,12 @@ public sealed class RemoteNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         string typed = Typed(wordToComplete);
+        // Get-RemoteFileList's -Name takes wildcards: a name with [ ] * ? is offered escaped, or it would match nothing.
+        bool takesWildcards = commandName.EndsWith("RemoteFileList", StringComparison.OrdinalIgnoreCase);
         return Listing(fakeBoundParameters)
             .Where(entry => entry.Name.StartsWith(typed, StringComparison.OrdinalIgnoreCase))
-            .Select(entry => new CompletionResult(Quote(entry.Name), entry.Name, CompletionResultType.ParameterValue, $"{entry.Name} ({Units.Bytes(entry.Length)})"));
+            .Select(entry => new CompletionResult(Quote(takesWildcards ? WildcardPattern.Escape(entry.Name) : entry.Name), entry.Name, CompletionResultType.ParameterValue,
+                $"{entry.Name} ({Units.Bytes(entry.Length)})"));
     }
 
     internal static string Typed(string wordToComplete) => wordToComplete.Trim('\'', '"');
