@@ -47,14 +47,17 @@ internal sealed class FileHashCache
     private long _pieceHashBytes;
     private int _computations;
     // Process-wide, as the CPU is: ten servers in one pwsh hash at most this many files of several pieces at once
-    // between them. A file of one piece takes no slot: it hashes in milliseconds, and behind a slot it waited for a
-    // large file's whole first hash (a 5-byte file, 25 s behind two 3 GiB ones).
+    // between them.
     private static readonly int s_concurrentFiles = Math.Max(2, Environment.ProcessorCount);
     private static readonly SemaphoreSlim s_hashing = new(s_concurrentFiles);
-    // Two buffers per file hashed at once, kept here: the shared pool keeps a returned array in the returning thread's
-    // own slot, so buffers rented and returned on different pool threads missed it, and every first hash left its
-    // buffers on the large object heap as garbage (18 MiB in 600 downloads of distinct files from ten servers).
-    private static readonly ArrayPool<byte> s_buffers = ArrayPool<byte>.Create(DefaultReadBuffer, 2 * s_concurrentFiles);
+    // Files of one piece hash in milliseconds, so they have slots of their own (behind a large file's slot a 5-byte file
+    // waited 25 s), but still a bounded number: without a bound 200 first hashes at once rented 400 read buffers the
+    // pool below could not keep, and a host of ten servers grew by 150 MiB at 200 downloads of 1 MiB.
+    private static readonly SemaphoreSlim s_smallHashing = new(4 * s_concurrentFiles);
+    // Two buffers per file hashed at once (in either kind of slot), kept here: the shared pool keeps a returned array
+    // in the returning thread's own slot, so buffers rented and returned on different pool threads missed it, and every
+    // first hash left its buffers on the large object heap as garbage (18 MiB in 600 downloads of distinct files).
+    private static readonly ArrayPool<byte> s_buffers = ArrayPool<byte>.Create(DefaultReadBuffer, 2 * 5 * s_concurrentFiles);
 
     /// <param name="lifetime">Ends every hash still running: the server has stopped, and nobody is left to ask.</param>
     public FileHashCache(string root, int pieceSize = ProtocolConstants.PieceSize, int readBuffer = DefaultReadBuffer, CancellationToken lifetime = default, long maxPieceHashBytes = DefaultMaxPieceHashBytes)
@@ -113,11 +116,8 @@ internal sealed class FileHashCache
     {
         long length = version.Length;
         Interlocked.Increment(ref _computations);
-        bool slotted = length > _pieceSize;
-        if (slotted)
-        {
-            await s_hashing.WaitAsync(_lifetime).ConfigureAwait(false);
-        }
+        SemaphoreSlim slots = length > _pieceSize ? s_hashing : s_smallHashing;
+        await slots.WaitAsync(_lifetime).ConfigureAwait(false);
 
         byte[] hashing = s_buffers.Rent((int)Math.Clamp(length, 1, _readBuffer));
         byte[] reading = length > hashing.Length ? s_buffers.Rent(hashing.Length) : [];
@@ -198,10 +198,7 @@ internal sealed class FileHashCache
                 piece?.Dispose();
             }
 
-            if (slotted)
-            {
-                s_hashing.Release();
-            }
+            slots.Release();
         }
     }
 
