@@ -94,11 +94,13 @@ public sealed class FileHashCacheTests : IDisposable
         var cache = new FileHashCache(_share.Path, SmallPiece, SmallBuffer);
         using var start = new Barrier(16);
 
-        FileDigest[] digests = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(() =>
+        // Sixteen threads of their own: blocked on the barrier, sixteen pool threads would starve every other test in
+        // the process while the pool grew (12.7 s once, and a download beside it timed out).
+        FileDigest[] digests = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Factory.StartNew(() =>
         {
             start.SignalAndWait();
             return cache.GetAsync(path, PieceHashAlgorithm.Blake3, CancellationToken.None);
-        })));
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap()));
 
         Assert.Equal(1, cache.Computations);
         Assert.All(digests, d => Assert.Equal(sha256, Convert.ToHexString(d.Sha256)));
