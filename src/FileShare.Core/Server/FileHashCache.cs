@@ -53,11 +53,12 @@ internal sealed class FileHashCache
     // Files of one piece hash in milliseconds, so they have slots of their own (behind a large file's slot a 5-byte file
     // waited 25 s), but still a bounded number: without a bound 200 first hashes at once rented 400 read buffers the
     // pool below could not keep, and a host of ten servers grew by 150 MiB at 200 downloads of 1 MiB.
-    private static readonly SemaphoreSlim s_smallHashing = new(4 * s_concurrentFiles);
+    private static readonly int s_concurrentSmallFiles = 4 * s_concurrentFiles;
+    private static readonly SemaphoreSlim s_smallHashing = new(s_concurrentSmallFiles);
     // Two buffers per file hashed at once (in either kind of slot), kept here: the shared pool keeps a returned array
     // in the returning thread's own slot, so buffers rented and returned on different pool threads missed it, and every
     // first hash left its buffers on the large object heap as garbage (18 MiB in 600 downloads of distinct files).
-    private static readonly ArrayPool<byte> s_buffers = ArrayPool<byte>.Create(DefaultReadBuffer, 2 * 5 * s_concurrentFiles);
+    private static readonly ArrayPool<byte> s_buffers = ArrayPool<byte>.Create(DefaultReadBuffer, 2 * (s_concurrentFiles + s_concurrentSmallFiles));
 
     /// <param name="lifetime">Ends every hash still running: the server has stopped, and nobody is left to ask.</param>
     public FileHashCache(string root, int pieceSize = ProtocolConstants.PieceSize, int readBuffer = DefaultReadBuffer, CancellationToken lifetime = default, long maxPieceHashBytes = DefaultMaxPieceHashBytes)
