@@ -20,6 +20,9 @@ public enum FileShareErrorKind
     NotSupportedBySeedServer,
     IncompleteTransfer,
     DestinationExists,
+
+    /// <summary>The destination is a read-only file, which is replaced only when asked to (-Force).</summary>
+    DestinationReadOnly,
     DestinationConflict,
     InvalidPath,
     LocalWriteFailed,

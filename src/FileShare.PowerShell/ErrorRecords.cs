@@ -67,6 +67,7 @@ public static class ErrorRecords
         FileShareErrorKind.NotSupportedBySeedServer => ("SeedServerCannotList", ErrorCategory.NotImplemented),
         FileShareErrorKind.IncompleteTransfer => ("IncompleteTransfer", ErrorCategory.ConnectionError),
         FileShareErrorKind.DestinationExists => ("DestinationExists", ErrorCategory.ResourceExists),
+        FileShareErrorKind.DestinationReadOnly => ("DestinationReadOnly", ErrorCategory.PermissionDenied),
         FileShareErrorKind.DestinationConflict => ("DestinationConflict", ErrorCategory.ResourceExists),
         FileShareErrorKind.DestinationInUse => ("DestinationInUse", ErrorCategory.ResourceBusy),
         FileShareErrorKind.InvalidPath => ("InvalidRemotePath", ErrorCategory.InvalidData),

@@ -62,14 +62,20 @@ public sealed class GetFileShareServerTests : IDisposable
         Assert.Equal(JobState.Stopped, all.Single(s => s.Port == first.Port).State);
     }
 
-    [Fact]
-    public void DefaultView_FitsEightyColumns()
+    [Theory]
+    [InlineData("Get-FileShareServer")]
+    [InlineData("Get-Job")]
+    public void DefaultViews_FitEightyColumns_AndWrapTheRootRatherThanCutIt(string command)
     {
-        _session.StartServer(_share);
+        string deepShare = _temp.Folder("a-share-with/a-name-long-enough/that-eighty-columns-cannot-hold-it");
+        _session.StartServer(deepShare);
 
-        string table = string.Concat(_session.Run("Get-FileShareServer | Out-String -Width 200").Output.Select(o => o.ToString()));
+        string table = string.Concat(_session.Run($"{command} | Out-String -Width 80").Output.Select(o => o.ToString()));
 
-        Assert.Contains("Requests", table);
-        Assert.All(table.Split('\n').Where(line => line.Length > 0 && !line.Contains(_share)), line => Assert.True(line.TrimEnd().Length <= 80, line));
+        string[] lines = table.Split('\n').Select(line => line.TrimEnd()).Where(line => line.Length > 0).ToArray();
+        Assert.All(lines, line => Assert.True(line.Length <= 80, line));
+        int rootColumn = lines[0].IndexOf("Root", StringComparison.Ordinal);
+        Assert.True(rootColumn > 0, lines[0]);
+        Assert.Equal(deepShare, string.Concat(lines.Skip(2).Select(line => line.Length > rootColumn ? line[rootColumn..] : "")));
     }
 }

@@ -160,7 +160,7 @@ public sealed class GetRemoteFileListTests : IDisposable
         RemoteFileInfo[] files = _session.Run($"Get-RemoteFileList -ComputerName 127.0.0.1 -Port {first}..{first + 1} -Name readme.txt")
             .AssertNoErrors().Objects<RemoteFileInfo>().ToArray();
 
-        Assert.Equal([first, first + 1], files.Select(f => f.Port));
+        Assert.Equal([first, first + 1], files.Select(f => f.Port).Order());
     }
 
     [Fact]
@@ -191,25 +191,68 @@ public sealed class GetRemoteFileListTests : IDisposable
     }
 
     [Fact]
-    public void ServerThatNeverAnswers_IsServerTimeout_AfterTimeoutSec()
+    public void ServerThatNeverAnswers_IsServerTimeout_AfterTimeoutSec() => WithSilentServer(port =>
     {
-        // The kernel completes the connection from the backlog, but nothing ever reads or answers it.
+        Invocation result = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -TimeoutSec 1", new { Port = port });
+
+        ErrorRecord error = result.SingleError("ServerTimeout", ErrorCategory.OperationTimeout);
+        Assert.Contains($"127.0.0.1:{port}", error.Exception.Message);
+        Assert.InRange(result.Duration, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10));
+    });
+
+    [Fact]
+    public void AServerThatAnswers_IsWrittenBeforeASilentOneNamedBeforeIt() => WithSilentServer(port =>
+    {
+        // One merged stream shows what a pipeline further on receives first.
+        Invocation result = _session.Run("""
+            param($Silent, $Port)
+            Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Silent, $Port -TimeoutSec 3 2>&1 |
+                ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { "error $($_.FullyQualifiedErrorId)" } else { $_.Name } }
+            """, new { Silent = port, _server.Port });
+
+        string[] seen = result.AssertNoErrors().Objects<string>().ToArray();
+        Assert.Equal(["data.bin", "empty.txt", "readme.txt"], seen[..3].Order(StringComparer.Ordinal));
+        Assert.StartsWith("error ServerTimeout", seen[3]);
+        Assert.Equal(4, seen.Length);
+    });
+
+    /// <summary>A port whose connections the kernel completes from the backlog, but where nothing ever reads or answers.</summary>
+    private static void WithSilentServer(Action<int> test)
+    {
         var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         silent.Start();
         try
         {
-            int port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
-
-            Invocation result = _session.Run("param($Port) Get-RemoteFileList -ComputerName 127.0.0.1 -Port $Port -TimeoutSec 1", new { Port = port });
-
-            ErrorRecord error = result.SingleError("ServerTimeout", ErrorCategory.OperationTimeout);
-            Assert.Contains($"127.0.0.1:{port}", error.Exception.Message);
-            Assert.InRange(result.Duration, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10));
+            test(((System.Net.IPEndPoint)silent.LocalEndpoint).Port);
         }
         finally
         {
             silent.Stop();
         }
+    }
+
+    [Fact]
+    public void AComputerNameThatIsAUrl_IsRefusedAtBinding_WithTheHostAndPortToWriteInstead()
+    {
+        Invocation result = _session.Run("param($Port) Get-RemoteFileList -ComputerName \"http://127.0.0.1:$Port/\"", new { _server.Port });
+
+        ErrorRecord error = result.SingleError("ParameterArgumentValidationError", ErrorCategory.InvalidData);
+        Assert.Contains($"'127.0.0.1:{_server.Port}'", error.Exception.Message);
+        Assert.Empty(result.Output);
+    }
+
+    [Fact]
+    public void FromThePipeline_ARowWhoseComputerNameIsAPath_FailsAlone_AndTheOtherRowsAreListed()
+    {
+        Invocation result = _session.Run("""
+            param($Port)
+            [pscustomobject]@{ ComputerName = '\\127.0.0.1\share'; Port = $Port },
+            [pscustomobject]@{ ComputerName = '127.0.0.1'; Port = $Port } | Get-RemoteFileList
+            """, new { _server.Port });
+
+        ErrorRecord error = result.SingleError("ParameterArgumentValidationError", ErrorCategory.InvalidData);
+        Assert.Contains("is a network path", error.Exception.Message);
+        Assert.Equal(["data.bin", "empty.txt", "readme.txt"], result.Objects<RemoteFileInfo>().Select(f => f.Name).Order(StringComparer.Ordinal));
     }
 
     private Invocation List(string arguments = "") =>

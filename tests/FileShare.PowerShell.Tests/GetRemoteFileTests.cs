@@ -77,6 +77,17 @@ public sealed class GetRemoteFileTests : IDisposable
         Assert.False(Directory.Exists(_destination), "A bad argument should change nothing, not even make the destination folder.");
     }
 
+    [Fact]
+    public void ASourceThatIsAUrl_IsInvalidSource_SayingWhatToWriteInstead()
+    {
+        Invocation result = _session.Run("param($Port, $Dest) Get-RemoteFile 'one byte.txt' -Source \"http://127.0.0.1:$Port\" -Destination $Dest",
+            new { _server.Port, Dest = _destination });
+
+        ErrorRecord error = result.SingleError("InvalidSource", ErrorCategory.InvalidArgument);
+        Assert.Contains($"is a URL; name the computer alone, with its port if that is not -Port: '127.0.0.1:{_server.Port}'", error.Exception.Message);
+        Assert.False(Directory.Exists(_destination));
+    }
+
     [Theory]
     [InlineData("env:/fetched")]
     [InlineData("variable:/fetched")]
@@ -174,6 +185,30 @@ public sealed class GetRemoteFileTests : IDisposable
 
         Assert.Equal(TestFiles.Sha256(Path.Join(_share, "sub", "inner.txt")), TestFiles.Sha256(existing));
         Assert.Equal(["sub/inner.txt"], TestFiles.List(_destination));
+    }
+
+    [Fact]
+    public void AReadOnlyDestination_IsDestinationReadOnlyAndKept_AnIdenticalOneIsSkipped_AndForceReplacesIt()
+    {
+        string differs = TestFiles.Write(_destination, "sub/inner.txt", 50, seed: 42);
+        string before = TestFiles.Sha256(differs);
+        string identical = Path.Join(_destination, "one byte.txt");
+        File.Copy(Path.Join(_share, "one byte.txt"), identical);
+        File.SetAttributes(differs, FileAttributes.ReadOnly);
+        File.SetAttributes(identical, FileAttributes.ReadOnly);
+
+        Invocation refused = Download(["sub/inner.txt", "one byte.txt"]);
+
+        ErrorRecord error = refused.SingleError("DestinationReadOnly", ErrorCategory.PermissionDenied);
+        Assert.Contains($"'{differs}' is read-only", error.Exception.Message);
+        Assert.Contains("-Force", error.Exception.Message);
+        Assert.Equal(before, TestFiles.Sha256(differs));
+        Assert.Equal(["one byte.txt", "sub/inner.txt"], TestFiles.List(_destination));
+
+        Download(["sub/inner.txt"], "-Force").AssertNoErrors();
+
+        Assert.Equal(TestFiles.Sha256(Path.Join(_share, "sub", "inner.txt")), TestFiles.Sha256(differs));
+        Assert.Equal(["one byte.txt", "sub/inner.txt"], TestFiles.List(_destination));
     }
 
     [Theory]

@@ -34,5 +34,44 @@ public sealed record DownloadSource(string Host, int Port)
     public static DownloadSource FromComputerName(string computerName, int port) =>
         TryParse(computerName) ?? new DownloadSource(computerName is ['[', .., ']'] ? computerName[1..^1] : computerName, port);
 
+    /// <summary>
+    /// Why <paramref name="computerName"/> cannot name a server, in words that say what to write instead; null when
+    /// it can. Catches what people paste from elsewhere (a URL, a UNC or local path, "host:99999") before it
+    /// becomes a name lookup that fails with "Name or service not known".
+    /// </summary>
+    public static string? ProblemWith(string computerName)
+    {
+        if (Uri.TryCreate(computerName, UriKind.Absolute, out Uri? url) && computerName.Contains("://", StringComparison.Ordinal) && url.Host.Length > 0)
+        {
+            string urlHost = url.HostNameType == UriHostNameType.IPv6 ? url.Host[1..^1] : url.Host;
+            string server = url.IsDefaultPort ? url.Host : Client.Endpoint.Format(urlHost, url.Port);
+            return $"'{computerName}' is a URL; name the computer alone, with its port if that is not -Port: '{server}'.";
+        }
+
+        if (computerName.StartsWith(@"\\", StringComparison.Ordinal) || computerName.StartsWith("//", StringComparison.Ordinal))
+        {
+            string server = computerName.TrimStart('\\', '/').Split('\\', '/')[0];
+            return $"'{computerName}' is a network path; name the computer alone ('{server}'), and the file or folder with -Name or -Path.";
+        }
+
+        int colon = computerName.LastIndexOf(':');
+        bool bracketed = computerName.StartsWith('[');
+        if (colon > 0 && (bracketed || computerName.IndexOf(':') == colon) && TryParse(computerName) is null
+            && computerName.AsSpan(colon + 1) is { Length: > 0 } written && written.IndexOfAnyExceptInRange('0', '9') < 0)
+        {
+            return $"'{computerName}' has port {written}, which is not from 1 to 65535.";
+        }
+
+        string host = FromComputerName(computerName, port: 1).Host;
+        if (Uri.CheckHostName(host) != UriHostNameType.Unknown)
+        {
+            return null;
+        }
+
+        return host.IndexOfAny(['/', '\\']) >= 0
+            ? $"'{computerName}' is a path, not a computer; name the server by host name or address (with ':port' if that is not -Port), and a file or folder on it with -Name or -Path."
+            : $"'{computerName}' is not a host name or an IP address (write an IPv6 address with a port as [address]:port).";
+    }
+
     public override string ToString() => Endpoint;
 }

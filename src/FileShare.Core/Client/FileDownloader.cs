@@ -25,6 +25,13 @@ public sealed class FileDownloader(ConnectionPool pool)
     /// <summary>Leave an existing destination alone when its SHA-256 already equals the server's.</summary>
     public bool SkipIdentical { get; init; }
 
+    /// <summary>
+    /// Replace a destination that is read-only. Off, such a file is a <see cref="FileShareErrorKind.DestinationReadOnly"/>
+    /// error before anything is downloaded, as Copy-Item refuses one without -Force: the rename into place would
+    /// otherwise replace it without a word, whatever its mode says.
+    /// </summary>
+    public bool ReplaceReadOnly { get; init; }
+
     private SourceProber Prober => _prober ??= new SourceProber(pool, Verify);
 
     public Task<DownloadResult> DownloadAsync(string host, int port, string remotePath, string destinationPath, bool overwrite, TransferProgress? progress, CancellationToken cancellationToken) =>
@@ -124,6 +131,8 @@ public sealed class FileDownloader(ConnectionPool pool)
                 throw DestinationExists(destinationPath, reference.Source.Endpoint, remotePath);
             }
         }
+
+        RefuseReadOnly(destinationPath, reference.Source.Endpoint, remotePath);
 
         if (digest is not null && reference.Opened is not null && reference.Range.FileLength > digest.Length)
         {
@@ -380,6 +389,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                 other.Endpoint, request.RemotePath));
         }
 
+        RefuseReadOnly(request.Destination, source.Endpoint, request.RemotePath);
         PartialHold hold = OpenPartial(partial, request.Destination, 0);
         try
         {
@@ -467,6 +477,15 @@ public sealed class FileDownloader(ConnectionPool pool)
             Volatile.Write(ref _lastFolderMade, null);
             EnsureFolder(Path.GetDirectoryName(partial)!);
             return PartialHold.CreateNew(partial, destination, preallocation);
+        }
+    }
+
+    private void RefuseReadOnly(string destinationPath, string endpoint, string remotePath)
+    {
+        if (!ReplaceReadOnly && File.Exists(destinationPath) && File.GetAttributes(destinationPath).HasFlag(FileAttributes.ReadOnly))
+        {
+            throw new FileShareException(FileShareErrorKind.DestinationReadOnly,
+                $"'{destinationPath}' is read-only, so '{remotePath}' from {endpoint} was not downloaded over it; add -Force to replace read-only files.", endpoint, remotePath);
         }
     }
 

@@ -17,6 +17,7 @@ public sealed class FileShareServer : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<long, ServerConnection> _connections = new();
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
+    private readonly ConcurrentDictionary<string, bool> _unservableNames = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -405,10 +406,24 @@ public sealed class FileShareServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Tells the operator, once per name while the server runs, that a file or folder is left out of listings: a
+    /// client that wonders why it is missing has no other way to learn. Bounded, as a share may hold any number of them.
+    /// </summary>
+    internal void ReportUnservableName(string name)
+    {
+        const int MaxNamesRemembered = 10_000;
+        if (_unservableNames.Count < MaxNamesRemembered && _unservableNames.TryAdd(name, true))
+        {
+            Report(new RequestLogRecord(DateTime.UtcNow, Port, "", RequestKind.Notice, SharePath.Printable(name), 0, TimeSpan.Zero,
+                "NotListed: its name has a backslash, a control character or bytes that are not UTF-8, which no request can carry; rename it to share it."));
+        }
+    }
+
     internal void Report(RequestLogRecord record)
     {
         // Handshake and connection records (busy, timed out, refused key) are logged, but they are not requests.
-        if (record.Request is not (RequestKind.Handshake or RequestKind.Connection))
+        if (record.Request is not (RequestKind.Handshake or RequestKind.Connection or RequestKind.Notice))
         {
             Statistics.RequestServed();
         }

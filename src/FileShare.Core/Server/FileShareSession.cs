@@ -213,7 +213,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         int batchBytes = 0;
         long total = 0;
         bool withPieces = options.HasFlag(ListOptions.WithPieceMaps);
-        foreach (RemoteEntry listed in ShareListing.Enumerate(server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive), withPieces))
+        foreach (RemoteEntry listed in ShareListing.Enumerate(server.Root, fullPath, prefix, options.HasFlag(ListOptions.Recursive), withPieces, server.ReportUnservableName))
         {
             // A partial copy's record already carries its hash.
             RemoteEntry? entry = options.HasFlag(ListOptions.WithHashes) && listed.Pieces is null ? await WithHashAsync(listed).ConfigureAwait(false) : listed;

@@ -14,7 +14,8 @@ internal static class ShareListing
     };
 
     /// <param name="withPartialCopies">Also yield partial copies (see <see cref="PartialCopy"/>) under their final names.</param>
-    public static IEnumerable<RemoteEntry> Enumerate(string root, string folder, string prefix, bool recursive, bool withPartialCopies = false)
+    /// <param name="unservable">Told the relative name of each entry left out because no request could name it.</param>
+    public static IEnumerable<RemoteEntry> Enumerate(string root, string folder, string prefix, bool recursive, bool withPartialCopies = false, Action<string>? unservable = null)
     {
         var pending = new Stack<(string Folder, string Prefix, Visit Visit)>();
         pending.Push((folder, prefix, new Visit(SharePath.RealRoot(folder), null)));
@@ -37,6 +38,7 @@ internal static class ShareListing
             {
                 if (!IsServableName(child.Name))
                 {
+                    unservable?.Invoke(currentPrefix + child.Name);
                     continue;
                 }
 

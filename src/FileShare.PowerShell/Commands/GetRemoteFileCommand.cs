@@ -24,6 +24,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
 
     [Parameter(Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
     [ValidateNotNullOrEmpty]
+    [ComputerName]
     public string ComputerName { get; set; } = "localhost";
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DownloadSet)]
@@ -86,10 +87,10 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         // Every argument is checked before anything on the disk changes.
         foreach (string text in Source)
         {
-            if (DownloadSource.TryParse(text) is not { } source)
+            if (DownloadSource.TryParse(text) is not { } source || DownloadSource.ProblemWith(text) is not null)
             {
                 ThrowTerminatingError(ErrorRecords.Create("InvalidSource", ErrorCategory.InvalidArgument,
-                    $"-Source '{text}' is not host:port (write an IPv6 address as [address]:port).", text));
+                    $"-Source {DownloadSource.ProblemWith(text) ?? $"'{text}' is not host:port (write an IPv6 address as [address]:port)."}", text));
                 return;
             }
 
@@ -106,7 +107,7 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
             MakeDestinationFolder();
         }
 
-        _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force }, _destinationRoot, _extraSources, ThrottleLimit)
+        _batch = new DownloadBatch(new FileDownloader(_pool) { SkipIdentical = !Force, ReplaceReadOnly = Force }, _destinationRoot, _extraSources, ThrottleLimit)
         {
             Overwrite = !NoClobber,
             Resume = Resume,

@@ -12,6 +12,7 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
 {
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ComputerName]
     public string[] ComputerName { get; set; } = ["localhost"];
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -50,8 +51,14 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
         // A name without wildcards that no server lists is an error, as Get-ChildItem makes it; a pattern may match nothing.
         var literalsUnmatched = Name?.Zip(patterns!).Where(p => !WildcardPattern.ContainsWildcardCharacters(p.First)).ToList() ?? [];
         var answered = new List<string>();
-        foreach (var query in queries)
+        while (queries.Count > 0)
         {
+            // A server that answers is written out at once, not behind a slower one named before it (a host that is down
+            // would hold back every other listing, and the downloads piped from them, for -TimeoutSec); among those that
+            // have answered, the order of the arguments is kept.
+            Await(Task.WhenAny(queries.Select(q => q.Listing)));
+            var query = queries.First(q => q.Listing.IsCompleted);
+            queries.Remove(query);
             IReadOnlyList<RemoteEntry> entries;
             try
             {

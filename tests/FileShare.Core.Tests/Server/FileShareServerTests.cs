@@ -569,7 +569,7 @@ public sealed class FileShareServerTests : ServerTestBase
     }
 
     [Fact]
-    public async Task A_listing_leaves_out_names_no_request_could_name_and_lists_the_rest()
+    public async Task A_listing_leaves_out_names_no_request_could_name_lists_the_rest_and_tells_the_operator_once_per_name()
     {
         File.WriteAllText(Share("ok.txt"), "ok");
         Directory.CreateDirectory(Share("sub"));
@@ -589,11 +589,20 @@ public sealed class FileShareServerTests : ServerTestBase
         try
         {
             FileShareServer server = StartServer();
+            var records = new ConcurrentQueue<RequestLogRecord>();
+            server.RequestCompleted = records.Enqueue;
             FileShareConnection connection = await ConnectAsync(server);
 
             IReadOnlyList<RemoteEntry> listed = await connection.ListAsync("", recursive: true, CancellationToken.None);
+            IReadOnlyList<RemoteEntry> again = await connection.ListAsync("", recursive: true, CancellationToken.None);
 
             Assert.Equal(["ok.txt", "sub/fine.txt"], listed.Select(e => e.Name));
+            Assert.Equal(listed.Select(e => e.Name), again.Select(e => e.Name));
+            await Eventually.TrueAsync(() => records.Count(r => r.Request == RequestKind.List) == 2, "both listings were logged");
+            string[] notices = records.Where(r => r.Request == RequestKind.Notice).Select(r => r.Path).Order(StringComparer.Ordinal).ToArray();
+            Assert.Equal(OperatingSystem.IsWindows() ? [] : ["back\\slash.txt", "bad\uFFFDname.txt", "c1\\x9B31mred.txt", "invoice\\u202Efdp.exe", "new\\x0Aline", "tab\\x09name.txt"], notices);
+            Assert.All(records.Where(r => r.Request == RequestKind.Notice), r => Assert.StartsWith("NotListed: ", r.Outcome));
+            Assert.Equal(2, server.Statistics.Requests);
         }
         finally
         {
