@@ -20,7 +20,6 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
     {
         // Resolved before the try below, whose ArgumentException can only be the thumbprint's.
         Protocol.AccessKey? accessKey = ResolveAccessKey();
-        (int receiveBuffer, bool overlapWrites) = FileShareClientOptions.ReceiveBuffersFor(concurrentDownloads);
         try
         {
             return new FileShareClientOptions
@@ -29,8 +28,7 @@ public abstract class FileShareClientCmdlet : AccessKeyCmdlet
                 BusyRetryTime = TimeSpan.FromSeconds(timeoutSec),
                 ConnectTimeout = TimeSpan.FromSeconds(Math.Min(timeoutSec, 10)),
                 Protocol = protocol,
-                ReceiveBufferSize = receiveBuffer,
-                OverlapWrites = overlapWrites,
+                ReceiveBufferSize = FileShareClientOptions.ReceiveBufferFor(concurrentDownloads),
                 MaxBytesPerSecond = maxBytesPerSecond,
                 AccessKey = accessKey,
                 UseTls = UseTls,

@@ -31,36 +31,24 @@ public sealed class FileShareClientOptions
 
     public WireProtocol Protocol { get; init; } = WireProtocol.Auto;
 
-    /// <summary>Size of each pooled buffer a download receives into (two while <see cref="OverlapWrites"/>).</summary>
+    /// <summary>Size of the pooled buffer each download receives into.</summary>
     public int ReceiveBufferSize { get; init; } = MaxReceiveBuffer;
-
-    /// <summary>Writes one buffer to disk while the next is received, at the cost of a second buffer.</summary>
-    public bool OverlapWrites { get; init; } = true;
 
     private const int MaxReceiveBuffer = ProtocolConstants.PieceSize;
     private const int MinReceiveBuffer = 128 * 1024;
     private const long ReceiveBufferBudget = 64L * 1024 * 1024;
 
     /// <summary>
-    /// The receive buffers for this many downloads at once. A download overlaps its disk writes with its receives while
-    /// there are no more than two downloads per core; beyond that the other downloads keep the CPU and the disk busy,
-    /// and one buffer twice the size is worth more: BLAKE3 hashes 256 KiB spans 20% faster than 128 KiB ones (3.2
-    /// against 2.6 GB/s on one core here), and no write is handed to the thread pool. Buffers are one piece (4 MiB)
-    /// each while they fit 64 MiB between them, halved as more downloads run (down to 128 KiB), so 200 downloads do not
-    /// hold 800 MiB of buffers. A whole piece per read lets it be hashed in one call, and fewer, larger reads mean
-    /// fewer thread hand-offs (1 GiB on loopback: 0.81-0.90 s at best against 1.02 s with 1 MiB).
+    /// The receive buffer for each of this many downloads at once: one piece (4 MiB) while they fit 64 MiB between
+    /// them, halved as more downloads run (down to 128 KiB), so 200 downloads do not hold 800 MiB of buffers. A read
+    /// takes what has arrived, up to the buffer; a large buffer lets a read drain the socket whenever it has fallen
+    /// behind, and BLAKE3 (multi-source downloads) hashes large spans faster (256 KiB 20% faster than 128 KiB).
     /// </summary>
     /// <remarks>A power of two, as the shared array pool hands out: any other size would be rounded up to the next one.</remarks>
-    public static (int Size, bool Overlap) ReceiveBuffersFor(int concurrentDownloads) =>
-        ReceiveBuffersFor(concurrentDownloads, Environment.ProcessorCount);
-
-    internal static (int Size, bool Overlap) ReceiveBuffersFor(int concurrentDownloads, int processors)
+    public static int ReceiveBufferFor(int concurrentDownloads)
     {
-        concurrentDownloads = Math.Max(concurrentDownloads, 1);
-        bool overlap = concurrentDownloads <= 2 * processors;
-        long share = ReceiveBufferBudget / ((overlap ? 2L : 1L) * concurrentDownloads);
-        int size = (int)Math.Clamp((long)BitOperations.RoundUpToPowerOf2((ulong)share + 1) / 2, MinReceiveBuffer, MaxReceiveBuffer);
-        return (size, overlap);
+        long share = ReceiveBufferBudget / Math.Max(concurrentDownloads, 1);
+        return (int)Math.Clamp((long)BitOperations.RoundUpToPowerOf2((ulong)share + 1) / 2, MinReceiveBuffer, MaxReceiveBuffer);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace FileShare.Client;
@@ -11,37 +10,6 @@ internal static class LocalFile
         try
         {
             RandomAccess.Write(target, data, offset);
-        }
-        catch (IOException e)
-        {
-            throw new FileShareException(FileShareErrorKind.LocalWriteFailed, $"Could not write '{remotePath}' from {endpoint} to the local disk: {e.Message}", endpoint, remotePath, e);
-        }
-    }
-
-    /// <summary>
-    /// Starts the write of received bytes (the pwrite runs on a pool thread) and meanwhile feeds them to
-    /// <paramref name="verifier"/> on the caller's thread, so the receive loop's two stages are about even on a busy
-    /// machine: reading and hashing on one thread, copying into the page cache on another. The returned task
-    /// completes once the write has let go of the buffer.
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public static async ValueTask WriteAsync(SafeFileHandle target, ReadOnlyMemory<byte> data, long offset, PieceVerifier? verifier, string remotePath, string endpoint)
-    {
-        try
-        {
-            ValueTask write = RandomAccess.WriteAsync(target, data, offset);
-            try
-            {
-                verifier?.Append(data.Span);
-            }
-            catch
-            {
-                await SettleAsync(write).ConfigureAwait(false);
-                throw;
-            }
-
-            await write.ConfigureAwait(false);
-            verifier?.ReportWritten();
         }
         catch (IOException e)
         {

@@ -10,42 +10,36 @@ namespace FileShare.Tests.Client;
 public sealed class FileDownloaderTests : ServerTestBase
 {
     [Theory]
-    [InlineData(1, 2, 4 * TestFiles.MiB, true)]
-    [InlineData(4, 2, 4 * TestFiles.MiB, true)]
-    [InlineData(5, 2, 4 * TestFiles.MiB, false)]
-    [InlineData(16, 2, 4 * TestFiles.MiB, false)]
-    [InlineData(17, 2, 2 * TestFiles.MiB, false)]
-    [InlineData(200, 2, 256 * 1024, false)]
-    [InlineData(1000, 2, 128 * 1024, false)]
-    [InlineData(8, 16, 4 * TestFiles.MiB, true)]
-    [InlineData(9, 16, 2 * TestFiles.MiB, true)]
-    [InlineData(200, 128, 128 * 1024, true)]
-    public void Receive_buffers_of_many_downloads_at_once_share_64_MiB_and_overlap_writes_up_to_two_downloads_per_core(int downloads, int processors, int expectedSize, bool expectedOverlap)
+    [InlineData(1, 4 * TestFiles.MiB)]
+    [InlineData(16, 4 * TestFiles.MiB)]
+    [InlineData(17, 2 * TestFiles.MiB)]
+    [InlineData(200, 256 * 1024)]
+    [InlineData(1000, 128 * 1024)]
+    public void Receive_buffers_of_many_downloads_at_once_share_64_MiB(int downloads, int expectedSize)
     {
-        (int size, bool overlap) = FileShareClientOptions.ReceiveBuffersFor(downloads, processors);
+        int size = FileShareClientOptions.ReceiveBufferFor(downloads);
 
-        Assert.Equal((expectedSize, expectedOverlap), (size, overlap));
-        Assert.True(size == 128 * 1024 || (overlap ? 2L : 1L) * downloads * size <= 64L * TestFiles.MiB);
+        Assert.Equal(expectedSize, size);
+        Assert.True(size == 128 * 1024 || downloads * size <= 64L * TestFiles.MiB);
     }
 
     [Theory]
-    [InlineData(0, true)]
-    [InlineData(1, true)]
-    [InlineData((4 * TestFiles.MiB) - 1, true)]
-    [InlineData(4 * TestFiles.MiB, true)]
-    [InlineData((4 * TestFiles.MiB) + 1, true)]
-    [InlineData((64 * 1024) + 1, false)]
-    [InlineData((4 * TestFiles.MiB) - 1, false)]
-    [InlineData(4 * TestFiles.MiB, false)]
-    [InlineData((8 * TestFiles.MiB) + 1, false)]
-    public async Task A_file_arrives_byte_for_byte_at_sizes_around_the_receive_buffer(int length, bool overlapWrites)
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(64 * 1024)]
+    [InlineData((64 * 1024) + 1)]
+    [InlineData((4 * TestFiles.MiB) - 1)]
+    [InlineData(4 * TestFiles.MiB)]
+    [InlineData((4 * TestFiles.MiB) + 1)]
+    [InlineData((8 * TestFiles.MiB) + 1)]
+    public async Task A_file_arrives_byte_for_byte_at_sizes_around_the_receive_buffer(int length)
     {
         Assert.Equal(4 * TestFiles.MiB, FileShareClientOptions.Default.ReceiveBufferSize);
         string hash = TestFiles.WriteRandom(Share("file.bin"), length);
         FileShareServer server = StartServer();
         var progress = new TransferProgress();
 
-        DownloadResult result = await NewDownloader(new FileShareClientOptions { ReadTimeout = TimeSpan.FromSeconds(10), OverlapWrites = overlapWrites }).DownloadAsync(Host, server.Port, "file.bin", Download("file.bin"), false, progress, CancellationToken.None);
+        DownloadResult result = await NewDownloader(new FileShareClientOptions { ReadTimeout = TimeSpan.FromSeconds(10) }).DownloadAsync(Host, server.Port, "file.bin", Download("file.bin"), false, progress, CancellationToken.None);
 
         Assert.Equal(hash, TestFiles.Sha256(Download("file.bin")));
         Assert.Equal((length, WireProtocol.FileShare, EndpointOf(server.Port)), (result.Length, result.Protocol, result.Endpoint));

@@ -16,17 +16,15 @@ public sealed class TransferRateLimitTests : ServerTestBase
 {
     private const long Cap = 2 * TestFiles.MiB;
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task A_capped_download_arrives_whole_and_no_sooner_than_its_size_less_one_burst_allows(bool overlapWrites)
+    [Fact]
+    public async Task A_capped_download_arrives_whole_and_no_sooner_than_its_size_less_one_burst_allows()
     {
         const long length = 3 * TestFiles.MiB;
         string hash = TestFiles.WriteRandom(Share("file.bin"), length);
         FileShareServer server = StartServer();
         var progress = new TransferProgress();
         Stopwatch clock = Stopwatch.StartNew();
-        FileShareClientOptions options = CappedOptions(Cap, WireProtocol.FileShare, overlapWrites);
+        FileShareClientOptions options = CappedOptions(Cap, WireProtocol.FileShare);
 
         DownloadResult result = await NewDownloader(options).DownloadAsync(Host, server.Port, "file.bin", Download("file.bin"), false, progress, CancellationToken.None);
 
@@ -201,12 +199,11 @@ public sealed class TransferRateLimitTests : ServerTestBase
         Assert.Throws<ArgumentOutOfRangeException>(() => new FileShareClientOptions { MaxBytesPerSecond = bytesPerSecond });
     }
 
-    private static FileShareClientOptions CappedOptions(long bytesPerSecond, WireProtocol protocol, bool overlapWrites = true) => new()
+    private static FileShareClientOptions CappedOptions(long bytesPerSecond, WireProtocol protocol) => new()
     {
         ConnectTimeout = TimeSpan.FromSeconds(5),
         ReadTimeout = TimeSpan.FromSeconds(10),
         Protocol = protocol,
-        OverlapWrites = overlapWrites,
         MaxBytesPerSecond = bytesPerSecond,
     };
 
