@@ -40,7 +40,8 @@ public sealed class FileShareCmdletTests : IDisposable
             new { _server.Port, Dest = _destination });
         // The server hashes the 1 GiB file first, which on a loaded machine took more than 30 s once (other tests' first
         // hashes share the process's hash slots): a readiness poll, so the bound is only a hang guard.
-        Eventually.True(() => new FileInfo(partial) is { Exists: true, Length: > 0 } || download.IsCompleted, "the partial file is being written", TimeSpan.FromSeconds(120));
+        // Past the first piece (4 MiB), so one is verified: a download stopped before any keeps no partial file.
+        Eventually.True(() => new FileInfo(partial) is { Exists: true, Length: > 8 * 1024 * 1024 } || download.IsCompleted, "the partial file is being written", TimeSpan.FromSeconds(120));
         Assert.False(download.IsCompleted, "The download finished before it could be stopped; the test file is too small for this machine.");
 
         // A hang guard only; a Stop that let the download run on is caught below by what it leaves behind.

@@ -113,7 +113,9 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
 
         FileDigest? digest = reference.Digest;
-        if (digest is not null && File.Exists(destinationPath))
+        // One stat for the checks below: whether the destination exists, and whether it is read-only.
+        var existing = new FileInfo(destinationPath);
+        if (digest is not null && existing.Exists)
         {
             if (SkipIdentical && await LocalCopy.IsIdenticalAsync(destinationPath, digest, cancellationToken).ConfigureAwait(false))
             {
@@ -132,7 +134,7 @@ public sealed class FileDownloader(ConnectionPool pool)
             }
         }
 
-        RefuseReadOnly(destinationPath, reference.Source.Endpoint, remotePath);
+        RefuseReadOnly(existing, reference.Source.Endpoint, remotePath);
 
         if (digest is not null && reference.Opened is not null && reference.Range.FileLength > digest.Length)
         {
@@ -389,7 +391,7 @@ public sealed class FileDownloader(ConnectionPool pool)
                 other.Endpoint, request.RemotePath));
         }
 
-        RefuseReadOnly(request.Destination, source.Endpoint, request.RemotePath);
+        RefuseReadOnly(new FileInfo(request.Destination), source.Endpoint, request.RemotePath);
         PartialHold hold = OpenPartial(partial, request.Destination, 0);
         try
         {
@@ -480,12 +482,12 @@ public sealed class FileDownloader(ConnectionPool pool)
         }
     }
 
-    private void RefuseReadOnly(string destinationPath, string endpoint, string remotePath)
+    private void RefuseReadOnly(FileInfo destination, string endpoint, string remotePath)
     {
-        if (!ReplaceReadOnly && File.Exists(destinationPath) && File.GetAttributes(destinationPath).HasFlag(FileAttributes.ReadOnly))
+        if (!ReplaceReadOnly && destination.Exists && destination.Attributes.HasFlag(FileAttributes.ReadOnly))
         {
             throw new FileShareException(FileShareErrorKind.DestinationReadOnly,
-                $"'{destinationPath}' is read-only, so '{remotePath}' from {endpoint} was not downloaded over it; add -Force to replace read-only files.", endpoint, remotePath);
+                $"'{destination.FullName}' is read-only, so '{remotePath}' from {endpoint} was not downloaded over it; add -Force to replace read-only files.", endpoint, remotePath);
         }
     }
 

@@ -26,7 +26,7 @@ public sealed class FileShareConnection : IDisposable
     private FileShareConnection(Stream stream, string endpoint, FileShareClientOptions options, HandshakeFeatures granted)
     {
         _stream = stream;
-        _channel = new FrameChannel(stream, readAhead: true);
+        _channel = new FrameChannel(stream, readAhead: true, receiveBuffer: 16 * 1024);
         _options = options;
         _namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
         _hashOptionsForSoleSource = ListOptions.WithPieceMaps | (granted.HasFlag(HandshakeFeatures.FastPieceHashes) ? ListOptions.FastPieceHashes : ListOptions.None);

@@ -42,15 +42,24 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
             for (long received = 0; received < count;)
             {
                 Memory<byte> space = buffer.AsMemory(0, (int)Math.Min(count - received, size));
-                int read = limit is null
-                    ? await ReadBodyAsync(channel, space, path, received, count, deadline).ConfigureAwait(false)
-                    : await ReadWithinLimitAsync(limit, channel, space, path, received, count, deadline).ConfigureAwait(false);
-                ReadOnlySpan<byte> bytes = buffer.AsSpan(0, read);
+                int gathered = 0;
+                do
+                {
+                    int read = limit is null
+                        ? await ReadBodyAsync(channel, space[gathered..], path, received + gathered, count, deadline).ConfigureAwait(false)
+                        : await ReadWithinLimitAsync(limit, channel, space[gathered..], path, received + gathered, count, deadline).ConfigureAwait(false);
+                    progress?.Add(read);
+                    gathered += read;
+                }
+                // A small body is gathered whole and written once: its first bytes come with the reply's header, the
+                // rest with the next receive, and two writes of a 4 KiB file cost more than the wait between them.
+                while (count <= SmallBody && gathered < space.Length);
+
+                ReadOnlySpan<byte> bytes = buffer.AsSpan(0, gathered);
                 LocalFile.Write(target, bytes, targetOffset + received, path, endpoint);
                 verifier?.Append(bytes);
                 verifier?.ReportWritten();
-                progress?.Add(read);
-                received += read;
+                received += gathered;
             }
         }
         finally

@@ -36,12 +36,16 @@ public sealed class FrameChannel : IDisposable
     /// between them. Raw bytes that follow a frame must then be read through <see cref="ReadRawAsync"/>, never from
     /// the stream itself.
     /// </param>
-    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody, bool readAhead = false)
+    /// <param name="receiveBuffer">
+    /// The read-ahead buffer's first size: a client's, large enough that a small file's bytes arrive in the receive
+    /// that brings their reply (one receive per file fewer), where a server's only ever holds requests.
+    /// </param>
+    public FrameChannel(Stream stream, int maxBody = ProtocolConstants.MaxFrameBody, bool readAhead = false, int receiveBuffer = InitialBuffer)
     {
         _stream = stream;
         _maxBody = maxBody;
         _readAhead = readAhead;
-        _receive = ArrayPool<byte>.Shared.Rent(InitialBuffer);
+        _receive = ArrayPool<byte>.Shared.Rent(receiveBuffer);
         _send = ArrayPool<byte>.Shared.Rent(InitialBuffer);
     }
 
