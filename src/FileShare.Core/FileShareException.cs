@@ -20,9 +20,6 @@ public enum FileShareErrorKind
     NotSupportedBySeedServer,
     IncompleteTransfer,
     DestinationExists,
-
-    /// <summary>The destination is a read-only file, which is replaced only when asked to (-Force).</summary>
-    DestinationReadOnly,
     DestinationConflict,
     InvalidPath,
     LocalWriteFailed,
@@ -52,6 +49,9 @@ public enum FileShareErrorKind
 
     /// <summary>Another download is writing the same destination file (it holds the partial file).</summary>
     DestinationInUse,
+
+    /// <summary>The destination is a read-only file, which is replaced only when asked to (-Force).</summary>
+    DestinationReadOnly,
 }
 
 /// <summary>A failure that names where it happened: the server's host:port and, when there is one, the file.</summary>

@@ -87,10 +87,11 @@ public sealed class GetRemoteFileCommand : FileShareClientCmdlet
         // Every argument is checked before anything on the disk changes.
         foreach (string text in Source)
         {
-            if (DownloadSource.TryParse(text) is not { } source || DownloadSource.ProblemWith(text) is not null)
+            string? problem = DownloadSource.ProblemWith(text);
+            if (problem is not null || DownloadSource.TryParse(text) is not { } source)
             {
                 ThrowTerminatingError(ErrorRecords.Create("InvalidSource", ErrorCategory.InvalidArgument,
-                    $"-Source {DownloadSource.ProblemWith(text) ?? $"'{text}' is not host:port (write an IPv6 address as [address]:port)."}", text));
+                    $"-Source {problem ?? $"'{text}' is not host:port (write an IPv6 address as [address]:port)."}", text));
                 return;
             }
 

@@ -57,37 +57,14 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
             // would hold back every other listing, and the downloads piped from them, for -TimeoutSec); among those that
             // have answered, the order of the arguments is kept.
             Await(Task.WhenAny(queries.Select(q => q.Listing)));
-            var query = queries.First(q => q.Listing.IsCompleted);
-            queries.Remove(query);
-            IReadOnlyList<RemoteEntry> entries;
-            try
+            foreach (var query in queries.Where(q => q.Listing.IsCompleted).ToList())
             {
-                entries = Await(query.Listing);
-            }
-            catch (FileShareException e)
-            {
-                WriteFileShareError(e, query.Server.Endpoint);
-                continue;
-            }
-
-            answered.Add(query.Server.Endpoint);
-            int written = 0;
-            foreach (RemoteEntry entry in entries)
-            {
-                if (patterns is null || Name!.Zip(patterns).Any(p => Matches(p.First, p.Second, entry.Name)))
+                queries.Remove(query);
+                if (WriteListing(query.Server, query.Listing, patterns, literalsUnmatched))
                 {
-                    literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
-                    if (Hash && entry.Kind == EntryKind.File && entry.Sha256 is null)
-                    {
-                        WriteWarning($"{query.Server.Endpoint} could not hash '{entry.Name}' (it changed while it was read, or cannot be read); it is listed without a hash.");
-                    }
-
-                    WriteObject(new RemoteFileInfo(entry, query.Server.Host, query.Server.Port));
-                    written++;
+                    answered.Add(query.Server.Endpoint);
                 }
             }
-
-            WriteVerbose($"{query.Server.Endpoint} listed {entries.Count:N0} file(s) under '{Path}'{(Recurse ? " and its subfolders" : "")}; {written:N0} written{(patterns is null ? "" : " (matching -Name)")}.");
         }
 
         foreach ((string name, _) in answered.Count == 0 ? [] : literalsUnmatched)
@@ -100,6 +77,40 @@ public sealed class GetRemoteFileListCommand : FileShareClientCmdlet
             WriteError(ErrorRecords.Create("RemoteFileNotFound", ErrorCategory.ObjectNotFound,
                 $"'{name}' is not listed by {string.Join(", ", answered)}{where}{hint}.", name));
         }
+    }
+
+    /// <summary>Writes one server's matching files (or its error); whether it answered.</summary>
+    private bool WriteListing(DownloadSource server, Task<IReadOnlyList<RemoteEntry>> listing, List<WildcardPattern>? patterns, List<(string First, WildcardPattern Second)> literalsUnmatched)
+    {
+        IReadOnlyList<RemoteEntry> entries;
+        try
+        {
+            entries = Await(listing);
+        }
+        catch (FileShareException e)
+        {
+            WriteFileShareError(e, server.Endpoint);
+            return false;
+        }
+
+        int written = 0;
+        foreach (RemoteEntry entry in entries)
+        {
+            if (patterns is null || Name!.Zip(patterns).Any(p => Matches(p.First, p.Second, entry.Name)))
+            {
+                literalsUnmatched.RemoveAll(literal => literal.Second.IsMatch(entry.Name));
+                if (Hash && entry.Kind == EntryKind.File && entry.Sha256 is null)
+                {
+                    WriteWarning($"{server.Endpoint} could not hash '{entry.Name}' (it changed while it was read, or cannot be read); it is listed without a hash.");
+                }
+
+                WriteObject(new RemoteFileInfo(entry, server.Host, server.Port));
+                written++;
+            }
+        }
+
+        WriteVerbose($"{server.Endpoint} listed {entries.Count:N0} file(s) under '{Path}'{(Recurse ? " and its subfolders" : "")}; {written:N0} written{(patterns is null ? "" : " (matching -Name)")}.");
+        return true;
     }
 
     /// <summary>
