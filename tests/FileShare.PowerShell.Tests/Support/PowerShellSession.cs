@@ -132,9 +132,19 @@ public sealed class RunningInvocation : IDisposable
     /// <summary>What a stream holds right now. (Enumerating a PSDataCollection that is still open blocks for more.)</summary>
     public static List<T> Snapshot<T>(PSDataCollection<T> collection)
     {
-        var items = new T[collection.Count];
-        collection.CopyTo(items, 0);
-        return [.. items];
+        while (true)
+        {
+            var items = new T[collection.Count];
+            try
+            {
+                collection.CopyTo(items, 0);
+                return [.. items];
+            }
+            catch (ArgumentException)
+            {
+                // The running pipeline added a record between the count and the copy: count again.
+            }
+        }
     }
 
     /// <summary>Stops the pipeline if it still runs; one that will not stop is left behind rather than hanging the test run.</summary>
