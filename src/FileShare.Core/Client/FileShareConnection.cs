@@ -31,7 +31,7 @@ public sealed class FileShareConnection : IDisposable
         _namesPieceAlgorithm = granted.HasFlag(HandshakeFeatures.PieceAlgorithms);
         _hashOptionsForSoleSource = ListOptions.WithPieceMaps | (granted.HasFlag(HandshakeFeatures.FastPieceHashes) ? ListOptions.FastPieceHashes : ListOptions.None);
         Endpoint = endpoint;
-        _receiver = new RangeReceiver(endpoint, options);
+        _receiver = new RangeReceiver(endpoint, options, (stream as NetworkStream)?.Socket);
     }
 
     /// <summary>host:port as the caller named it.</summary>
@@ -360,6 +360,7 @@ public sealed class FileShareConnection : IDisposable
         _broken = true;
         _stream.Dispose();
         _channel.Dispose();
+        _receiver.Dispose();
     }
 
     /// <param name="answeringAhead">Taking answers to requests already sent: requests sent ahead for a later download may wait behind them.</param>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using FileShare.Protocol;
 using Microsoft.Win32.SafeHandles;
@@ -9,10 +10,12 @@ namespace FileShare.Client;
 /// Takes the bytes a read reply promised off the connection and writes them to a file, each read within the read
 /// timeout; a connection closed before the last byte is an incomplete transfer.
 /// </summary>
-internal sealed class RangeReceiver(string endpoint, FileShareClientOptions options)
+internal sealed class RangeReceiver(string endpoint, FileShareClientOptions options, Socket? socket) : IDisposable
 {
     // Bodies up to this size are received into one buffer of their size.
     private const int SmallBody = 64 * 1024;
+
+    private ReceiveLowWaterMark? _mark;
 
     /// <summary>
     /// Receives into one buffer and writes, hashes and reports each read's bytes before the next read, on this thread.
@@ -36,9 +39,12 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
 
         int size = (int)Math.Clamp(count, 1, count <= SmallBody ? SmallBody : options.ReceiveBufferSize);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(size);
+        TransferRateLimit? limit = options.RateLimit;
+        // Not under a rate cap: its reads are sized to what the cap grants, and a mark would hold them past it.
+        ReceiveLowWaterMark? mark = count > SmallBody && limit is null ? _mark ??= ReceiveLowWaterMark.For(socket) : null;
+        mark?.Begin();
         try
         {
-            TransferRateLimit? limit = options.RateLimit;
             for (long received = 0; received < count;)
             {
                 Memory<byte> space = buffer.AsMemory(0, (int)Math.Min(count - received, size));
@@ -50,6 +56,7 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
                         : await ReadWithinLimitAsync(limit, channel, space[gathered..], path, received + gathered, count, deadline).ConfigureAwait(false);
                     progress?.Add(read);
                     gathered += read;
+                    mark?.Update(received + gathered, count - received - gathered);
                 }
                 // A small body is gathered whole and written once: its first bytes come with the reply's header, the
                 // rest with the next receive, and two writes of a 4 KiB file cost more than the wait between them.
@@ -64,9 +71,12 @@ internal sealed class RangeReceiver(string endpoint, FileShareClientOptions opti
         }
         finally
         {
+            mark?.End();
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    public void Dispose() => _mark?.Dispose();
 
     /// <summary>Some bytes of a promised body, each read within the read timeout; a connection closed early is an incomplete transfer.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
