@@ -132,8 +132,9 @@ def targets(rows, facts):
             per_gib = lambda row, key: row[key] / (row["bytes"] / GIB)  # noqa: E731
             for key, label in (("client_cpu", "client CPU per GiB <= curl's"), ("server_cpu", "server CPU per GiB <= nginx's")):
                 # Judged as FileShare's CPU over the peer's in the same run, so runs can be compared.
+                # A peer that read 0 s was not measured (a process missed), not infinitely cheap.
                 lines.append(Target(f"{shape[3:]}: {label}", f"{per_gib(fs, key):.2f} s vs {per_gib(curl, key):.2f} s",
-                                    fs[key] / curl[key], 1.0, "x", higher_is_better=False))
+                                    fs[key] / curl[key] if curl[key] > 0 else None, 1.0, "x", higher_is_better=False))
         progress_line = progress_cost(rows, facts, shape, f"{shape[3:]}: progress on costs < 3%")
         if progress_line:
             lines.append(progress_line)
@@ -365,9 +366,12 @@ def series_markdown(saved_runs, command_line):
            "|---|" + "---|" * (len(saved_runs) + 2)]
     for label in labels:
         measured = [run.get(label) for run in per_run]
-        present = [t for t in measured if t is not None]
+        present = [t for t in measured if t is not None and t.value is not None]
+        cells = " | ".join(t.format(t.value) if t is not None and t.value is not None else "-" for t in measured)
+        if not present:
+            out.append(f"| {label} | {cells} | - | {verdict(None, 0)} |")
+            continue
         middle = present[0]._replace(value=statistics.median(t.value for t in present))
-        cells = " | ".join(t.format(t.value) if t else "-" for t in measured)
         out.append(f"| {label} | {cells} | {middle.format(middle.value)} | {middle.verdict} |")
     out += ["", "Per-run results: `out/bench/run-<n>.json` (not committed); the rows of the last run are below.", "",
             SERIES_END_MARKER]

@@ -22,7 +22,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from host_growth import start_host  # noqa: E402
-from run import free_ports, ps_quote, wait_for_port, write_nginx_conf  # noqa: E402
+from run import free_ports, nginx_workers, ps_quote, wait_for_port, write_nginx_conf  # noqa: E402
 
 GIB = 1 << 30
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -105,7 +105,7 @@ def nginx(args, work, data):
         for _ in range(args.warm_up):
             download()
         # The workers are listed only now: the master listens before it has forked them.
-        pids = [master] + [int(pid) for pid in open(f"/proc/{master}/task/{master}/children").read().split()]
+        pids = [master] + nginx_workers(master)
         before, curl_before = process_cpu(pids), os.times()
         for _ in range(args.measured):
             download()
