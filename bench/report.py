@@ -135,6 +135,13 @@ def targets(rows, facts):
                 # A peer that read 0 s was not measured (a process missed), not infinitely cheap.
                 lines.append(Target(f"{shape[3:]}: {label}", f"{per_gib(fs, key):.2f} s vs {per_gib(curl, key):.2f} s",
                                     fs[key] / curl[key] if curl[key] > 0 else None, 1.0, "x", higher_is_better=False))
+            if fs.get("server_cpu") is not None and curl.get("server_cpu") is not None:
+                # On loopback the kernel's TCP work for one connection runs partly in the sender's context and partly
+                # in the receiver's, in shares that move from run to run; the sum is what the machine spent.
+                ours, theirs = (row["client_cpu"] + row["server_cpu"] for row in (fs, curl))
+                lines.append(Target(f"{shape[3:]}: client + server CPU per GiB <= curl + nginx's",
+                                    f"{ours / (fs['bytes'] / GIB):.2f} s vs {theirs / (curl['bytes'] / GIB):.2f} s",
+                                    ours / theirs if theirs > 0 else None, 1.0, "x", higher_is_better=False))
         progress_line = progress_cost(rows, facts, shape, f"{shape[3:]}: progress on costs < 3%")
         if progress_line:
             lines.append(progress_line)
