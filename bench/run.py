@@ -612,6 +612,7 @@ class Harness:
                               "--file-allocation=falloc", "-d", os.path.dirname(prepare("aria2")), "-o", name, nginx_url]]),
                     self.nginx_pids, verify("aria2"), units))
             variants.append(self.seed_variant(relative, units))
+            variants.append(self.seed_client_from_fileshare(relative, units))
         if self.available["iperf3"]:
             variants.append(Variant("iperf3 memory to memory (ceiling)", "iperf3 ceiling", self.iperf_run(size),
                                     [self.iperf.pid], None, units, "one TCP stream, no file on either side"))
@@ -704,6 +705,19 @@ try {{
                            "tests/peers/seed_server.py + seed_client.py: the original program's protocol, not its code")
         log("FILESHARE_SEED_PATH is set but driving the original program's interactive client is not automated yet; skipped")
         return None
+
+    def seed_client_from_fileshare(self, relative, units):
+        """The original program's client (our stand-in) downloading from FileShare's server in its seed dialect."""
+        client = os.path.join(self.repo, "tests/peers/seed_client.py")
+        target = os.path.join(self.out, "seedfs", os.path.basename(relative))
+
+        def argvs():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            return [[sys.executable, client, "127.0.0.1", str(self.single_port), relative, target]]
+        return Variant("seed_client.py from FileShare's server (seed dialect)", "seed client <- FileShare",
+                       self.in_processes(argvs), [self.single_host.pid],
+                       lambda: self.verify([(target, relative)]), units,
+                       "the seed protocol's Python client against FileShare's server: how the original program's users fare")
 
     def shape_concurrent(self, label, files_per_server, servers_ports, size_relative, rounds, fs_workers=1,
                          peers=True):

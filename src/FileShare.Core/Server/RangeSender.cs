@@ -60,8 +60,9 @@ internal sealed class RangeSender : IDisposable
     public long Sent { get; private set; }
 
     /// <summary>Sends the range, counting each chunk the client takes into <see cref="Sent"/> and <paramref name="statistics"/>.</summary>
+    /// <param name="copiedLead">Bytes at the start of the range sent by copying even where the kernel could send the file itself.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendAsync(FileStream file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken)
+    public async ValueTask SendAsync(FileStream file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken, long copiedLead = 0)
     {
         Sent = 0;
         _statistics = statistics;
@@ -70,7 +71,13 @@ internal sealed class RangeSender : IDisposable
         {
             if (_socket is not null)
             {
-                await SendWithKernelAsync(_socket, file, offset, count).ConfigureAwait(false);
+                long lead = Math.Min(copiedLead, count);
+                if (lead > 0)
+                {
+                    await SendWithCopyAsync(file, offset, lead).ConfigureAwait(false);
+                }
+
+                await SendWithKernelAsync(_socket, file, offset + lead, count - lead).ConfigureAwait(false);
             }
             else
             {
