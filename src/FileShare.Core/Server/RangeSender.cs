@@ -32,9 +32,11 @@ internal sealed class RangeSender : IDisposable
     private KernelSend? _kernel;
     private ServerStatistics? _statistics;
 
-    public RangeSender(Socket? socket, Stream stream, TimeSpan stallTimeout, DataRate minRate = default)
+    /// <param name="socket">The connection's socket when <paramref name="stream"/> writes to it unchanged (no TLS); null otherwise.</param>
+    /// <param name="kernelSends">Whether the kernel may send the file from the socket itself (sendfile); otherwise every byte is copied through a buffer.</param>
+    public RangeSender(Socket? socket, Stream stream, TimeSpan stallTimeout, DataRate minRate = default, bool kernelSends = true)
     {
-        _socket = socket;
+        _socket = kernelSends ? socket : null;
         _stream = stream;
         _minRate = minRate;
         _pace = new ChunkPace(stallTimeout, minRate, socket is not null && OperatingSystem.IsLinux() ? () => AcknowledgedByPeer(socket) : null);
@@ -60,9 +62,8 @@ internal sealed class RangeSender : IDisposable
     public long Sent { get; private set; }
 
     /// <summary>Sends the range, counting each chunk the client takes into <see cref="Sent"/> and <paramref name="statistics"/>.</summary>
-    /// <param name="copiedLead">Bytes at the start of the range sent by copying even where the kernel could send the file itself.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendAsync(FileStream file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken, long copiedLead = 0)
+    public async ValueTask SendAsync(FileStream file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken)
     {
         Sent = 0;
         _statistics = statistics;
@@ -71,13 +72,7 @@ internal sealed class RangeSender : IDisposable
         {
             if (_socket is not null)
             {
-                long lead = Math.Min(copiedLead, count);
-                if (lead > 0)
-                {
-                    await SendWithCopyAsync(file, offset, lead).ConfigureAwait(false);
-                }
-
-                await SendWithKernelAsync(_socket, file, offset + lead, count - lead).ConfigureAwait(false);
+                await SendWithKernelAsync(_socket, file, offset, count).ConfigureAwait(false);
             }
             else
             {

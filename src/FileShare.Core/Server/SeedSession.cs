@@ -13,11 +13,6 @@ namespace FileShare.Server;
 internal sealed class SeedSession(FileShareServer server, Socket socket, NetworkStream stream, bool busy, ShareLookup share, ConnectionLog log, CancellationToken aborting)
 {
     private const int MaxName = 1024;
-    // The original client allocates a buffer per receive, and its receive window grows only while it takes more per
-    // round trip than the window held. sendfile's segments are whole runs of pages, one per window at first, so that
-    // client could stay at its first window for the whole file (7 s per GiB here, against 1 s). Copied bytes fill
-    // the window exactly; half a MiB of them was enough in every trial.
-    private const int CopiedLead = 1024 * 1024;
     private static readonly byte[] Ok = "ok"u8.ToArray();
     private static readonly byte[] NotFound = "-1e"u8.ToArray();
     private static readonly byte[] ServerError = "-2e"u8.ToArray();
@@ -72,19 +67,40 @@ internal sealed class SeedSession(FileShareServer server, Socket socket, Network
         using (file)
         {
             await stream.WriteAsync(Ok, aborting).ConfigureAwait(false);
-            using var sender = new RangeSender(socket, stream, Options.SendTimeout, Options.MinRate);
+            // Copied, as the original server sends, never with sendfile. The original client allocates a buffer per
+            // receive, and its receive window grows only while it takes more per round trip than the window holds;
+            // sendfile's segments are whole runs of pages, one per window at first, so that client could stay at its
+            // first window for the whole file (7 s per GiB here, against 1 s from the original server).
+            using var sender = new RangeSender(socket, stream, Options.SendTimeout, Options.MinRate, kernelSends: false);
             try
             {
-                await sender.SendAsync(file, 0, file.Length, server.Statistics, aborting, CopiedLead).ConfigureAwait(false);
+                await sender.SendAsync(file, 0, file.Length, server.Statistics, aborting).ConfigureAwait(false);
             }
             catch (Exception e)
             {
                 log.WriteAbortedSend(RequestKind.SeedGet, _name, sender.Sent, _started, e);
+                ResetOnClose();
                 throw new TransferAbortedException(e);
             }
 
             socket.Shutdown(SocketShutdown.Send);
             log.Write(RequestKind.SeedGet, _name, sender.Sent, _started, nameof(StatusCode.Ok));
+        }
+    }
+
+    /// <summary>
+    /// The original protocol has no length: its client takes an orderly close for the end of the file. A file cut short
+    /// must end in a reset instead, which also drops whatever the socket still holds for a client too slow to take it.
+    /// </summary>
+    private void ResetOnClose()
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(enable: true, seconds: 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already closed (an abort): nothing is left to be taken for a whole file.
         }
     }
 }

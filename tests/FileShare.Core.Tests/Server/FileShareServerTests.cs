@@ -666,8 +666,6 @@ public sealed class FileShareServerTests : ServerTestBase
     [Theory]
     [InlineData("empty.bin", 0)]
     [InlineData("one.bin", 1)]
-    [InlineData("under the copied lead.bin", TestFiles.MiB - 1)]
-    [InlineData("the copied lead.bin", TestFiles.MiB)]
     [InlineData("sub/naïve fïlé ✓.bin", TestFiles.MiB + 1)]
     [InlineData("big.bin", 8 * TestFiles.MiB)]
     public async Task The_original_client_downloads_intact_files_from_this_server(string name, int length)

@@ -57,6 +57,46 @@ public sealed class LimitTests : ServerTestBase
     }
 
     [Fact]
+    public async Task A_client_of_the_original_program_draining_below_the_minimum_rate_is_reset_while_another_downloads()
+    {
+        string hash = TestFiles.WriteRandom(Share("payload.bin"), 64L * TestFiles.MiB);
+        FileShareServer server = StartLimited(minDataRate: 4 * TestFiles.MiB, grace: TimeSpan.FromSeconds(1));
+        using RawPeer slowReader = await RawPeer.ConnectAsync(server.Port, receiveBuffer: 4096);
+        await slowReader.SendAsync("payload.bin"u8.ToArray());
+        Task<(long Taken, bool Reset)> draining = DrainAsync(slowReader);
+
+        await NewDownloader().DownloadAsync(Host, server.Port, "payload.bin", Download("payload.bin"), false, null, CancellationToken.None);
+        (long taken, bool reset) = await Eventually.WithinAsync(draining, TimeSpan.FromSeconds(30), "the slow reader is cut off");
+
+        Assert.Equal(hash, TestFiles.Sha256(Download("payload.bin")));
+        // The original protocol has no length: an orderly close would tell this client it had the whole file.
+        Assert.True(reset, $"the slow reader learned of the cut by an end of file after {taken:N0} bytes, not by a reset");
+        await Eventually.TrueAsync(() => server.Statistics.SlowConnectionsDropped == 1, "the drop is counted");
+        Assert.Contains(_records, r => r is { Request: RequestKind.SeedGet, Path: "payload.bin" } && r.Outcome.StartsWith("TooSlow", StringComparison.Ordinal));
+
+        static async Task<(long, bool)> DrainAsync(RawPeer peer)
+        {
+            byte[] buffer = new byte[1024];
+            long total = 0;
+            try
+            {
+                int read;
+                while ((read = await peer.Stream.ReadAsync(buffer)) > 0)
+                {
+                    total += read;
+                    await Task.Delay(TimeSpan.FromMilliseconds(20));
+                }
+
+                return (total, false);
+            }
+            catch (IOException)
+            {
+                return (total, true);
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_reader_with_large_socket_buffers_below_the_minimum_rate_is_dropped_within_seconds_not_hours()
     {
         // Buffers of several MiB swallow the first chunks at once, so the chunks grow to 16 MiB, whose own allowance at
