@@ -692,32 +692,29 @@ try {{
                 log("FILESHARE_SEED_PATH is not set: the original Python program is skipped; running our own "
                     "re-implementation of its protocol (tests/peers/seed_*.py) as 'seed protocol (our Python)'")
                 self.seed_skip_logged = True
-            client = os.path.join(self.repo, "tests/peers/seed_client.py")
-            name = os.path.basename(relative)
-            target = os.path.join(self.out, "seed", name)
-
-            def argvs():
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                return [[sys.executable, client, "127.0.0.1", str(self.seed_port), relative, target]]
-            return Variant("seed protocol (our Python re-implementation)", "seed protocol (Python)",
-                           self.in_processes(argvs), [self.seed.pid],
-                           lambda: self.verify([(target, relative)]), units,
-                           "tests/peers/seed_server.py + seed_client.py: the original program's protocol, not its code")
+            return self.seed_client_variant(
+                "seed protocol (our Python re-implementation)", "seed protocol (Python)", "seed", self.seed_port,
+                self.seed.pid, relative, units,
+                "tests/peers/seed_server.py + seed_client.py: the original program's protocol, not its code")
         log("FILESHARE_SEED_PATH is set but driving the original program's interactive client is not automated yet; skipped")
         return None
 
     def seed_client_from_fileshare(self, relative, units):
         """The original program's client (our stand-in) downloading from FileShare's server in its seed dialect."""
+        return self.seed_client_variant(
+            "seed_client.py from FileShare's server (seed dialect)", "seed client <- FileShare", "seedfs",
+            self.single_port, self.single_host.pid, relative, units,
+            "the seed protocol's Python client against FileShare's server: how the original program's users fare")
+
+    def seed_client_variant(self, label, tool, folder, port, server_pid, relative, units, note):
         client = os.path.join(self.repo, "tests/peers/seed_client.py")
-        target = os.path.join(self.out, "seedfs", os.path.basename(relative))
+        target = os.path.join(self.out, folder, os.path.basename(relative))
 
         def argvs():
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            return [[sys.executable, client, "127.0.0.1", str(self.single_port), relative, target]]
-        return Variant("seed_client.py from FileShare's server (seed dialect)", "seed client <- FileShare",
-                       self.in_processes(argvs), [self.single_host.pid],
-                       lambda: self.verify([(target, relative)]), units,
-                       "the seed protocol's Python client against FileShare's server: how the original program's users fare")
+            return [[sys.executable, client, "127.0.0.1", str(port), relative, target]]
+        return Variant(label, tool, self.in_processes(argvs), [server_pid], lambda: self.verify([(target, relative)]),
+                       units, note)
 
     def shape_concurrent(self, label, files_per_server, servers_ports, size_relative, rounds, fs_workers=1,
                          peers=True):
