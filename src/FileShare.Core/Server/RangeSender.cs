@@ -162,7 +162,11 @@ internal sealed class RangeSender : IDisposable
             while (count > 0)
             {
                 int wanted = (int)Math.Min(count, _pace.NextChunk(buffer.Length));
-                int read = await RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, wanted), offset, _pace.Token).ConfigureAwait(false);
+                // Outside Windows the runtime's ReadAsync runs this same blocking pread on a pool thread; run inline, it
+                // costs no hand-off per chunk.
+                int read = OperatingSystem.IsWindows()
+                    ? await RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, wanted), offset, _pace.Token).ConfigureAwait(false)
+                    : RandomAccess.Read(file.SafeFileHandle, buffer.AsSpan(0, wanted), offset);
                 if (read == 0)
                 {
                     throw new IOException($"The file ended {count} bytes early while it was being sent.");
