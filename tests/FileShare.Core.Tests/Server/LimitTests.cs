@@ -63,37 +63,17 @@ public sealed class LimitTests : ServerTestBase
         FileShareServer server = StartLimited(minDataRate: 4 * TestFiles.MiB, grace: TimeSpan.FromSeconds(1));
         using RawPeer slowReader = await RawPeer.ConnectAsync(server.Port, receiveBuffer: 4096);
         await slowReader.SendAsync("payload.bin"u8.ToArray());
-        Task<(long Taken, bool Reset)> draining = DrainAsync(slowReader);
+        bool reset = false;
+        Task<long> draining = ReadSlowlyAsync(slowReader, bytesPerTick: 1024, TimeSpan.FromMilliseconds(20), onReset: () => reset = true);
 
         await NewDownloader().DownloadAsync(Host, server.Port, "payload.bin", Download("payload.bin"), false, null, CancellationToken.None);
-        (long taken, bool reset) = await Eventually.WithinAsync(draining, TimeSpan.FromSeconds(30), "the slow reader is cut off");
+        long taken = await Eventually.WithinAsync(draining, TimeSpan.FromSeconds(30), "the slow reader is cut off");
 
         Assert.Equal(hash, TestFiles.Sha256(Download("payload.bin")));
         // The original protocol has no length: an orderly close would tell this client it had the whole file.
         Assert.True(reset, $"the slow reader learned of the cut by an end of file after {taken:N0} bytes, not by a reset");
         await Eventually.TrueAsync(() => server.Statistics.SlowConnectionsDropped == 1, "the drop is counted");
         Assert.Contains(_records, r => r is { Request: RequestKind.SeedGet, Path: "payload.bin" } && r.Outcome.StartsWith("TooSlow", StringComparison.Ordinal));
-
-        static async Task<(long, bool)> DrainAsync(RawPeer peer)
-        {
-            byte[] buffer = new byte[1024];
-            long total = 0;
-            try
-            {
-                int read;
-                while ((read = await peer.Stream.ReadAsync(buffer)) > 0)
-                {
-                    total += read;
-                    await Task.Delay(TimeSpan.FromMilliseconds(20));
-                }
-
-                return (total, false);
-            }
-            catch (IOException)
-            {
-                return (total, true);
-            }
-        }
     }
 
     [Fact]
@@ -204,8 +184,8 @@ public sealed class LimitTests : ServerTestBase
         }
     }
 
-    /// <summary>Reads <paramref name="bytesPerTick"/> per <paramref name="tick"/> until the server closes; returns the bytes taken (each also given to <paramref name="taken"/>).</summary>
-    internal static async Task<long> ReadSlowlyAsync(RawPeer peer, int bytesPerTick, TimeSpan tick, CancellationToken cancellationToken = default, IncrementalHash? taken = null)
+    /// <summary>Reads <paramref name="bytesPerTick"/> per <paramref name="tick"/> until the server closes; returns the bytes taken (each also given to <paramref name="taken"/>), calling <paramref name="onReset"/> if the close was a reset.</summary>
+    internal static async Task<long> ReadSlowlyAsync(RawPeer peer, int bytesPerTick, TimeSpan tick, CancellationToken cancellationToken = default, IncrementalHash? taken = null, Action? onReset = null)
     {
         byte[] buffer = new byte[bytesPerTick];
         long total = 0;
@@ -222,6 +202,7 @@ public sealed class LimitTests : ServerTestBase
         catch (IOException)
         {
             // A reset is how a dropped reader usually learns of it.
+            onReset?.Invoke();
         }
 
         return total;
