@@ -333,7 +333,14 @@ public sealed class StartFileShareServerTests : IDisposable
         FileShareServerJob job = _session.StartServer(share);
         _session.Run("param($Port, $Dest) Get-RemoteFile -Name 'quarterly reports/2026/north-east region summary.csv', missing.txt -ComputerName 127.0.0.1 -Port $Port -Destination $Dest",
             new { job.Port, Dest = _temp.Folder("dest") });
-        Eventually.True(() => ReceiveLog(job).Length == 3, "the three requests are logged");
+        // Polled on the records the lines below show, not on a count of them: a CI run once waited 10 s for exactly
+        // three and did not see them, and did not say what it saw.
+        RequestLogRecord[] logged = [];
+        Eventually.True(
+            () => (logged = ReceiveLog(job)).Any(r => r is { Request: RequestKind.Read, Path: name })
+                && logged.Any(r => r is { Request: RequestKind.Hash, Path: "missing.txt" }),
+            "the read and the refused request are logged",
+            seen: () => string.Join("; ", logged.Select(r => $"{r.Request} '{r.Path}' {r.Outcome}")));
 
         string shown = string.Concat(_session.Run("param($Job) Receive-Job -Job $Job -Keep | Out-String -Width 80", new { Job = job }).AssertNoErrors().Output);
         string unwrapped = shown.Replace("\n", "");

@@ -4,8 +4,11 @@ namespace FileShare.PowerShell.Tests.Support;
 
 public static class Eventually
 {
-    /// <summary>Polls <paramref name="condition"/> every few milliseconds; fails the test after <paramref name="timeout"/> (default 10 s).</summary>
-    public static void True(Func<bool> condition, string what, TimeSpan? timeout = null)
+    /// <summary>
+    /// Polls <paramref name="condition"/> every few milliseconds; fails the test after <paramref name="timeout"/> (default 10 s),
+    /// saying what <paramref name="seen"/> last described, if given.
+    /// </summary>
+    public static void True(Func<bool> condition, string what, TimeSpan? timeout = null, Func<string>? seen = null)
     {
         var clock = Stopwatch.StartNew();
         TimeSpan limit = timeout ?? TimeSpan.FromSeconds(10);
@@ -13,7 +16,7 @@ public static class Eventually
         {
             if (clock.Elapsed > limit)
             {
-                Assert.Fail($"Timed out after {limit.TotalSeconds:0.#} s waiting until {what}.");
+                Assert.Fail($"Timed out after {limit.TotalSeconds:0.#} s waiting until {what}." + (seen is null ? "" : $" Last seen: {seen()}"));
             }
 
             Thread.Sleep(5);
