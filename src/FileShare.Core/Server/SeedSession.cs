@@ -70,7 +70,7 @@ internal sealed class SeedSession(FileShareServer server, Socket socket, Network
             // Copied, as the original server sends, never with sendfile. The original client allocates a buffer per
             // receive, and its receive window grows only while it takes more per round trip than the window holds;
             // sendfile's segments are whole runs of pages, one per window at first, so that client could stay at its
-            // first window for the whole file (7 s per GiB here, against 1 s from the original server).
+            // first window for the whole file (a median 6.3 s per GiB here, against 1.2 s from the original server).
             using var sender = new RangeSender(socket, stream, Options.SendTimeout, Options.MinRate, kernelSends: false);
             try
             {
