@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using FileShare.Protocol;
+using Microsoft.Win32.SafeHandles;
 
 namespace FileShare.Server;
 
@@ -21,7 +22,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     private readonly bool _knowsFastPieces = granted.HasFlag(HandshakeFeatures.FastPieceHashes);
 
     // The file a hash request opened, kept for the read of the same path the client already sent behind it.
-    private (string Path, FileStream File)? _keptOpen;
+    private (string Path, ServedFile File)? _keptOpen;
 
     // The file whose last read left more of it unsent, which the client may still ask for while the server stops.
     private volatile string? _fileUnderway;
@@ -147,10 +148,10 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     private async ValueTask HandleAsync(FrameChannel channel, Frame frame, Socket? kernelSocket)
     {
         // Whatever the request, the file kept from the last one is closed by the end of it (a read of it takes it first).
-        (string Path, FileStream File)? kept = _keptOpen;
+        (string Path, ServedFile File)? kept = _keptOpen;
         _keptOpen = null;
         _fileUnderway = null;
-        using FileStream? keptFile = kept?.File;
+        using ServedFile? keptFile = kept?.File;
         long started = Stopwatch.GetTimestamp();
         (FrameType replyType, RequestKind kind) = frame.Type switch
         {
@@ -270,7 +271,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         bool withPieces = options.HasFlag(ListOptions.WithPieceMaps);
         FileDigest digest;
         PieceMap? held = null;
-        FileStream? file = share.TryOpenForRead(path, out StatusCode status, out string? reason);
+        ServedFile? file = share.TryOpenForRead(path, out StatusCode status, out string? reason);
         try
         {
             if (file is null && status == StatusCode.NotFound && share.FindPartialCopy(path) is { } copy)
@@ -287,7 +288,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
                 try
                 {
                     // The version through the open handle: one stat of the path fewer than the cache asking itself.
-                    digest = await server.Hashes.GetAsync(file.Name, ShareFile.VersionOf(file.SafeFileHandle), PieceAlgorithmFor(options), aborting)
+                    digest = await server.Hashes.GetAsync(file.FullPath, file.Version, PieceAlgorithmFor(options), aborting)
                         .UnlessPeerLeavesAsync(peer).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -358,11 +359,11 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     {
         RemoteEntry entry;
         // Described through an open handle, so a folder swapped for a symlink cannot make it describe a file outside.
-        using (FileStream? file = share.TryOpenForRead(path, out StatusCode status, out string? reason))
+        using (ServedFile? file = share.TryOpenForRead(path, out StatusCode status, out string? reason))
         {
             if (file is not null)
             {
-                entry = new RemoteEntry(path, RandomAccess.GetLength(file.SafeFileHandle), File.GetLastWriteTimeUtc(file.SafeFileHandle));
+                entry = new RemoteEntry(path, file.Version.Length, file.Version.LastWriteUtc);
             }
             else if (withPieces && status == StatusCode.NotFound && share.FindPartialCopy(path) is { } copy)
             {
@@ -383,11 +384,11 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
     /// <param name="kept">The file, already opened and checked by the hash request just before this read.</param>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReadAsync(FrameChannel channel, uint requestId, string path, long offset, long length, long started, FileStream? kept)
+    private async ValueTask ReadAsync(FrameChannel channel, uint requestId, string path, long offset, long length, long started, ServedFile? kept)
     {
         StatusCode status = StatusCode.Ok;
         string? reason = null;
-        FileStream? opened = kept ?? share.TryOpenForRead(path, out status, out reason);
+        ServedFile? opened = kept ?? share.TryOpenForRead(path, out status, out reason);
         PartialCopy? copy = opened is null && status == StatusCode.NotFound ? share.FindPartialCopy(path) : null;
         if (copy is not null)
         {
@@ -400,14 +401,14 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             }
         }
 
-        using FileStream? stream = opened;
-        if (stream is null)
+        using ServedFile? file = opened;
+        if (file is null)
         {
             await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, status, reason!, started).ConfigureAwait(false);
             return;
         }
 
-        long fileLength = copy?.Digest.Length ?? stream.Length;
+        long fileLength = copy?.Digest.Length ?? file.Version.Length;
         if (offset < 0 || offset > fileLength || length < -1)
         {
             await RefuseAsync(channel, FrameType.ReadReply, requestId, RequestKind.Read, path, StatusCode.RangeNotSatisfiable, $"Range starting at {offset} does not fit a file of {fileLength} bytes.", started).ConfigureAwait(false);
@@ -425,7 +426,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
         _fileUnderway = offset + count < fileLength ? path : null;
         int inline = count <= InlineBodyLimit ? (int)count : 0;
         SpanWriter writer = channel.BeginFrame(32 + inline);
-        DateTime lastWrite = copy?.Digest.LastWriteTimeUtc ?? File.GetLastWriteTimeUtc(stream.SafeFileHandle);
+        DateTime lastWrite = copy?.Digest.LastWriteTimeUtc ?? file.Version.LastWriteUtc;
         Messages.WriteReadReply(ref writer, new RangeReply(count, fileLength, lastWrite));
         if (inline > 0)
         {
@@ -433,7 +434,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
             string? failure;
             try
             {
-                int read = ReadFully(stream, channel.AfterBody(writer.Position, inline), offset);
+                int read = ReadFully(file.Handle, channel.AfterBody(writer.Position, inline), offset);
                 failure = read < inline ? $"The file became shorter while it was being read ({read} of {inline} bytes)." : null;
             }
             catch (IOException e)
@@ -457,7 +458,7 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
 
         try
         {
-            await _sender.SendAsync(stream, offset, count, server.Statistics, aborting).ConfigureAwait(false);
+            await _sender.SendAsync(file, offset, count, server.Statistics, aborting).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -470,12 +471,12 @@ internal sealed class FileShareSession(FileShareServer server, HandshakeFeatures
     }
 
     /// <summary>Reads until <paramref name="buffer"/> is full or the file ends; a few KiB from the page cache, so synchronously.</summary>
-    private static int ReadFully(FileStream file, Span<byte> buffer, long offset)
+    private static int ReadFully(SafeFileHandle file, Span<byte> buffer, long offset)
     {
         int total = 0;
         while (total < buffer.Length)
         {
-            int read = RandomAccess.Read(file.SafeFileHandle, buffer[total..], offset + total);
+            int read = RandomAccess.Read(file, buffer[total..], offset + total);
             if (read == 0)
             {
                 break;

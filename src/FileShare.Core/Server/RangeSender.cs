@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using FileShare.Protocol;
+using Microsoft.Win32.SafeHandles;
 
 namespace FileShare.Server;
 
@@ -63,7 +64,7 @@ internal sealed class RangeSender : IDisposable
 
     /// <summary>Sends the range, counting each chunk the client takes into <see cref="Sent"/> and <paramref name="statistics"/>.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendAsync(FileStream file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken)
+    public async ValueTask SendAsync(ServedFile file, long offset, long count, ServerStatistics statistics, CancellationToken cancellationToken)
     {
         Sent = 0;
         _statistics = statistics;
@@ -72,11 +73,11 @@ internal sealed class RangeSender : IDisposable
         {
             if (_socket is not null)
             {
-                await SendWithKernelAsync(_socket, file, offset, count).ConfigureAwait(false);
+                await SendWithKernelAsync(_socket, file.StreamForSendfile(), offset, count).ConfigureAwait(false);
             }
             else
             {
-                await SendWithCopyAsync(file, offset, count).ConfigureAwait(false);
+                await SendWithCopyAsync(file.Handle, offset, count).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (_pace.DeadlinePassed && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -105,7 +106,13 @@ internal sealed class RangeSender : IDisposable
         try
         {
             _pace.BeginWithoutRate();
-            await write(state, _pace.Token).ConfigureAwait(false);
+            ValueTask writing = write(state, _pace.Token);
+            if (!writing.IsCompleted)
+            {
+                _pace.NoteAcknowledged();
+            }
+
+            await writing.ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -154,7 +161,7 @@ internal sealed class RangeSender : IDisposable
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask SendWithCopyAsync(FileStream file, long offset, long count)
+    private async ValueTask SendWithCopyAsync(SafeFileHandle file, long offset, long count)
     {
         byte[] buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
         try
@@ -165,8 +172,8 @@ internal sealed class RangeSender : IDisposable
                 // Outside Windows the runtime's ReadAsync runs this same blocking pread on a pool thread; run inline, it
                 // costs no hand-off per chunk.
                 int read = OperatingSystem.IsWindows()
-                    ? await RandomAccess.ReadAsync(file.SafeFileHandle, buffer.AsMemory(0, wanted), offset, _pace.Token).ConfigureAwait(false)
-                    : RandomAccess.Read(file.SafeFileHandle, buffer.AsSpan(0, wanted), offset);
+                    ? await RandomAccess.ReadAsync(file, buffer.AsMemory(0, wanted), offset, _pace.Token).ConfigureAwait(false)
+                    : RandomAccess.Read(file, buffer.AsSpan(0, wanted), offset);
                 if (read == 0)
                 {
                     throw new IOException($"The file ended {count} bytes early while it was being sent.");
@@ -383,18 +390,33 @@ internal sealed class ChunkPace : IDisposable
         }
     }
 
-    /// <summary>Arms the stall timeout alone, counted (where the system tells) from the client's last acknowledged byte.</summary>
+    /// <summary>Arms the stall timeout alone, counted (where the system tells, see <see cref="NoteAcknowledged"/>) from the client's last acknowledged byte.</summary>
     public void BeginWithoutRate()
     {
         lock (_gate)
         {
             long now = Stopwatch.GetTimestamp();
             _rateDue = long.MaxValue;
-            _acknowledgedAtCheck = _acknowledged?.Invoke() ?? -1;
+            _acknowledgedAtCheck = -1;
             _judgeTaken = false;
             _chunkStarted = _lastProgress = now;
             _armed = true;
             Arm(now);
+        }
+    }
+
+    /// <summary>
+    /// Notes how much the client has acknowledged, for a write begun with <see cref="BeginWithoutRate"/> that has to
+    /// wait: only such a write can outlast the stall timeout, so a write the socket takes at once asks the system nothing.
+    /// </summary>
+    public void NoteAcknowledged()
+    {
+        lock (_gate)
+        {
+            if (_armed && _acknowledged is not null)
+            {
+                _acknowledgedAtCheck = _acknowledged();
+            }
         }
     }
 

@@ -56,7 +56,7 @@ internal sealed class SeedSession(FileShareServer server, Socket socket, Network
             return;
         }
 
-        FileStream? file = share.TryOpenForRead(_name, out StatusCode status, out _);
+        ServedFile? file = share.TryOpenForRead(_name, out StatusCode status, out _);
         if (file is null)
         {
             await stream.WriteAsync(status is StatusCode.NotFound or StatusCode.PathRefused or StatusCode.NotAFile ? NotFound : ServerError, aborting).ConfigureAwait(false);
@@ -74,7 +74,7 @@ internal sealed class SeedSession(FileShareServer server, Socket socket, Network
             using var sender = new RangeSender(socket, stream, Options.SendTimeout, Options.MinRate, kernelSends: false);
             try
             {
-                await sender.SendAsync(file, 0, file.Length, server.Statistics, aborting).ConfigureAwait(false);
+                await sender.SendAsync(file, 0, file.Version.Length, server.Statistics, aborting).ConfigureAwait(false);
             }
             catch (Exception e)
             {

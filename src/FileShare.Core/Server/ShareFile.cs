@@ -40,6 +40,66 @@ internal static class ShareFile
     }
 
     /// <summary>
+    /// Opens a file by a full path in one call that follows no link anywhere on the way (openat2 with
+    /// RESOLVE_NO_SYMLINKS, Linux 5.6 and later), then describes it from the same handle: three system calls where the
+    /// full lookup makes about twenty. For a path made of a link-free root and segments that are neither "." nor "..",
+    /// that alone keeps the file inside the root. Null for anything but a regular file reached without links, and
+    /// wherever the call is missing; the full lookup then decides and words the refusal, so both give one answer.
+    /// </summary>
+    public static ServedFile? TryOpenWithoutLinks(string fullPath)
+    {
+        if (!OpensWithoutLinks || NonBlockingFlags() is not { } flags)
+        {
+            return null;
+        }
+
+        const ulong ResolveNoSymlinks = 0x04;
+        const int NoSuchCall = 38, NotPermitted = 1;
+        var how = new OpenHow { Flags = (ulong)flags, Resolve = ResolveNoSymlinks };
+        long descriptor = OpenAt2(OpenAt2Number, CurrentFolder, fullPath, ref how, (nuint)Marshal.SizeOf<OpenHow>());
+        if (descriptor < 0)
+        {
+            // A kernel before 5.6, or a sandbox (seccomp) that refuses calls it does not know, refuses every name alike.
+            if (Marshal.GetLastPInvokeError() is NoSuchCall or NotPermitted)
+            {
+                s_openat2Missing = true;
+            }
+
+            return null;
+        }
+
+        var handle = new SafeFileHandle((IntPtr)descriptor, ownsHandle: true);
+        if (Describe((int)descriptor) is not (true, FileVersion version))
+        {
+            handle.Dispose();
+            return null;
+        }
+
+        return new ServedFile(handle, fullPath, version);
+    }
+
+    /// <summary>Whether <see cref="TryOpenWithoutLinks"/> can open anything here.</summary>
+    public static bool OpensWithoutLinks => !s_openat2Missing;
+
+    /// <summary>The file open on <paramref name="file"/> as a stream sendfile can take, opened again through its descriptor.</summary>
+    public static FileStream ReopenForSendfile(SafeFileHandle file, string fullPath)
+    {
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            return new NamedFileStream($"/dev/fd/{file.DangerousGetHandle()}", fullPath, FileOptions.Asynchronous);
+        }
+        finally
+        {
+            if (added)
+            {
+                file.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
     /// Opens <paramref name="fullPath"/> as <see cref="OpenRead"/> does, then checks the opened file lies inside
     /// <paramref name="root"/>: a folder swapped for a link after the path was resolved cannot lead outside.
     /// </summary>
@@ -80,61 +140,55 @@ internal static class ShareFile
         return new FileVersion(info.Length, info.LastWriteTimeUtc, 0, 0);
     }
 
-    private static FileVersion? VersionFromStatx(int folder, string path, int flags)
-    {
-        if (s_statxMissing)
-        {
-            return null;
-        }
-
-        const uint Modified = 0x40, Changed = 0x80, Inode = 0x100, Size = 0x200;
-        const int InodeOffset = 32, SizeOffset = 40, ChangedOffset = 96, ModifiedOffset = 112;
-        Span<byte> buffer = stackalloc byte[256];
-        try
-        {
-            if (Statx(folder, path, flags, Modified | Changed | Inode | Size, ref MemoryMarshal.GetReference(buffer)) != 0)
-            {
-                throw ErrorFor(Marshal.GetLastPInvokeError(), path);
-            }
-        }
-        catch (EntryPointNotFoundException)
-        {
-            s_statxMissing = true;
-            return null;
-        }
-
-        return new FileVersion(
-            MemoryMarshal.Read<long>(buffer[SizeOffset..]),
-            DateTime.UnixEpoch.AddTicks(TicksOf(buffer[ModifiedOffset..])),
-            TicksOf(buffer[ChangedOffset..]),
-            MemoryMarshal.Read<ulong>(buffer[InodeOffset..]));
-
-        // A statx_timestamp: seconds (s64), then nanoseconds (u32).
-        static long TicksOf(ReadOnlySpan<byte> timestamp) =>
-            (MemoryMarshal.Read<long>(timestamp) * TimeSpan.TicksPerSecond) + (MemoryMarshal.Read<uint>(timestamp[8..]) / 100);
-    }
-
+    private const uint TypeOnly = 0x1, VersionFields = 0x40 | 0x80 | 0x100 | 0x200; // type; modified, changed, inode, size
     private const int CurrentFolder = -100, EmptyPathMeansDescriptor = 0x1000;
     private static bool s_statxMissing = !OperatingSystem.IsLinux();
+    private static bool s_openat2Missing = !OperatingSystem.IsLinux();
+    // openat2 has one number on every Linux architecture (it came after the numbers were unified).
+    private const long OpenAt2Number = 437;
 
-    /// <summary>The file type from statx(2), whose buffer is laid out alike on every Linux architecture; null where there is none.</summary>
+    private static FileVersion? VersionFromStatx(int folder, string path, int flags)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        return StatxInto(buffer, folder, path, flags, VersionFields) switch
+        {
+            null => null,
+            0 => VersionIn(buffer),
+            int error => throw ErrorFor(error, path),
+        };
+    }
+
+    /// <summary>Whether the file open on <paramref name="descriptor"/> is a regular one, and its version, in one statx(2); null if it cannot say.</summary>
+    private static (bool Regular, FileVersion Version)? Describe(int descriptor)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        return StatxInto(buffer, descriptor, "", EmptyPathMeansDescriptor, TypeOnly | VersionFields) == 0 ? (IsRegularIn(buffer), VersionIn(buffer)) : null;
+    }
+
+    /// <summary>The file type from statx(2); null where there is none.</summary>
     private static bool? IsRegular(int folder, string path, int flags)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        return StatxInto(buffer, folder, path, flags, TypeOnly) switch
+        {
+            null => null,
+            0 => IsRegularIn(buffer),
+            // Gone or unreadable: the open that follows says which.
+            _ => path.Length == 0 ? null : true,
+        };
+    }
+
+    /// <summary>statx(2), whose buffer is laid out alike on every Linux architecture: 0, or the error number; null where the C library has none.</summary>
+    private static int? StatxInto(Span<byte> buffer, int folder, string path, int flags, uint mask)
     {
         if (s_statxMissing)
         {
             return null;
         }
 
-        const uint TypeOnly = 0x1;
-        const int ModeOffset = 28, TypeMask = 0xF000, RegularFile = 0x8000;
-        Span<byte> buffer = stackalloc byte[256];
         try
         {
-            if (Statx(folder, path, flags, TypeOnly, ref MemoryMarshal.GetReference(buffer)) != 0)
-            {
-                // Gone or unreadable: the open that follows says which.
-                return path.Length == 0 ? null : true;
-            }
+            return Statx(folder, path, flags, mask, ref MemoryMarshal.GetReference(buffer)) == 0 ? 0 : Marshal.GetLastPInvokeError();
         }
         catch (EntryPointNotFoundException)
         {
@@ -142,8 +196,26 @@ internal static class ShareFile
             s_statxMissing = true;
             return null;
         }
+    }
 
-        return (MemoryMarshal.Read<ushort>(buffer[ModeOffset..]) & TypeMask) == RegularFile;
+    private static FileVersion VersionIn(ReadOnlySpan<byte> statx)
+    {
+        const int InodeOffset = 32, SizeOffset = 40, ChangedOffset = 96, ModifiedOffset = 112;
+        return new FileVersion(
+            MemoryMarshal.Read<long>(statx[SizeOffset..]),
+            DateTime.UnixEpoch.AddTicks(TicksOf(statx[ModifiedOffset..])),
+            TicksOf(statx[ChangedOffset..]),
+            MemoryMarshal.Read<ulong>(statx[InodeOffset..]));
+
+        // A statx_timestamp: seconds (s64), then nanoseconds (u32).
+        static long TicksOf(ReadOnlySpan<byte> timestamp) =>
+            (MemoryMarshal.Read<long>(timestamp) * TimeSpan.TicksPerSecond) + (MemoryMarshal.Read<uint>(timestamp[8..]) / 100);
+    }
+
+    private static bool IsRegularIn(ReadOnlySpan<byte> statx)
+    {
+        const int ModeOffset = 28, TypeMask = 0xF000, RegularFile = 0x8000;
+        return (MemoryMarshal.Read<ushort>(statx[ModeOffset..]) & TypeMask) == RegularFile;
     }
 
     /// <summary>Without a file type to read: a pipe or socket cannot seek, and a folder says so in its attributes.</summary>
@@ -186,6 +258,18 @@ internal static class ShareFile
 
     [DllImport("libc", EntryPoint = "open", SetLastError = true)]
     private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static extern long OpenAt2(long number, int folder, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, ref OpenHow how, nuint size);
+
+    /// <summary>struct open_how of openat2(2).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct OpenHow
+    {
+        public ulong Flags;
+        public ulong Mode;
+        public ulong Resolve;
+    }
 
     [DllImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static extern int Statx(int folder, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, ref byte buffer);

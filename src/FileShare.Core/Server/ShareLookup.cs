@@ -28,16 +28,25 @@ internal sealed class ShareLookup(FileShareServer server)
         return false;
     }
 
-    public FileStream? TryOpenForRead(string path, out StatusCode status, out string? reason) =>
-        TryFindFile(path, out FileInfo? file, out status, out reason) ? TryOpenConfined(file!.FullName, out status, out reason) : null;
+    /// <summary>Opens the file a requested path names; null with the status and reason to refuse it with when it cannot be.</summary>
+    public ServedFile? TryOpenForRead(string path, out StatusCode status, out string? reason)
+    {
+        if (TryOpenPlainFile(path) is { } plain)
+        {
+            (status, reason) = (StatusCode.Ok, null);
+            return plain;
+        }
+
+        return TryFindFile(path, out FileInfo? file, out status, out reason) ? TryOpenConfined(file!.FullName, out status, out reason) : null;
+    }
 
     /// <summary>Opens a file of the share; null with the status and reason to refuse it with when it cannot be.</summary>
-    public FileStream? TryOpenConfined(string fullPath, out StatusCode status, out string? reason)
+    public ServedFile? TryOpenConfined(string fullPath, out StatusCode status, out string? reason)
     {
         try
         {
             (status, reason) = (StatusCode.Ok, null);
-            return ShareFile.OpenConfined(server.Root, fullPath);
+            return new ServedFile(ShareFile.OpenConfined(server.Root, fullPath));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -58,6 +67,23 @@ internal sealed class ShareLookup(FileShareServer server)
         UnauthorizedAccessException => StatusCode.PathRefused,
         _ => StatusCode.ServerError,
     };
+
+    /// <summary>
+    /// The usual request, a regular file named without links, in one system call that keeps it inside the share (the
+    /// root is link-free, see <see cref="SharePath.RealRoot"/>); null for every other case, and for a name the rule
+    /// refuses, which the full lookup then answers.
+    /// </summary>
+    private ServedFile? TryOpenPlainFile(string path)
+    {
+        // Under a third of the limit in characters is under it in UTF-8 bytes; a longer name is counted by the full lookup.
+        if (!ShareFile.OpensWithoutLinks || path.Length == 0 || path.Length > server.Options.MaxNameBytes / 3
+            || !SharePath.TrySplit(path, out string[] segments, out _) || segments.Length == 0 || PartialFile.IsPartialName(segments[^1]))
+        {
+            return null;
+        }
+
+        return ShareFile.TryOpenWithoutLinks(Path.Join(server.Root, path));
+    }
 
     private bool TryFindFile(string path, out FileInfo? file, out StatusCode status, out string? reason)
     {

@@ -34,6 +34,7 @@ public sealed class ChunkPaceTests
         using (pace.Start(CancellationToken.None))
         {
             pace.BeginWithoutRate();
+            pace.NoteAcknowledged(); // as a write that has to wait does
             Assert.True(inCheck.Wait(TimeSpan.FromSeconds(10)), "the timer's check never ran");
             pace.Stop();
             stopped = Stopwatch.GetTimestamp();

@@ -175,6 +175,56 @@ public sealed class ConfinementTests : ServerTestBase
         Assert.Equal(Secret, Encoding.UTF8.GetString(data));
     }
 
+    /// <summary>
+    /// A plain name is opened in one call that follows no link, a name with a link on the way by the full lookup; both
+    /// must answer alike. A link that stays inside serves its target (also past the size that travels in the reply, so
+    /// through sendfile); no name, with a link or without, reaches a download's partial file.
+    /// </summary>
+    [Fact]
+    public async Task Links_inside_the_share_serve_their_target_and_no_name_reaches_a_partial_file()
+    {
+        byte[] content = RandomNumberGenerator.GetBytes(40_000);
+        File.WriteAllBytes(Share("sub/data.bin"), content);
+        File.WriteAllBytes(Share("sub/.unfinished.bin.partial"), content);
+        File.CreateSymbolicLink(Share("relative.bin"), "sub/data.bin");
+        File.CreateSymbolicLink(Share("absolute.bin"), Share("sub/data.bin"));
+        Directory.CreateSymbolicLink(Share("folder"), "sub");
+        File.CreateSymbolicLink(Share("unfinished.bin"), "sub/.unfinished.bin.partial");
+        FileShareServer server = StartServer();
+        using RawPeer peer = await RawPeer.HandshakeAsync(server.Port);
+
+        foreach (string name in new[] { "sub/data.bin", "relative.bin", "absolute.bin", "folder/data.bin" })
+        {
+            Assert.Equal(content, await ReadWholeAsync(peer, name));
+            Assert.Equal(content.Length, Messages.ReadStatReply((await RequestAsync(peer, FrameType.StatRequest, RawPeer.PathBody(name))).Body.Span, out _, out _)!.Length);
+            Assert.Equal(SHA256.HashData(content), Messages.ReadHashReply((await RequestAsync(peer, FrameType.HashRequest, RawPeer.PathBody(name))).Body.Span, out _, out _)!.Sha256);
+        }
+
+        foreach (string name in new[] { "sub/.unfinished.bin.partial", "folder/.unfinished.bin.partial", "unfinished.bin" })
+        {
+            foreach ((FrameType type, byte[] body) in RequestsFor(name).Where(request => request.Item1 != FrameType.ListRequest))
+            {
+                Assert.Equal(StatusCode.NotFound, StatusOf(await RequestAsync(peer, type, body)));
+            }
+        }
+    }
+
+    /// <summary>The share is the folder at its path: renamed away and made anew while the server runs, the new one is served.</summary>
+    [Fact]
+    public async Task A_share_folder_replaced_while_serving_is_served_from_its_path()
+    {
+        File.WriteAllText(Share("same.txt"), "the first folder");
+        FileShareServer server = StartServer();
+        using RawPeer peer = await RawPeer.HandshakeAsync(server.Port);
+        Assert.Equal("the first folder", Encoding.UTF8.GetString(await ReadWholeAsync(peer, "same.txt")));
+
+        Directory.Move(ShareRoot, ShareRoot + "-replaced");
+        Directory.CreateDirectory(ShareRoot);
+        File.WriteAllText(Share("same.txt"), "the folder made in its place");
+
+        Assert.Equal("the folder made in its place", Encoding.UTF8.GetString(await ReadWholeAsync(peer, "same.txt")));
+    }
+
     [Fact]
     public async Task No_request_of_any_type_creates_changes_or_deletes_a_file()
     {
@@ -239,6 +289,16 @@ public sealed class ConfinementTests : ServerTestBase
         Assert.NotNull(reply);
         Assert.Equal(7u, reply.Value.RequestId);
         return reply.Value;
+    }
+
+    private static async Task<byte[]> ReadWholeAsync(RawPeer peer, string name)
+    {
+        Frame read = await RequestAsync(peer, FrameType.ReadRequest, RawPeer.PathBody(name, (0, -1)));
+        Assert.Equal(StatusCode.Ok, StatusOf(read));
+        RangeReply range = Messages.ReadReadReply(read.Body.Span, out _, out _)!.Value;
+        byte[] data = new byte[range.DataLength];
+        await peer.Stream.ReadExactlyAsync(data);
+        return data;
     }
 
     private static StatusCode StatusOf(Frame reply) => (StatusCode)System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(reply.Body.Span);
